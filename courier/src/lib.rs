@@ -1,0 +1,1 @@
+//! The courier library: one module per command group.

@@ -1,0 +1,22 @@
+//! # shared — the sans-network core of the offline TUF toolkit
+//!
+//! Everything both halves (the online `courier` and the air-gapped `signer`) agree on lives
+//! here, as pure functions over bytes and values:
+//!
+//! * [`canonical`] — canonical JSON, byte-identical to what fioctl and the Foundries server
+//!   sign over;
+//! * [`keys`] — ED25519 and RSA-4096 keys in fioctl's key JSON, keyids, signatures;
+//! * [`metadata`] — the TUF `root.json`/`targets.json` model as Foundries uses it;
+//! * [`verify`] — signatures, thresholds, root chains, expiry, CI/production pairs;
+//! * [`transform`] — fioctl's root transforms as pure functions (rotate, add, remove, threshold, finalize, sign);
+//! * [`changes`] — what a draft root changes, as data (for review and intent checks);
+//!
+//! The crate never opens a socket. File I/O is limited to the modules that own a file format
+//! (keys tarballs, transfer bundles) and is always atomic.
+
+pub mod canonical;
+pub mod changes;
+pub mod keys;
+pub mod metadata;
+pub mod transform;
+pub mod verify;

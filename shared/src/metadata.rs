@@ -1,0 +1,477 @@
+//! The TUF metadata model as Foundries (ota-tuf) uses it: `root.json` and `targets.json`.
+//!
+//! Every struct keeps the members it does not know in an `extra` map, so a document that is
+//! parsed and serialized again differs from the original only where this code changed it
+//! (custom target data, future root fields and the legacy top-level `targets-signatures`
+//! all survive). Signatures always cover [`canonical`](crate::canonical) bytes of `signed`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::format_description::well_known::Rfc3339;
+use time::{Duration, OffsetDateTime, UtcOffset};
+
+use crate::canonical::{self, CanonicalError};
+use crate::keys::{KeyId, PublicKey, Signature};
+
+/// Why metadata could not be parsed or serialized.
+#[derive(Debug, thiserror::Error)]
+pub enum MetadataError {
+    /// The document does not match the expected structure.
+    #[error("invalid {what}: {reason}")]
+    Parse {
+        /// Which document (`root.json`, `targets.json`, ...).
+        what: &'static str,
+        /// serde's description of the problem.
+        reason: String,
+    },
+    /// Canonical encoding failed.
+    #[error(transparent)]
+    Canonical(#[from] CanonicalError),
+    /// A timestamp is not RFC 3339.
+    #[error("invalid timestamp {0:?}: expected RFC 3339 like 2027-03-01T10:20:30Z")]
+    Timestamp(String),
+}
+
+/// An RFC 3339 point in time, formatted the way Go formats `time.Time` in JSON
+/// (fraction only when non-zero, trailing zeros trimmed, `Z` for UTC).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(OffsetDateTime);
+
+impl Timestamp {
+    /// Now, in UTC, truncated to whole seconds (what fioctl writes).
+    pub fn now() -> Timestamp {
+        Timestamp::from_unix(OffsetDateTime::now_utc().unix_timestamp())
+    }
+
+    /// A UTC time from seconds since the epoch.
+    pub fn from_unix(secs: i64) -> Timestamp {
+        Timestamp(OffsetDateTime::from_unix_timestamp(secs).unwrap_or(OffsetDateTime::UNIX_EPOCH))
+    }
+
+    /// Parses RFC 3339.
+    pub fn parse(s: &str) -> Result<Timestamp, MetadataError> {
+        OffsetDateTime::parse(s, &Rfc3339)
+            .map(Timestamp)
+            .map_err(|_| MetadataError::Timestamp(s.to_string()))
+    }
+
+    /// Seconds since the epoch.
+    pub fn unix(&self) -> i64 {
+        self.0.unix_timestamp()
+    }
+
+    /// This time plus a number of days (negative goes back), in UTC, whole seconds.
+    pub fn plus_days(&self, days: i64) -> Timestamp {
+        Timestamp::from_unix((self.0 + Duration::days(days)).unix_timestamp())
+    }
+
+    /// This time plus a number of seconds.
+    pub fn plus_seconds(&self, secs: i64) -> Timestamp {
+        Timestamp(self.0 + Duration::seconds(secs))
+    }
+
+    /// Whole days from `self` until `later` (negative when `later` is earlier).
+    pub fn days_until(&self, later: &Timestamp) -> i64 {
+        (later.0 - self.0).whole_days()
+    }
+
+    /// The date part, `YYYY-MM-DD`.
+    pub fn date(&self) -> String {
+        let d = self.0.to_offset(UtcOffset::UTC).date();
+        format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = self.0;
+        let d = t.date();
+        write!(
+            f,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+            d.year(),
+            u8::from(d.month()),
+            d.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        )?;
+        let nanos = t.nanosecond();
+        if nanos != 0 {
+            let frac = format!("{nanos:09}");
+            write!(f, ".{}", frac.trim_end_matches('0'))?;
+        }
+        let off = t.offset();
+        if off.is_utc() {
+            f.write_str("Z")
+        } else {
+            let secs = off.whole_seconds();
+            let sign = if secs < 0 { '-' } else { '+' };
+            let secs = secs.abs();
+            write!(f, "{sign}{:02}:{:02}", secs / 3600, (secs % 3600) / 60)
+        }
+    }
+}
+
+impl fmt::Debug for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Timestamp({self})")
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Timestamp::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The four top-level TUF roles of a Foundries root.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Signs `root.json`; offline keys after the first rotation.
+    Root,
+    /// Signs `targets.json`: one online key plus the offline production keys.
+    Targets,
+    /// Online only.
+    Snapshot,
+    /// Online only.
+    Timestamp,
+}
+
+impl Role {
+    /// All roles, in the order fioctl prints them.
+    pub const ALL: [Role; 4] = [Role::Root, Role::Targets, Role::Snapshot, Role::Timestamp];
+
+    /// The lower-case role name used in `roles` and in key file names.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Root => "root",
+            Role::Targets => "targets",
+            Role::Snapshot => "snapshot",
+            Role::Timestamp => "timestamp",
+        }
+    }
+
+    /// Parses a role name case-insensitively.
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str().eq_ignore_ascii_case(s.trim()))
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A signed document: `{"signatures": [...], "signed": {...}}` plus any extra top-level
+/// members (Foundries roots may carry the legacy `targets-signatures`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Signed<T> {
+    /// Signatures over the canonical bytes of `signed`.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub signatures: Vec<Signature>,
+    /// The signed content.
+    pub signed: T,
+    /// Top-level members this code does not interpret, kept as they came.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+fn null_as_empty<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Vec<T>, D::Error> {
+    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
+}
+
+impl<T: Serialize> Signed<T> {
+    /// The bytes a signature covers: canonical JSON of `signed`.
+    pub fn canonical_signed(&self) -> Result<Vec<u8>, MetadataError> {
+        Ok(canonical::to_canonical(&self.signed)?)
+    }
+
+    /// The whole document in canonical form (what `show-root` and chain archives store).
+    pub fn to_canonical(&self) -> Result<Vec<u8>, MetadataError> {
+        Ok(canonical::to_canonical(self)?)
+    }
+
+    /// The whole document as compact JSON (Go std encoder style, for HTTP bodies).
+    pub fn to_json(&self) -> Result<Vec<u8>, MetadataError> {
+        serde_json::to_vec(self).map_err(|e| MetadataError::Parse {
+            what: "document",
+            reason: e.to_string(),
+        })
+    }
+
+    /// Appends `sig`, replacing any earlier signature by the same key id.
+    pub fn add_signature(&mut self, sig: Signature) {
+        self.signatures.retain(|s| s.keyid != sig.keyid);
+        self.signatures.push(sig);
+    }
+}
+
+/// `roles.<role>` of a root: which keys sign the role, and how many must.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleKeys {
+    /// Key ids allowed to sign the role (order matters for the signed bytes).
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub keyids: Vec<KeyId>,
+    /// How many distinct listed keys must sign.
+    pub threshold: u64,
+    /// Members this code does not interpret.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+/// `x-key-owners.<keyid>`: who created a key and when.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyOwner {
+    /// The Foundries user id of the creator.
+    #[serde(rename = "polis-id")]
+    pub polis_id: String,
+    /// When the key was created.
+    #[serde(rename = "created-at")]
+    pub created_at: Timestamp,
+    /// Members this code does not interpret.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+/// `signed` of a Foundries `root.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Root {
+    /// `"Root"` in ota-tuf documents.
+    #[serde(rename = "_type")]
+    pub type_: String,
+    /// Always present in output; false in practice.
+    #[serde(default)]
+    pub consistent_snapshot: bool,
+    /// After this time devices refuse the root.
+    pub expires: Timestamp,
+    /// Public keys by key id.
+    pub keys: BTreeMap<KeyId, PublicKey>,
+    /// Role name → keys and threshold.
+    pub roles: BTreeMap<String, RoleKeys>,
+    /// Root version; each new root is exactly one more.
+    pub version: u64,
+    /// Set by the server from the transaction message.
+    #[serde(
+        rename = "x-changelog",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub changelog: Option<Value>,
+    /// Who created which offline key.
+    #[serde(
+        rename = "x-key-owners",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub key_owners: Option<BTreeMap<KeyId, KeyOwner>>,
+    /// Members this code does not interpret.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+/// A signed root document.
+pub type SignedRoot = Signed<Root>;
+
+impl Root {
+    /// The keys and threshold of `role`, if the root defines it.
+    pub fn role(&self, role: Role) -> Option<&RoleKeys> {
+        self.roles.get(role.as_str())
+    }
+
+    /// Mutable access to `role`.
+    pub fn role_mut(&mut self, role: Role) -> Option<&mut RoleKeys> {
+        self.roles.get_mut(role.as_str())
+    }
+
+    /// The key ids of `role` (empty if the role is missing).
+    pub fn role_keyids(&self, role: Role) -> &[KeyId] {
+        self.role(role).map(|r| r.keyids.as_slice()).unwrap_or(&[])
+    }
+
+    /// The threshold of `role` (0 if the role is missing).
+    pub fn threshold(&self, role: Role) -> u64 {
+        self.role(role).map(|r| r.threshold).unwrap_or(0)
+    }
+}
+
+impl SignedRoot {
+    /// Parses a root document.
+    pub fn from_json(bytes: &[u8]) -> Result<SignedRoot, MetadataError> {
+        serde_json::from_slice(bytes).map_err(|e| MetadataError::Parse {
+            what: "root.json",
+            reason: e.to_string(),
+        })
+    }
+}
+
+/// One target of a `targets.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TargetFile {
+    /// Size in bytes.
+    pub length: u64,
+    /// Algorithm → digest, kept as opaque strings (never decoded and re-encoded).
+    pub hashes: BTreeMap<String, String>,
+    /// Free-form Foundries data (`name`, `version`, `hardwareIds`, `tags`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom: Option<Value>,
+    /// Members this code does not interpret.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+impl TargetFile {
+    /// `custom.version`, the CI build number, when present.
+    pub fn build_version(&self) -> Option<&str> {
+        self.custom.as_ref()?.get("version")?.as_str()
+    }
+}
+
+/// `signed` of a `targets.json` (production tag or wave).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Targets {
+    /// `"Targets"`.
+    #[serde(rename = "_type")]
+    pub type_: String,
+    /// After this time devices refuse the targets.
+    pub expires: Timestamp,
+    /// Target name → file metadata.
+    #[serde(default, deserialize_with = "null_as_empty_map")]
+    pub targets: BTreeMap<String, TargetFile>,
+    /// Targets version.
+    pub version: u64,
+    /// Members this code does not interpret.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+fn null_as_empty_map<'de, D: serde::Deserializer<'de>, V: Deserialize<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, V>, D::Error> {
+    Ok(Option::<BTreeMap<String, V>>::deserialize(d)?.unwrap_or_default())
+}
+
+/// A signed targets document.
+pub type SignedTargets = Signed<Targets>;
+
+impl SignedTargets {
+    /// Parses a targets document.
+    pub fn from_json(bytes: &[u8]) -> Result<SignedTargets, MetadataError> {
+        serde_json::from_slice(bytes).map_err(|e| MetadataError::Parse {
+            what: "targets.json",
+            reason: e.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const AKTUALIZR_ROOT: &[u8] = include_bytes!("../tests/vectors/aktualizr-prov-repo-root.json");
+    const AKTUALIZR_TARGETS: &[u8] =
+        include_bytes!("../tests/vectors/aktualizr-prov-repo-targets.json");
+
+    #[test]
+    fn timestamps_format_like_go() {
+        for (input, want) in [
+            ("2026-03-01T10:20:30Z", "2026-03-01T10:20:30Z"),
+            ("2026-03-01T10:20:30.500Z", "2026-03-01T10:20:30.5Z"),
+            ("2026-03-01T10:20:30.000Z", "2026-03-01T10:20:30Z"),
+            ("2026-03-01T10:20:30+02:00", "2026-03-01T10:20:30+02:00"),
+            (
+                "2026-03-01T10:20:30.123456789-05:30",
+                "2026-03-01T10:20:30.123456789-05:30",
+            ),
+        ] {
+            assert_eq!(Timestamp::parse(input).unwrap().to_string(), want);
+        }
+        assert!(Timestamp::parse("yesterday").is_err());
+        let t = Timestamp::parse("2026-03-01T10:20:30Z").unwrap();
+        assert_eq!(t.plus_days(365).to_string(), "2027-03-01T10:20:30Z");
+        assert_eq!(t.date(), "2026-03-01");
+        assert_eq!(t.days_until(&t.plus_days(10)), 10);
+    }
+
+    #[test]
+    fn real_root_round_trips_and_verifies() {
+        let root = SignedRoot::from_json(AKTUALIZR_ROOT).unwrap();
+        assert_eq!(root.signed.type_, "Root");
+        assert_eq!(root.signed.threshold(Role::Root), 1);
+        let bytes = root.canonical_signed().unwrap();
+        // The canonical bytes of a re-parsed root equal the canonical bytes of the raw text.
+        let raw: Value = serde_json::from_slice(AKTUALIZR_ROOT).unwrap();
+        let raw_signed = canonical::canonicalize(raw["signed"].to_string().as_bytes()).unwrap();
+        assert_eq!(bytes, raw_signed);
+        // PEM newlines are escaped as \n in what was signed.
+        assert!(bytes.windows(2).any(|w| w == b"\\n"));
+        // And the real RSA-PSS signature verifies over those bytes.
+        for sig in &root.signatures {
+            let key = &root.signed.keys[&sig.keyid];
+            key.verify(&bytes, sig).unwrap();
+        }
+    }
+
+    #[test]
+    fn real_targets_keep_custom_and_verify() {
+        let root = SignedRoot::from_json(AKTUALIZR_ROOT).unwrap();
+        let targets = SignedTargets::from_json(AKTUALIZR_TARGETS).unwrap();
+        assert_eq!(targets.signed.targets.len(), 19);
+        let bytes = targets.canonical_signed().unwrap();
+        let raw: Value = serde_json::from_slice(AKTUALIZR_TARGETS).unwrap();
+        assert_eq!(
+            bytes,
+            canonical::canonicalize(raw["signed"].to_string().as_bytes()).unwrap()
+        );
+        for sig in &targets.signatures {
+            root.signed.keys[&sig.keyid].verify(&bytes, sig).unwrap();
+        }
+    }
+
+    #[test]
+    fn unknown_members_survive() {
+        let doc = br#"{"signatures":[],"signed":{"_type":"Root","consistent_snapshot":false,
+            "expires":"2027-01-01T00:00:00Z","keys":{},"roles":{"root":{"keyids":[],"threshold":1,"x-r":7}},
+            "version":3,"x-future":{"a":[1,2]},"x-changelog":{"message":"m"}},
+            "targets-signatures":{"prod":[]}}"#;
+        let root = SignedRoot::from_json(doc).unwrap();
+        let out = root.to_canonical().unwrap();
+        assert_eq!(out, canonical::canonicalize(doc).unwrap());
+    }
+
+    #[test]
+    fn add_signature_replaces_same_keyid() {
+        let key = crate::keys::PrivateKey::ed25519_from_seed(&[7; 32]);
+        let mut t = SignedTargets::from_json(
+            br#"{"signatures":null,"signed":{"_type":"Targets","expires":"2027-01-01T00:00:00Z","targets":{},"version":1}}"#,
+        )
+        .unwrap();
+        t.add_signature(key.sign(b"a"));
+        t.add_signature(key.sign(b"b"));
+        assert_eq!(t.signatures.len(), 1);
+    }
+
+    #[test]
+    fn parse_errors_name_the_document() {
+        let err = SignedRoot::from_json(b"{\"signed\":{}}")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("root.json"), "{err}");
+    }
+}

@@ -1,0 +1,1 @@
+//! The signer library: one module per command group.

@@ -1,0 +1,1 @@
+//! Factory simulator and end-to-end harness.
