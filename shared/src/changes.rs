@@ -207,7 +207,7 @@ mod tests {
         d.consistent_snapshot = true;
         let c = root_changes(&r, &d);
         assert_eq!(c.added(Role::Root), &[new.keyid().clone()]);
-        assert_eq!(c.removed(Role::Root), &[old.clone()]);
+        assert_eq!(c.removed(Role::Root), std::slice::from_ref(&old));
         assert_eq!(c.unused_keys, vec![old]);
         assert_eq!(c.version, (1, 2));
         assert_eq!(c.other_fields, vec!["consistent_snapshot".to_string()]);

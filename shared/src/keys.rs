@@ -338,7 +338,7 @@ struct RawKey {
 }
 
 enum Secret {
-    Ed25519(ed25519_dalek::SigningKey),
+    Ed25519(Box<ed25519_dalek::SigningKey>),
     Rsa(Box<rsa::RsaPrivateKey>),
 }
 
@@ -368,7 +368,9 @@ impl PrivateKey {
     pub fn generate(keytype: KeyType) -> Result<PrivateKey, KeyError> {
         let mut rng = rand::rngs::OsRng;
         let secret = match keytype {
-            KeyType::Ed25519 => Secret::Ed25519(ed25519_dalek::SigningKey::generate(&mut rng)),
+            KeyType::Ed25519 => {
+                Secret::Ed25519(Box::new(ed25519_dalek::SigningKey::generate(&mut rng)))
+            }
             KeyType::Rsa => Secret::Rsa(Box::new(
                 rsa::RsaPrivateKey::new(&mut rng, RSA_BITS)
                     .map_err(|e| KeyError::Generate(e.to_string()))?,
@@ -379,7 +381,7 @@ impl PrivateKey {
 
     /// Builds an Ed25519 key from a 32-byte seed (deterministic; for tests and fixtures).
     pub fn ed25519_from_seed(seed: &[u8; 32]) -> PrivateKey {
-        let secret = Secret::Ed25519(ed25519_dalek::SigningKey::from_bytes(seed));
+        let secret = Secret::Ed25519(Box::new(ed25519_dalek::SigningKey::from_bytes(seed)));
         // An Ed25519 key always has a valid public half and SPKI.
         Self::from_secret(secret, "ED25519".to_string()).expect("ed25519 public key encodes")
     }
@@ -439,7 +441,7 @@ impl PrivateKey {
                         "the public half of the 64-byte key does not match its seed",
                     ));
                 }
-                Secret::Ed25519(key)
+                Secret::Ed25519(Box::new(key))
             }
             KeyType::Rsa => {
                 let pem = private.trim_start();
