@@ -10,13 +10,21 @@
 //! * [`verify`] — signatures, thresholds, root chains, expiry, CI/production pairs;
 //! * [`transform`] — fioctl's root transforms as pure functions (rotate, add, remove, threshold, finalize, sign);
 //! * [`changes`] — what a draft root changes, as data (for review and intent checks);
+//! * [`fsutil`] — atomic file replacement (temp file, fsync, rename, directory fsync), leftover detection;
+//! * [`archive`] — hardened tar/tar.gz reading and deterministic writing;
+//! * [`tarball`] — offline keys tarballs in fioctl's layout, key search like `findTufSigners`;
+//! * [`bundle`] — transfer bundles (request/response), fingerprints, signer steps, combining;
 //!
 //! The crate never opens a socket. File I/O is limited to the modules that own a file format
 //! (keys tarballs, transfer bundles) and is always atomic.
 
+pub mod archive;
+pub mod bundle;
 pub mod canonical;
 pub mod changes;
+pub mod fsutil;
 pub mod keys;
 pub mod metadata;
+pub mod tarball;
 pub mod transform;
 pub mod verify;

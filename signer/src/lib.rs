@@ -1,1 +1,96 @@
-//! The signer library: one module per command group.
+//! # signer — the offline half of the offline TUF toolkit
+//!
+//! Runs on the air-gapped machine. It reads transfer bundles written by the courier,
+//! verifies them against the root pinned on this machine, shows what would change, and
+//! creates keys and signatures. It never links network code (a test checks
+//! `cargo tree -p signer -e normal`).
+//!
+//! Modules, one per command group:
+//!
+//! * [`cli`] — the command line (clap), [`error`] — errors and exit codes,
+//!   [`state`] — the state directory, [`ui`] — output and confirmation;
+//! * [`trust`] — `signer trust init|show`, and the chain check from the pinned root;
+//! * [`session`] — reading a bundle and the checks every command makes;
+//! * [`inspect`] — `signer inspect`; [`intent`] — the intent check;
+//! * [`ops`] — rotate/add/delete keys, set thresholds, sign, combine;
+//! * [`identity`] — the age identity; [`keystore`] — plain and encrypted keys files;
+//!   [`keys_cmd`] — `signer keys …`; [`audit`] — the append-only audit log.
+
+pub mod audit;
+pub mod cli;
+pub mod error;
+pub mod identity;
+pub mod inspect;
+pub mod intent;
+pub mod keys_cmd;
+pub mod keystore;
+pub mod ops;
+pub mod session;
+pub mod state;
+pub mod trust;
+pub mod ui;
+
+#[cfg(test)]
+#[path = "../tests/common/factory.rs"]
+pub(crate) mod testutil;
+
+use shared::metadata::Timestamp;
+
+use crate::cli::{Cli, Command, TrustCommand};
+use crate::state::StateDir;
+use crate::ui::Ui;
+
+/// Runs a parsed command line with the real terminal; returns the exit status.
+pub fn run(cli: Cli) -> anyhow::Result<u8> {
+    let mut ui = Ui::terminal(cli.yes);
+    run_with(cli, &mut ui, Timestamp::now())
+}
+
+/// Runs a parsed command line with the given UI and time (for tests and embedding).
+pub fn run_with(cli: Cli, ui: &mut Ui, now: Timestamp) -> anyhow::Result<u8> {
+    let state = StateDir::resolve(cli.state.as_deref())?;
+    let dir = state.path().to_path_buf();
+    let mut ctx = ops::Ctx { state, ui, now };
+    match cli.command {
+        Command::Inspect(a) => return Ok(inspect::run(&ctx.state, ctx.ui, &now, &a)?),
+        Command::Trust(TrustCommand::Init(a)) => {
+            trust::init(
+                &ctx.state,
+                ctx.ui,
+                &a.root,
+                a.factory.as_deref(),
+                a.allow_expired,
+                &now,
+            )?;
+        }
+        Command::Trust(TrustCommand::Show) => trust::show(&ctx.state, ctx.ui)?,
+        Command::RotateOfflineKey(a) => {
+            ops::rotate_offline_key(&mut ctx, &a)?;
+        }
+        Command::AddOfflineKey(a) => {
+            ops::add_offline_key(&mut ctx, &a)?;
+        }
+        Command::DeleteOfflineKey(a) => {
+            ops::delete_offline_key(&mut ctx, &a)?;
+        }
+        Command::SetThreshold(a) => {
+            ops::set_threshold(&mut ctx, &a)?;
+        }
+        Command::Sign(a) => {
+            ops::sign(&mut ctx, &a)?;
+        }
+        Command::SignProdTargets(a) => {
+            ops::sign_prod_targets(&mut ctx, &a)?;
+        }
+        Command::SignWave(a) => {
+            ops::sign_wave(&mut ctx, &a)?;
+        }
+        Command::Combine(a) => {
+            ops::combine(&mut ctx, &a)?;
+        }
+        Command::Identity(c) => identity::run(&c, &dir)?,
+        Command::Keys(c) => keys_cmd::run(&c, &dir)?,
+        Command::Audit(c) => audit::run(&c, &dir)?,
+    }
+    Ok(0)
+}

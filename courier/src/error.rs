@@ -1,0 +1,195 @@
+//! Errors of the courier, written for the person at the terminal, and their exit codes.
+//!
+//! Every error says what went wrong and, where there is one, what to do next. The exit code
+//! tells scripts which kind of failure happened:
+//!
+//! | code | meaning |
+//! |------|---------|
+//! | 0 | success |
+//! | 1 | any other error (bad input file, configuration, local verification failure, ...) |
+//! | 2 | usage error (unknown flag, missing argument, invalid value) |
+//! | 3 | the server refused the request (HTTP 4xx): nothing was changed by it |
+//! | 4 | network or server failure (no connection, timeout, HTTP 5xx): try again later |
+//! | 5 | stale bundle: the bundle no longer matches the factory's transaction; pull and sign again |
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::api::ApiError;
+
+/// Process exit codes, as documented in `courier --help`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitCode {
+    /// Success.
+    Ok = 0,
+    /// Any other error.
+    Error = 1,
+    /// Usage error (bad flags or arguments).
+    Usage = 2,
+    /// The server refused the request (HTTP 4xx).
+    Refused = 3,
+    /// Network failure or server error (HTTP 5xx, timeout).
+    Network = 4,
+    /// The bundle is stale: the transaction changed since the request was pulled.
+    Stale = 5,
+}
+
+impl ExitCode {
+    /// The numeric process exit status.
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+}
+
+/// The text of the exit-code table shown at the end of `courier --help`.
+pub const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  success
+  1  error (bad file, configuration, local verification failure, ...)
+  2  usage error (unknown flag, missing or invalid argument)
+  3  the server refused the request (HTTP 4xx); it changed nothing
+  4  network or server failure (no connection, timeout, HTTP 5xx); try again later
+  5  stale bundle: the transaction changed since the request was pulled; pull and sign again";
+
+/// Everything that can make a courier command fail.
+#[derive(Debug, thiserror::Error)]
+pub enum CourierError {
+    /// The command line or configuration is incomplete or contradictory.
+    #[error("{0}")]
+    Usage(String),
+    /// A configuration file could not be read or written, or a setting is missing.
+    #[error("{0}")]
+    Config(String),
+    /// An HTTP request failed.
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// A file could not be read or written.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was being done ("cannot read", "cannot write", ...).
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// A bundle is not usable (corrupt, wrong kind, not ours, ...).
+    #[error("{0}")]
+    Bundle(String),
+    /// A signature, threshold or chain check failed locally; nothing was uploaded.
+    #[error("verification failed, nothing was uploaded: {0}")]
+    Verify(String),
+    /// The bundle no longer matches the server's transaction.
+    #[error("stale bundle: {reason}\n{advice}")]
+    Stale {
+        /// What differs.
+        reason: String,
+        /// How to redo the work.
+        advice: String,
+    },
+    /// The server's answer does not make sense (unexpected state or document).
+    #[error("{0}")]
+    Server(String),
+    /// Anything else, already phrased for the user.
+    #[error("{0}")]
+    Other(String),
+    /// A state-changing request failed in a way that leaves the server state unknown
+    /// (e.g. an apply that may be partially done); exit code 4.
+    #[error("{0}")]
+    Uncertain(String),
+    /// An error with extra context in front of it; the exit code is the inner error's.
+    #[error("{context}: {source}")]
+    Context {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        source: Box<CourierError>,
+    },
+}
+
+impl CourierError {
+    /// The exit code for this error (see the module docs).
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            CourierError::Usage(_) => ExitCode::Usage,
+            CourierError::Api(e) => e.exit_code(),
+            CourierError::Stale { .. } => ExitCode::Stale,
+            CourierError::Uncertain(_) => ExitCode::Network,
+            CourierError::Context { source, .. } => source.exit_code(),
+            _ => ExitCode::Error,
+        }
+    }
+
+    /// A file error.
+    pub fn io(action: &'static str, path: &Path, source: std::io::Error) -> CourierError {
+        CourierError::Io {
+            action,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// The standard stale-bundle error with the advice how to redo the work.
+    pub fn stale(reason: impl fmt::Display) -> CourierError {
+        CourierError::Stale {
+            reason: reason.to_string(),
+            advice: "Nothing was uploaded. Pull a new request bundle (`courier updates pull --bundle FILE`), \
+                     sign it again on the offline machine, and push the new response."
+                .to_string(),
+        }
+    }
+
+    /// Puts `context` in front of this error, keeping its exit code.
+    pub fn context(self, context: impl Into<String>) -> CourierError {
+        CourierError::Context {
+            context: context.into(),
+            source: Box::new(self),
+        }
+    }
+}
+
+/// Adds context to results, like `anyhow::Context` but keeping the exit code.
+pub trait ResultExt<T> {
+    /// Prefixes the error (if any) with `context`.
+    fn context(self, context: impl Into<String>) -> Result<T, CourierError>;
+}
+
+impl<T, E: Into<CourierError>> ResultExt<T> for Result<T, E> {
+    fn context(self, context: impl Into<String>) -> Result<T, CourierError> {
+        self.map_err(|e| e.into().context(context))
+    }
+}
+
+/// Shorthand for courier results.
+pub type Result<T, E = CourierError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_follow_the_kind() {
+        assert_eq!(CourierError::Usage("x".into()).exit_code(), ExitCode::Usage);
+        assert_eq!(CourierError::stale("changed").exit_code(), ExitCode::Stale);
+        assert_eq!(CourierError::Other("x".into()).exit_code(), ExitCode::Error);
+        let wrapped = CourierError::stale("changed").context("pushing");
+        assert_eq!(wrapped.exit_code(), ExitCode::Stale);
+        assert!(wrapped
+            .to_string()
+            .starts_with("pushing: stale bundle: changed"));
+    }
+
+    #[test]
+    fn help_lists_every_code() {
+        for code in [
+            ExitCode::Ok,
+            ExitCode::Error,
+            ExitCode::Usage,
+            ExitCode::Refused,
+            ExitCode::Network,
+            ExitCode::Stale,
+        ] {
+            assert!(EXIT_CODES_HELP.contains(&format!("  {}  ", code.code())));
+        }
+    }
+}

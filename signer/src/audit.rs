@@ -1,0 +1,883 @@
+//! The signer's append-only, hash-chained audit log.
+//!
+//! Every key created, restored or exported, every signature made and every bundle written
+//! on the offline machine is recorded in `<state dir>/audit.log`: one JSON object per line
+//! (mode 0600, opened with `O_APPEND`, `fsync`ed after each record). Nothing secret is ever
+//! recorded: keyids, file paths and SHA-256 digests only.
+//!
+//! Each record carries
+//!
+//! ```json
+//! {"seq":3,"time":"2026-03-01T10:20:30Z","signer_version":"0.1.0",
+//!  "prev":"<sha256 hex of the previous line>","event":{"event":"signature-made",…}}
+//! ```
+//!
+//! (on one line). `seq` counts from 1 and `prev` is the SHA-256 of the previous line's exact
+//! bytes (without its newline), 64 zeros for the first record. Editing, inserting or
+//! deleting a line therefore breaks the chain at the next line. So that removing the *last*
+//! lines is detected too, `<state dir>/audit.head` holds the `seq` and hash of the last
+//! record; it is replaced atomically after every append.
+//!
+//! [`record`] refuses to append to a log that does not match its head (the evidence would
+//! be overwritten); `signer audit verify` says what is wrong and where. The one tolerated
+//! mismatch is a head exactly one record behind: a run interrupted between appending the
+//! record and updating the head.
+//!
+//! This makes tampering *evident* to anyone who compares the log with itself and its head;
+//! it does not stop someone with write access to the state directory from rewriting both.
+//! Keep a copy of `audit.head` (or note its hash) with your backups to pin a point in time.
+
+use std::fs::OpenOptions;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use shared::fsutil::{self, FsError};
+use shared::keys::KeyId;
+
+/// File name of the log inside the signer state directory.
+pub const AUDIT_LOG: &str = "audit.log";
+
+/// File name of the head record inside the signer state directory.
+pub const AUDIT_HEAD: &str = "audit.head";
+
+/// `prev` of the first record.
+pub const GENESIS_PREV: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Largest audit log read (far above anything a signer will write).
+const MAX_LOG: u64 = 256 * 1024 * 1024;
+
+/// Something worth remembering that happened on the offline machine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum AuditEvent {
+    /// A key pair was generated and stored in a keys tarball.
+    KeyCreated {
+        /// Key id of the new key.
+        keyid: KeyId,
+        /// `root` or `targets`.
+        role: String,
+        /// `ED25519` or `RSA`.
+        keytype: String,
+        /// The tarball it was stored in.
+        tarball: String,
+    },
+    /// A key pair was restored from a paper backup (or another export) into a tarball.
+    KeyRestored {
+        /// Key id of the restored key.
+        keyid: KeyId,
+        /// `root` or `targets`.
+        role: String,
+        /// The tarball it was added to.
+        tarball: String,
+        /// Where it came from (sheet or groups file path).
+        source: String,
+    },
+    /// A private key left the tarball in another form.
+    KeyExported {
+        /// Key id of the exported key.
+        keyid: KeyId,
+        /// `json-file` (export-root) or `paper` (print).
+        form: String,
+        /// The file written.
+        path: String,
+    },
+    /// A keys tarball was copied to backup media and verified.
+    TarballBackedUp {
+        /// The source tarball.
+        source: String,
+        /// The copy.
+        copy: String,
+        /// SHA-256 (hex) of both.
+        sha256: String,
+    },
+    /// A signature was made.
+    SignatureMade {
+        /// The operation that made it (e.g. `rotate-offline-key --role root`).
+        operation: String,
+        /// The document signed (e.g. `ci-root`, `prod-root`, `prod-targets/main`).
+        document: String,
+        /// The keys that signed.
+        keyids: Vec<KeyId>,
+        /// SHA-256 (hex) of the exact bytes signed.
+        sha256: String,
+    },
+    /// A bundle (response) was written.
+    BundleWritten {
+        /// Where.
+        path: String,
+        /// SHA-256 (hex) of the file.
+        sha256: String,
+    },
+    /// The signer's age identity was created (or replaced).
+    IdentityCreated {
+        /// Its recipient.
+        recipient: String,
+        /// The identity file.
+        path: String,
+    },
+}
+
+/// One line of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// Position in the log, from 1.
+    pub seq: u64,
+    /// When (RFC 3339, UTC).
+    pub time: String,
+    /// Version of the signer that wrote it.
+    pub signer_version: String,
+    /// SHA-256 (hex) of the previous line, [`GENESIS_PREV`] for the first.
+    pub prev: String,
+    /// What happened.
+    pub event: AuditEvent,
+}
+
+/// Content of `audit.head`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditHead {
+    /// `seq` of the last record.
+    pub seq: u64,
+    /// SHA-256 (hex) of the last line.
+    pub sha256: String,
+}
+
+/// The result of a successful [`verify`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Number of records.
+    pub records: u64,
+    /// Time of the last record.
+    pub last_time: Option<String>,
+    /// SHA-256 of the last line (what `audit.head` pins).
+    pub last_sha256: Option<String>,
+    /// Things that are not tampering but worth saying (e.g. an interrupted head update).
+    pub notes: Vec<String>,
+}
+
+/// Errors of the audit log.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// The chain is broken: the log was edited, truncated or records were removed.
+    #[error(
+        "audit log {path} is damaged at line {line}: {reason}. Keep the file as evidence; to \
+         continue, move it (and {AUDIT_HEAD}) away and a new log is started"
+    )]
+    Broken {
+        /// The log.
+        path: PathBuf,
+        /// 1-based line number.
+        line: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The head file does not match the log.
+    #[error(
+        "audit log {path} does not match {AUDIT_HEAD}: {reason}. Keep both files as evidence; \
+         to continue, move them away and a new log is started"
+    )]
+    HeadMismatch {
+        /// The log.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Creating the state directory failed.
+    #[error("cannot create the signer state directory {path}: {source}")]
+    StateDir {
+        /// The directory.
+        path: PathBuf,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+    /// Opening, reading, writing or syncing the log failed.
+    #[error("cannot {action} audit log {path}: {source}")]
+    Io {
+        /// What was attempted.
+        action: &'static str,
+        /// The log.
+        path: PathBuf,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+    /// File helper errors (head file).
+    #[error(transparent)]
+    Fs(#[from] FsError),
+}
+
+/// `signer audit …`: the offline machine's audit log.
+#[derive(Debug, Clone, Subcommand)]
+pub enum AuditCommand {
+    /// Check the audit log's hash chain and its head record; fails if it was edited or
+    /// truncated.
+    Verify,
+    /// Print the audit log (and whether its chain verifies).
+    Show(ShowArgs),
+}
+
+/// Options of `signer audit show`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ShowArgs {
+    /// Print the raw JSON lines instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Only the last N records.
+    #[arg(long, value_name = "N")]
+    pub last: Option<usize>,
+}
+
+/// Path of the audit log in `state_dir`.
+pub fn log_path(state_dir: &Path) -> PathBuf {
+    state_dir.join(AUDIT_LOG)
+}
+
+/// Path of the head file in `state_dir`.
+pub fn head_path(state_dir: &Path) -> PathBuf {
+    state_dir.join(AUDIT_HEAD)
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// The minimal view of a line needed to check the chain (tolerates unknown events).
+#[derive(Deserialize)]
+struct ChainView {
+    seq: u64,
+    prev: String,
+    time: String,
+}
+
+/// Splits the log into lines; an incomplete last line is an error.
+fn lines_of<'a>(path: &Path, content: &'a [u8]) -> Result<Vec<&'a [u8]>, AuditError> {
+    if content.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut lines: Vec<&[u8]> = content.split(|b| *b == b'\n').collect();
+    // A complete log ends with '\n', which leaves one empty piece at the end.
+    if lines.last().is_some_and(|l| l.is_empty()) {
+        lines.pop();
+        Ok(lines)
+    } else {
+        Err(AuditError::Broken {
+            path: path.to_path_buf(),
+            line: lines.len() as u64,
+            reason: "the last record is incomplete (no newline at the end): a write was \
+                     interrupted or the file was cut"
+                .to_string(),
+        })
+    }
+}
+
+/// Checks the chain over `lines`; returns the views of the lines.
+fn check_chain(path: &Path, lines: &[&[u8]]) -> Result<Vec<ChainView>, AuditError> {
+    let mut views = Vec::with_capacity(lines.len());
+    let mut prev_hash = GENESIS_PREV.to_string();
+    for (i, line) in lines.iter().enumerate() {
+        let n = i as u64 + 1;
+        let broken = |reason: String| AuditError::Broken {
+            path: path.to_path_buf(),
+            line: n,
+            reason,
+        };
+        let view: ChainView = serde_json::from_slice(line).map_err(|_| {
+            broken("not a valid audit record (it was edited, or the file is corrupt)".to_string())
+        })?;
+        if view.seq != n {
+            return Err(broken(if view.seq > n {
+                format!(
+                    "expected record {n} but found record {}: {} record(s) before it were deleted",
+                    view.seq,
+                    view.seq - n
+                )
+            } else {
+                format!(
+                    "expected record {n} but found record {}: records were duplicated or reordered",
+                    view.seq
+                )
+            }));
+        }
+        if view.prev != prev_hash {
+            return Err(broken(if n == 1 {
+                "the first record does not start the chain: records before it were deleted"
+                    .to_string()
+            } else {
+                format!(
+                    "its link to line {} does not match: line {} was edited (or a line was \
+                     inserted or removed there)",
+                    n - 1,
+                    n - 1
+                )
+            }));
+        }
+        prev_hash = sha256_hex(line);
+        views.push(view);
+    }
+    Ok(views)
+}
+
+fn read_head(state_dir: &Path) -> Result<Option<AuditHead>, AuditError> {
+    let path = head_path(state_dir);
+    match fsutil::read_limited(&path, 4096) {
+        Ok(bytes) => {
+            serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|_| AuditError::HeadMismatch {
+                    path: log_path(state_dir),
+                    reason: format!("{} is not a valid head record", path.display()),
+                })
+        }
+        Err(FsError::Read { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Compares the log's lines with the head; returns notes for the tolerated case.
+fn check_head(
+    path: &Path,
+    lines: &[&[u8]],
+    head: Option<&AuditHead>,
+) -> Result<Vec<String>, AuditError> {
+    let mismatch = |reason: String| AuditError::HeadMismatch {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let n = lines.len() as u64;
+    let hash_of = |seq: u64| -> Option<String> {
+        usize::try_from(seq)
+            .ok()
+            .and_then(|s| s.checked_sub(1))
+            .and_then(|i| lines.get(i))
+            .map(|l| sha256_hex(l))
+    };
+    match head {
+        None if n == 0 => Ok(Vec::new()),
+        None if n == 1 => Ok(vec![format!(
+            "{AUDIT_HEAD} is missing; the first record was written but the head was not \
+             (an interrupted run)"
+        )]),
+        None => Err(mismatch(format!(
+            "{AUDIT_HEAD} is missing while the log has {n} records (it was deleted)"
+        ))),
+        Some(h) if h.seq == n && hash_of(n).as_deref() == Some(h.sha256.as_str()) => Ok(Vec::new()),
+        Some(h) if h.seq == n => Err(mismatch(format!(
+            "the last record (line {n}) differs from the one the head pins: it was edited"
+        ))),
+        Some(h) if h.seq + 1 == n && hash_of(h.seq).as_deref() == Some(h.sha256.as_str()) => {
+            Ok(vec![format!(
+                "record {n} was written but {AUDIT_HEAD} still names record {} (an interrupted \
+                 run); it will be brought up to date by the next record",
+                h.seq
+            )])
+        }
+        Some(h) if h.seq > n => Err(mismatch(format!(
+            "the head names record {} but the log ends at record {n}: the last {} record(s) \
+             were deleted",
+            h.seq,
+            h.seq - n
+        ))),
+        Some(h) => Err(mismatch(format!(
+            "the head names record {} but the log has {n} records that do not continue from it",
+            h.seq
+        ))),
+    }
+}
+
+/// Appends `event` to the audit log in `state_dir` and returns the record written.
+///
+/// The state directory is created (0700) if needed. Refuses to append to a log that does
+/// not verify against its head.
+pub fn record(state_dir: &Path, event: AuditEvent) -> Result<AuditRecord, AuditError> {
+    crate::identity::ensure_state_dir(state_dir).map_err(|source| AuditError::StateDir {
+        path: state_dir.to_path_buf(),
+        source,
+    })?;
+    let path = log_path(state_dir);
+    let io = |action: &'static str| {
+        let path = path.clone();
+        move |source| AuditError::Io {
+            action,
+            path,
+            source,
+        }
+    };
+    let mut options = OpenOptions::new();
+    options.read(true).append(true).create(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&path).map_err(io("open"))?;
+    let mut content = Vec::new();
+    (&mut file)
+        .take(MAX_LOG)
+        .read_to_end(&mut content)
+        .map_err(io("read"))?;
+    let lines = lines_of(&path, &content)?;
+    // Only the last line's link matters for appending, but a head mismatch must stop us:
+    // appending would overwrite the head that proves the truncation.
+    let head = read_head(state_dir)?;
+    check_head(&path, &lines, head.as_ref())?;
+    let (seq, prev) = match lines.last() {
+        None => (1, GENESIS_PREV.to_string()),
+        Some(last) => {
+            let view: ChainView = serde_json::from_slice(last).map_err(|_| AuditError::Broken {
+                path: path.clone(),
+                line: lines.len() as u64,
+                reason: "not a valid audit record".to_string(),
+            })?;
+            (view.seq + 1, sha256_hex(last))
+        }
+    };
+    let rec = AuditRecord {
+        seq,
+        time: shared::metadata::Timestamp::now().to_string(),
+        signer_version: env!("CARGO_PKG_VERSION").to_string(),
+        prev,
+        event,
+    };
+    let mut line = serde_json::to_vec(&rec).map_err(|e| AuditError::Io {
+        action: "encode a record for",
+        path: path.clone(),
+        source: std::io::Error::other(e),
+    })?;
+    let line_hash = sha256_hex(&line);
+    line.push(b'\n');
+    // One write with O_APPEND: the record lands at the end as a whole.
+    file.write_all(&line).map_err(io("append to"))?;
+    file.sync_all().map_err(io("sync"))?;
+    drop(file);
+    let head = AuditHead {
+        seq,
+        sha256: line_hash,
+    };
+    let head_bytes = serde_json::to_vec(&head).unwrap_or_default();
+    fsutil::write_atomic(head_path(state_dir), &head_bytes, 0o600)?;
+    Ok(rec)
+}
+
+/// Verifies the log in `state_dir` against its chain and head.
+///
+/// A state directory without a log (and without a head) verifies with zero records.
+pub fn verify(state_dir: &Path) -> Result<VerifyReport, AuditError> {
+    let path = log_path(state_dir);
+    let content = match fsutil::read_limited(&path, MAX_LOG) {
+        Ok(c) => c,
+        Err(FsError::Read { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Vec::new()
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let lines = lines_of(&path, &content)?;
+    let views = check_chain(&path, &lines)?;
+    let head = read_head(state_dir)?;
+    let notes = check_head(&path, &lines, head.as_ref())?;
+    Ok(VerifyReport {
+        records: views.len() as u64,
+        last_time: views.last().map(|v| v.time.clone()),
+        last_sha256: lines.last().map(|l| sha256_hex(l)),
+        notes,
+    })
+}
+
+/// Reads the records of the log (without verifying the chain; see [`verify`]).
+///
+/// Lines that are not valid records (e.g. from a newer signer) come back as `Err(raw line)`.
+pub fn read_records(state_dir: &Path) -> Result<Vec<Result<AuditRecord, String>>, AuditError> {
+    let path = log_path(state_dir);
+    let content = match fsutil::read_limited(&path, MAX_LOG) {
+        Ok(c) => c,
+        Err(FsError::Read { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Vec::new())
+        }
+        Err(e) => return Err(e.into()),
+    };
+    Ok(content
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).map_err(|_| String::from_utf8_lossy(l).into_owned()))
+        .collect())
+}
+
+/// One-line human summary of an event.
+pub fn describe(event: &AuditEvent) -> String {
+    match event {
+        AuditEvent::KeyCreated {
+            keyid,
+            role,
+            keytype,
+            tarball,
+        } => format!("key created: {role} {keytype} {keyid} in {tarball}"),
+        AuditEvent::KeyRestored {
+            keyid,
+            role,
+            tarball,
+            source,
+        } => format!("key restored: {role} {keyid} from {source} into {tarball}"),
+        AuditEvent::KeyExported { keyid, form, path } => {
+            format!("PRIVATE KEY EXPORTED ({form}): {keyid} to {path}")
+        }
+        AuditEvent::TarballBackedUp {
+            source,
+            copy,
+            sha256,
+        } => format!("tarball backed up: {source} -> {copy} (sha256 {sha256})"),
+        AuditEvent::SignatureMade {
+            operation,
+            document,
+            keyids,
+            sha256,
+        } => {
+            let ids: Vec<&str> = keyids.iter().map(KeyId::as_str).collect();
+            format!(
+                "signed {document} ({operation}) sha256 {sha256} with {}",
+                ids.join(", ")
+            )
+        }
+        AuditEvent::BundleWritten { path, sha256 } => {
+            format!("bundle written: {path} (sha256 {sha256})")
+        }
+        AuditEvent::IdentityCreated { recipient, path } => {
+            format!("identity created: {recipient} ({path})")
+        }
+    }
+}
+
+/// Runs `signer audit …`, printing to stdout.
+pub fn run(cmd: &AuditCommand, state_dir: &Path) -> anyhow::Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    run_with_output(cmd, state_dir, &mut out)
+}
+
+/// Runs `signer audit …`, printing to `out`. Fails (non-zero exit) when the log does not
+/// verify.
+pub fn run_with_output(
+    cmd: &AuditCommand,
+    state_dir: &Path,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    match cmd {
+        AuditCommand::Verify => {
+            let report = verify(state_dir)?;
+            print_report(out, state_dir, &report)?;
+        }
+        AuditCommand::Show(args) => {
+            let records = read_records(state_dir)?;
+            let skip = args
+                .last
+                .map(|n| records.len().saturating_sub(n))
+                .unwrap_or(0);
+            if args.json {
+                let path = log_path(state_dir);
+                let content = fsutil::read_limited(&path, MAX_LOG).unwrap_or_default();
+                for line in content
+                    .split(|b| *b == b'\n')
+                    .filter(|l| !l.is_empty())
+                    .skip(skip)
+                {
+                    out.write_all(line)?;
+                    out.write_all(b"\n")?;
+                }
+                // Scripts check with `audit verify`; still refuse silently-broken output.
+                verify(state_dir)?;
+                return Ok(());
+            }
+            if records.is_empty() {
+                writeln!(
+                    out,
+                    "The audit log {} is empty.",
+                    log_path(state_dir).display()
+                )?;
+            }
+            for (i, r) in records.iter().enumerate().skip(skip) {
+                match r {
+                    Ok(rec) => writeln!(
+                        out,
+                        "{:>5}  {}  {}",
+                        rec.seq,
+                        rec.time,
+                        describe(&rec.event)
+                    )?,
+                    Err(raw) => writeln!(out, "{:>5}  (unreadable record) {raw}", i + 1)?,
+                }
+            }
+            writeln!(out)?;
+            let report = verify(state_dir)?;
+            print_report(out, state_dir, &report)?;
+        }
+    }
+    Ok(())
+}
+
+fn print_report(
+    out: &mut dyn Write,
+    state_dir: &Path,
+    report: &VerifyReport,
+) -> std::io::Result<()> {
+    match (&report.last_time, &report.last_sha256) {
+        (Some(time), Some(hash)) => writeln!(
+            out,
+            "Audit log {} verifies: {} record(s), chain intact, the last one ({time}) matches \
+             {AUDIT_HEAD}. Last line sha256: {hash}",
+            log_path(state_dir).display(),
+            report.records
+        )?,
+        _ => writeln!(
+            out,
+            "No audit records yet in {}.",
+            log_path(state_dir).display()
+        )?,
+    }
+    for note in &report.notes {
+        writeln!(out, "note: {note}")?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kid(n: u8) -> KeyId {
+        KeyId::parse(&hex::encode([n; 32])).unwrap()
+    }
+
+    fn sample(n: u8) -> AuditEvent {
+        AuditEvent::SignatureMade {
+            operation: "rotate-offline-key --role root".into(),
+            document: format!("ci-root-{n}"),
+            keyids: vec![kid(n), kid(n + 1)],
+            sha256: hex::encode([n; 32]),
+        }
+    }
+
+    fn write_lines(state: &Path, lines: &[&[u8]]) {
+        let mut content = Vec::new();
+        for l in lines {
+            content.extend_from_slice(l);
+            content.push(b'\n');
+        }
+        std::fs::write(log_path(state), content).unwrap();
+    }
+
+    fn log_lines(state: &Path) -> Vec<Vec<u8>> {
+        std::fs::read(log_path(state))
+            .unwrap()
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(<[u8]>::to_vec)
+            .collect()
+    }
+
+    #[test]
+    fn records_chain_and_verify() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(verify(dir.path()).unwrap().records, 0);
+        let r1 = record(dir.path(), sample(1)).unwrap();
+        let r2 = record(dir.path(), sample(2)).unwrap();
+        record(
+            dir.path(),
+            AuditEvent::BundleWritten {
+                path: "resp.tufbundle".into(),
+                sha256: hex::encode([9u8; 32]),
+            },
+        )
+        .unwrap();
+        assert_eq!(r1.seq, 1);
+        assert_eq!(r1.prev, GENESIS_PREV);
+        assert_eq!(r2.seq, 2);
+        let lines = log_lines(dir.path());
+        assert_eq!(r2.prev, sha256_hex(&lines[0]));
+        let report = verify(dir.path()).unwrap();
+        assert_eq!(report.records, 3);
+        assert!(report.notes.is_empty());
+        assert_eq!(
+            report.last_sha256.as_deref(),
+            Some(sha256_hex(&lines[2]).as_str())
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(log_path(dir.path()))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let recs = read_records(dir.path()).unwrap();
+        assert_eq!(recs.len(), 3);
+        assert_eq!(recs[1].as_ref().unwrap().event, sample(2));
+        assert_eq!(
+            recs[0].as_ref().unwrap().signer_version,
+            env!("CARGO_PKG_VERSION")
+        );
+    }
+
+    #[test]
+    fn edited_line_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        for n in 1..=4 {
+            record(dir.path(), sample(n)).unwrap();
+        }
+        let orig = log_lines(dir.path());
+        let edit = |line: &[u8], from: &str, to: &str| {
+            String::from_utf8(line.to_vec())
+                .unwrap()
+                .replace(from, to)
+                .into_bytes()
+        };
+
+        // A middle line edited: the next line's link breaks.
+        let edited = edit(&orig[1], "ci-root-2", "ci-root-X");
+        write_lines(dir.path(), &[&orig[0], &edited, &orig[2], &orig[3]]);
+        let err = verify(dir.path()).unwrap_err();
+        match &err {
+            AuditError::Broken { line, reason, .. } => {
+                assert_eq!(*line, 3, "{err}");
+                assert!(reason.contains("line 2 was edited"), "{reason}");
+            }
+            other => panic!("{other}"),
+        }
+
+        // The last line edited: only the head can tell, and record() refuses to append.
+        let edited = edit(&orig[3], "ci-root-4", "ci-root-Y");
+        write_lines(dir.path(), &[&orig[0], &orig[1], &orig[2], &edited]);
+        let err = verify(dir.path()).unwrap_err();
+        assert!(matches!(err, AuditError::HeadMismatch { .. }), "{err}");
+        assert!(err.to_string().contains("edited"), "{err}");
+        assert!(record(dir.path(), sample(9)).is_err());
+
+        // Restored: verifies again.
+        write_lines(dir.path(), &[&orig[0], &orig[1], &orig[2], &orig[3]]);
+        assert_eq!(verify(dir.path()).unwrap().records, 4);
+    }
+
+    #[test]
+    fn deleted_lines_are_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        for n in 1..=4 {
+            record(dir.path(), sample(n)).unwrap();
+        }
+        let lines = log_lines(dir.path());
+
+        // A middle line removed.
+        write_lines(dir.path(), &[&lines[0], &lines[2], &lines[3]]);
+        let err = verify(dir.path()).unwrap_err();
+        match &err {
+            AuditError::Broken { line, reason, .. } => {
+                assert_eq!(*line, 2);
+                assert!(reason.contains("deleted"), "{reason}");
+            }
+            other => panic!("{other}"),
+        }
+
+        // The first line removed.
+        write_lines(dir.path(), &[&lines[1], &lines[2], &lines[3]]);
+        assert!(matches!(
+            verify(dir.path()).unwrap_err(),
+            AuditError::Broken { line: 1, .. }
+        ));
+
+        // The last line removed: only the head can tell.
+        write_lines(dir.path(), &[&lines[0], &lines[1], &lines[2]]);
+        let err = verify(dir.path()).unwrap_err();
+        assert!(matches!(err, AuditError::HeadMismatch { .. }), "{err}");
+        assert!(err.to_string().contains("deleted"), "{err}");
+        // ... and record() refuses to paper over it.
+        assert!(matches!(
+            record(dir.path(), sample(7)).unwrap_err(),
+            AuditError::HeadMismatch { .. }
+        ));
+
+        // The whole log removed while the head remains.
+        std::fs::remove_file(log_path(dir.path())).unwrap();
+        assert!(matches!(
+            verify(dir.path()).unwrap_err(),
+            AuditError::HeadMismatch { .. }
+        ));
+    }
+
+    #[test]
+    fn torn_last_line_and_interrupted_head_update() {
+        let dir = tempfile::tempdir().unwrap();
+        record(dir.path(), sample(1)).unwrap();
+        let head_after_one = std::fs::read(head_path(dir.path())).unwrap();
+        record(dir.path(), sample(2)).unwrap();
+        // Simulate a crash after the append but before the head update.
+        std::fs::write(head_path(dir.path()), &head_after_one).unwrap();
+        let report = verify(dir.path()).unwrap();
+        assert_eq!(report.records, 2);
+        assert_eq!(report.notes.len(), 1, "{:?}", report.notes);
+        record(dir.path(), sample(3)).unwrap();
+        assert!(verify(dir.path()).unwrap().notes.is_empty());
+
+        // A torn append (no final newline).
+        let mut content = std::fs::read(log_path(dir.path())).unwrap();
+        content.extend_from_slice(b"{\"seq\":4,");
+        std::fs::write(log_path(dir.path()), content).unwrap();
+        let err = verify(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("incomplete"), "{err}");
+        assert!(record(dir.path(), sample(4)).is_err());
+    }
+
+    #[test]
+    fn show_and_verify_commands() {
+        let dir = tempfile::tempdir().unwrap();
+        record(dir.path(), sample(1)).unwrap();
+        record(
+            dir.path(),
+            AuditEvent::KeyExported {
+                keyid: kid(5),
+                form: "paper".into(),
+                path: "/media/sheet.txt".into(),
+            },
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        run_with_output(&AuditCommand::Verify, dir.path(), &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("2 record(s)"), "{text}");
+
+        let mut out = Vec::new();
+        run_with_output(
+            &AuditCommand::Show(ShowArgs::default()),
+            dir.path(),
+            &mut out,
+        )
+        .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("PRIVATE KEY EXPORTED (paper)"), "{text}");
+        assert!(text.contains("signed ci-root-1"), "{text}");
+
+        let mut out = Vec::new();
+        run_with_output(
+            &AuditCommand::Show(ShowArgs {
+                json: true,
+                last: Some(1),
+            }),
+            dir.path(),
+            &mut out,
+        )
+        .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.lines().count(), 1);
+        assert!(text.contains("\"key-exported\""), "{text}");
+
+        // A broken log makes both commands fail.
+        let lines = log_lines(dir.path());
+        write_lines(dir.path(), &[&lines[1]]);
+        assert!(run_with_output(&AuditCommand::Verify, dir.path(), &mut Vec::new()).is_err());
+        assert!(run_with_output(
+            &AuditCommand::Show(ShowArgs::default()),
+            dir.path(),
+            &mut Vec::new()
+        )
+        .is_err());
+    }
+}

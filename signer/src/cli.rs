@@ -1,0 +1,477 @@
+//! The command line of `signer` (clap derive; each `///` comment is the help text).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use shared::keys::{KeyId, KeyType};
+use shared::metadata::Role;
+
+use crate::error::EXIT_CODES_HELP;
+
+/// The offline half of the offline TUF toolkit, for the air-gapped machine.
+///
+/// It reads a request bundle written by the courier, checks it against the trusted root
+/// pinned on this machine and against what was requested, shows what would change, and
+/// then creates keys and signs. The response bundle goes back to the courier. This program
+/// never uses the network.
+///
+/// First use: `signer identity init`, then `signer trust init ROOT.json`. For every
+/// bundle: `signer inspect BUNDLE`, then the operation it asks for, e.g.
+/// `signer rotate-offline-key --role root --keys root.keys.tgz BUNDLE -o response.tufbundle`.
+#[derive(Debug, Parser)]
+#[command(name = "signer", version, after_help = EXIT_CODES_HELP, max_term_width = 100)]
+pub struct Cli {
+    /// The signer state directory (trust pins, identity, audit log).
+    /// Default: $XDG_DATA_HOME/offline-tuf-signer or ~/.local/share/offline-tuf-signer.
+    #[arg(long, global = true, env = "SIGNER_HOME", value_name = "DIR")]
+    pub state: Option<PathBuf>,
+
+    /// Answer "yes" to confirmations. Without it, commands that create keys or sign ask on
+    /// the terminal, and refuse when there is no terminal.
+    #[arg(long, short = 'y', global = true)]
+    pub yes: bool,
+
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show a bundle before signing it: fingerprint, transaction, requested operations, a
+    /// diff of every staged root, key changes, targets to be signed, warnings and
+    /// recommendations. Exits with status 3 if the bundle must not be signed as it is.
+    Inspect(InspectArgs),
+
+    /// The trusted root pinned on this machine.
+    #[command(subcommand)]
+    Trust(TrustCommand),
+
+    /// Rotate (replace) an offline key: the root key, or the offline targets key.
+    ///
+    /// Root: `--first-time` takes the factory's initial root key out of the bundle
+    /// (decrypted with this signer's identity), creates the keys file (it must not exist)
+    /// with it and a new offline root key, and signs the new root with both. Later
+    /// rotations add a new root key to the keys file and sign with the old and new keys.
+    /// The root expiry becomes one year from now.
+    ///
+    /// Targets: a new offline targets key is created in --targets-keys (or in --keys if
+    /// not given); with --keys the new roots are signed by the root key. Production and
+    /// wave targets signed by the old offline targets key are re-signed with the new one
+    /// (on the first targets rotation: all production targets).
+    RotateOfflineKey(RotateArgs),
+
+    /// Expert: add a new offline key to a role, in a keys file that holds no active key
+    /// of that role. Targets: also signs the production and wave targets with it.
+    AddOfflineKey(AddKeyArgs),
+
+    /// Expert: remove an offline key from a role (the keys file is not changed).
+    /// Production targets signatures by a removed targets key are dropped by the server;
+    /// sign them again with another offline targets key if needed.
+    DeleteOfflineKey(DeleteKeyArgs),
+
+    /// Expert: set the signature threshold of the root role (both roots) or of the
+    /// production targets role (at least 2).
+    SetThreshold(ThresholdArgs),
+
+    /// Sign the staged roots with the root keys the keys files hold: the key(s) of the
+    /// staged root and the key of the current root (as the chain requires). Keeps other
+    /// signatures (several admins can sign one after another).
+    Sign(SignArgs),
+
+    /// Sign production targets (all tags, or --tags) with the offline targets key.
+    SignProdTargets(SignTargetsArgs),
+
+    /// Sign one wave's targets with the offline targets key.
+    SignWave(SignWaveArgs),
+
+    /// Merge two responses to the same request (signatures made on different machines).
+    Combine(CombineArgs),
+
+    /// The signer's age identity (receives the initial root key on the first rotation).
+    #[command(subcommand)]
+    Identity(crate::identity::IdentityCommand),
+
+    /// Offline keys files: list, back up, export, print and restore keys.
+    #[command(subcommand)]
+    Keys(crate::keys_cmd::KeysCommand),
+
+    /// The append-only audit log of keys created and signatures made on this machine.
+    #[command(subcommand)]
+    Audit(crate::audit::AuditCommand),
+}
+
+/// `signer trust …`.
+#[derive(Debug, Subcommand)]
+pub enum TrustCommand {
+    /// Pin ROOT.json as the trust anchor, after showing its fingerprint and asking for
+    /// confirmation. Compare the fingerprint with the one the courier printed.
+    Init(TrustInitArgs),
+    /// Show the pinned roots.
+    Show,
+}
+
+/// Options of `signer trust init`.
+#[derive(Debug, Clone, Args)]
+pub struct TrustInitArgs {
+    /// A complete signed root.json of the factory (e.g. `fioctl keys tuf show-root` output
+    /// or `chain/1.root.json` of a bundle).
+    #[arg(value_name = "ROOT.json")]
+    pub root: PathBuf,
+    /// Pin it for this factory only (default: for every factory without its own pin).
+    #[arg(long, value_name = "NAME")]
+    pub factory: Option<String>,
+    /// Accept a root that has already expired.
+    #[arg(long)]
+    pub allow_expired: bool,
+}
+
+/// Options shared by every command that reads a bundle and may sign.
+#[derive(Debug, Clone, Default, Args)]
+pub struct CheckArgs {
+    /// Accept expired roots (pinned or current).
+    #[arg(long)]
+    pub allow_expired: bool,
+    /// Accept staged changes that the requested operations do not explain (after they are
+    /// shown and confirmed). Never needed for a bundle made by the courier and this signer.
+    #[arg(long)]
+    pub accept_unexplained: bool,
+}
+
+/// Options of `signer inspect`.
+#[derive(Debug, Clone, Args)]
+pub struct InspectArgs {
+    /// The bundle (request or response).
+    #[arg(value_name = "BUNDLE")]
+    pub bundle: PathBuf,
+    /// Machine-readable JSON output.
+    #[arg(long)]
+    pub json: bool,
+    /// Also check which keys this root keys file holds.
+    #[arg(long, value_name = "FILE")]
+    pub keys: Option<PathBuf>,
+    /// Also check which keys this targets keys file holds.
+    #[arg(long, value_name = "FILE")]
+    pub targets_keys: Option<PathBuf>,
+    /// Passphrase of encrypted keys files.
+    #[command(flatten)]
+    pub passphrase: crate::keystore::PassphraseArgs,
+    /// Treat expired roots as warnings instead of reasons not to sign.
+    #[arg(long)]
+    pub allow_expired: bool,
+}
+
+/// The key algorithm of generated keys.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum KeyTypeArg {
+    /// Ed25519 (recommended).
+    #[default]
+    Ed25519,
+    /// RSA 4096 (slow; only for compatibility).
+    Rsa,
+}
+
+impl From<KeyTypeArg> for KeyType {
+    fn from(k: KeyTypeArg) -> KeyType {
+        match k {
+            KeyTypeArg::Ed25519 => KeyType::Ed25519,
+            KeyTypeArg::Rsa => KeyType::Rsa,
+        }
+    }
+}
+
+/// An offline role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RoleArg {
+    /// The root role.
+    Root,
+    /// The (production) targets role.
+    Targets,
+}
+
+impl From<RoleArg> for Role {
+    fn from(r: RoleArg) -> Role {
+        match r {
+            RoleArg::Root => Role::Root,
+            RoleArg::Targets => Role::Targets,
+        }
+    }
+}
+
+/// The bundle in, the response out.
+#[derive(Debug, Clone, Args)]
+pub struct BundleIo {
+    /// The request bundle (or a response from an earlier signer step).
+    #[arg(value_name = "BUNDLE")]
+    pub bundle: PathBuf,
+    /// Where to write the response bundle.
+    #[arg(short = 'o', long = "out", value_name = "OUT")]
+    pub out: PathBuf,
+}
+
+/// Options of `signer rotate-offline-key`.
+#[derive(Debug, Clone, Args)]
+pub struct RotateArgs {
+    /// Which offline key to rotate.
+    #[arg(long, short = 'r', value_enum)]
+    pub role: RoleArg,
+    /// The first rotation of the factory's initial (Foundries-held) root key: creates the
+    /// keys file, which must not exist yet.
+    #[arg(long)]
+    pub first_time: bool,
+    /// The root keys file (`root.keys.tgz`, or `*.tgz.age` encrypted with a passphrase).
+    #[arg(long, short = 'k', value_name = "FILE")]
+    pub keys: Option<PathBuf>,
+    /// Targets only: the keys file for the new targets key (created if missing). Default:
+    /// --keys. Keeping it separate lets the targets key be shared without the root key.
+    #[arg(long, value_name = "FILE")]
+    pub targets_keys: Option<PathBuf>,
+    /// Algorithm of the new key.
+    #[arg(long, value_enum, default_value_t)]
+    pub key_type: KeyTypeArg,
+    /// Bundle in and out.
+    #[command(flatten)]
+    pub io: BundleIo,
+    /// Passphrase of encrypted keys files.
+    #[command(flatten)]
+    pub passphrase: crate::keystore::PassphraseArgs,
+    /// Safety overrides.
+    #[command(flatten)]
+    pub check: CheckArgs,
+}
+
+/// Options of `signer add-offline-key`.
+#[derive(Debug, Clone, Args)]
+pub struct AddKeyArgs {
+    /// The role that gets a new key.
+    #[arg(long, short = 'r', value_enum)]
+    pub role: RoleArg,
+    /// Root: the keys file for the new root key (it must hold no active root key).
+    /// Targets: the root keys file used to sign the new roots (and the file for the new key
+    /// when --targets-keys is not given).
+    #[arg(long, short = 'k', value_name = "FILE")]
+    pub keys: Option<PathBuf>,
+    /// Targets: the keys file for the new targets key (created if missing). Without --keys
+    /// the roots stay unsigned: hand the response to the root key holder (`signer sign`).
+    #[arg(long, value_name = "FILE")]
+    pub targets_keys: Option<PathBuf>,
+    /// Algorithm of the new key.
+    #[arg(long, value_enum, default_value_t)]
+    pub key_type: KeyTypeArg,
+    /// Bundle in and out.
+    #[command(flatten)]
+    pub io: BundleIo,
+    /// Passphrase of encrypted keys files.
+    #[command(flatten)]
+    pub passphrase: crate::keystore::PassphraseArgs,
+    /// Safety overrides.
+    #[command(flatten)]
+    pub check: CheckArgs,
+}
+
+/// Options of `signer delete-offline-key`.
+#[derive(Debug, Clone, Args)]
+pub struct DeleteKeyArgs {
+    /// The role to remove the key from.
+    #[arg(long, short = 'r', value_enum)]
+    pub role: RoleArg,
+    /// The key id to remove (64 hex digits).
+    #[arg(long, value_name = "KEYID")]
+    pub keyid: KeyId,
+    /// Root keys file to sign the new roots with (optional: otherwise sign later with
+    /// `signer sign`).
+    #[arg(long, short = 'k', value_name = "FILE")]
+    pub keys: Option<PathBuf>,
+    /// Bundle in and out.
+    #[command(flatten)]
+    pub io: BundleIo,
+    /// Passphrase of encrypted keys files.
+    #[command(flatten)]
+    pub passphrase: crate::keystore::PassphraseArgs,
+    /// Safety overrides.
+    #[command(flatten)]
+    pub check: CheckArgs,
+}
+
+/// Options of `signer set-threshold`.
+#[derive(Debug, Clone, Args)]
+pub struct ThresholdArgs {
+    /// The role whose threshold changes.
+    #[arg(long, short = 'r', value_enum)]
+    pub role: RoleArg,
+    /// The new threshold (root: at least 1; production targets: at least 2; at most the
+    /// number of keys of the role).
+    #[arg(value_name = "N")]
+    pub threshold: u64,
+    /// Root keys file to sign the new roots with (optional: otherwise sign later with
+    /// `signer sign`).
+    #[arg(long, short = 'k', value_name = "FILE")]
+    pub keys: Option<PathBuf>,
+    /// Bundle in and out.
+    #[command(flatten)]
+    pub io: BundleIo,
+    /// Passphrase of encrypted keys files.
+    #[command(flatten)]
+    pub passphrase: crate::keystore::PassphraseArgs,
+    /// Safety overrides.
+    #[command(flatten)]
+    pub check: CheckArgs,
+}
+
+/// Options of `signer sign`.
+#[derive(Debug, Clone, Args)]
+pub struct SignArgs {
+    /// Keys file(s) with root keys (repeat for several files).
+    #[arg(long, short = 'k', value_name = "FILE", required = true)]
+    pub keys: Vec<PathBuf>,
+    /// Bundle in and out.
+    #[command(flatten)]
+    pub io: BundleIo,
+    /// Passphrase of encrypted keys files.
+    #[command(flatten)]
+    pub passphrase: crate::keystore::PassphraseArgs,
+    /// Safety overrides.
+    #[command(flatten)]
+    pub check: CheckArgs,
+}
+
+/// Options of `signer sign-prod-targets`.
+#[derive(Debug, Clone, Args)]
+pub struct SignTargetsArgs {
+    /// Only these tags (comma separated or repeated); default: every tag in the bundle.
+    #[arg(long, value_delimiter = ',', value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// The keys file with the offline targets key.
+    #[arg(long, value_name = "FILE")]
+    pub targets_keys: Option<PathBuf>,
+    /// Same as --targets-keys (for a keys file holding root and targets keys).
+    #[arg(
+        long,
+        short = 'k',
+        value_name = "FILE",
+        conflicts_with = "targets_keys"
+    )]
+    pub keys: Option<PathBuf>,
+    /// Bundle in and out.
+    #[command(flatten)]
+    pub io: BundleIo,
+    /// Passphrase of encrypted keys files.
+    #[command(flatten)]
+    pub passphrase: crate::keystore::PassphraseArgs,
+    /// Safety overrides.
+    #[command(flatten)]
+    pub check: CheckArgs,
+}
+
+/// Options of `signer sign-wave`.
+#[derive(Debug, Clone, Args)]
+pub struct SignWaveArgs {
+    /// The wave name.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// The keys file with the offline targets key.
+    #[arg(long, value_name = "FILE")]
+    pub targets_keys: Option<PathBuf>,
+    /// Same as --targets-keys (for a keys file holding root and targets keys).
+    #[arg(
+        long,
+        short = 'k',
+        value_name = "FILE",
+        conflicts_with = "targets_keys"
+    )]
+    pub keys: Option<PathBuf>,
+    /// Bundle in and out.
+    #[command(flatten)]
+    pub io: BundleIo,
+    /// Passphrase of encrypted keys files.
+    #[command(flatten)]
+    pub passphrase: crate::keystore::PassphraseArgs,
+    /// Safety overrides.
+    #[command(flatten)]
+    pub check: CheckArgs,
+}
+
+/// Options of `signer combine`.
+#[derive(Debug, Clone, Args)]
+pub struct CombineArgs {
+    /// First response.
+    #[arg(value_name = "A")]
+    pub a: PathBuf,
+    /// Second response to the same request.
+    #[arg(value_name = "B")]
+    pub b: PathBuf,
+    /// Where to write the combined response.
+    #[arg(short = 'o', long = "out", value_name = "OUT")]
+    pub out: PathBuf,
+    /// Accept expired roots.
+    #[arg(long)]
+    pub allow_expired: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn fioctl_like_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "signer",
+            "rotate-offline-key",
+            "--role",
+            "root",
+            "--first-time",
+            "--keys",
+            "root.keys.tgz",
+            "req.tufbundle",
+            "-o",
+            "resp.tufbundle",
+            "--yes",
+        ])
+        .unwrap();
+        assert!(cli.yes);
+        let Command::RotateOfflineKey(a) = cli.command else {
+            panic!()
+        };
+        assert_eq!(a.role, RoleArg::Root);
+        assert!(a.first_time);
+        assert_eq!(a.io.out, PathBuf::from("resp.tufbundle"));
+
+        let cli = Cli::try_parse_from([
+            "signer",
+            "sign-prod-targets",
+            "--tags",
+            "main,beta",
+            "--targets-keys",
+            "t.tgz",
+            "b",
+            "-o",
+            "c",
+        ])
+        .unwrap();
+        let Command::SignProdTargets(a) = cli.command else {
+            panic!()
+        };
+        assert_eq!(a.tags, vec!["main", "beta"]);
+
+        assert!(Cli::try_parse_from([
+            "signer",
+            "delete-offline-key",
+            "--role",
+            "root",
+            "--keyid",
+            "nothex",
+            "b",
+            "-o",
+            "c"
+        ])
+        .is_err());
+    }
+}

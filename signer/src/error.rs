@@ -1,0 +1,230 @@
+//! Errors of the signer, written for the person at the offline machine, and exit codes.
+//!
+//! Every error says what went wrong and, where there is one, what to do next. Nothing is
+//! ever written (keys tarball, response bundle, trust pin) when a command fails before its
+//! "act" phase; the messages say so where it matters.
+//!
+//! | code | meaning |
+//! |------|---------|
+//! | 0 | success |
+//! | 1 | error: nothing was signed (bad input, failed verification, refused change, ...) |
+//! | 2 | usage error (unknown flag, missing or invalid argument) |
+//! | 3 | `inspect`: the bundle must not be signed as it is |
+
+use std::path::PathBuf;
+
+use shared::canonical::CanonicalError;
+use shared::fsutil::FsError;
+use shared::keys::{KeyError, KeyId};
+use shared::metadata::{MetadataError, Role};
+use shared::transform::TransformError;
+use shared::verify::VerifyError;
+
+/// Exit status of `signer inspect` when the bundle must not be signed.
+pub const EXIT_MUST_NOT_SIGN: u8 = 3;
+
+/// The text of the exit-code table shown at the end of `signer --help`.
+pub const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  success
+  1  error; nothing was signed and no keys file was changed unless the message says so
+  2  usage error (unknown flag, missing or invalid argument)
+  3  inspect: the bundle must not be signed as it is";
+
+/// Shorthand for results of signer functions.
+pub type Result<T, E = SignerError> = std::result::Result<T, E>;
+
+/// Everything that can make a signer command fail.
+#[derive(Debug, thiserror::Error)]
+pub enum SignerError {
+    /// The command line is incomplete or contradictory.
+    #[error("{0}")]
+    Usage(String),
+    /// A file could not be read or written.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was being done ("cannot read", "cannot create", ...).
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// An atomic file operation failed.
+    #[error(transparent)]
+    Fs(#[from] FsError),
+    /// A key could not be parsed, generated or used.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// Metadata could not be parsed or encoded.
+    #[error(transparent)]
+    Metadata(#[from] MetadataError),
+    /// Canonical JSON failed.
+    #[error(transparent)]
+    Canonical(#[from] CanonicalError),
+    /// A root transform is impossible.
+    #[error("{0}")]
+    Transform(#[from] TransformError),
+    /// The bundle is unusable (corrupt, wrong kind, inconsistent).
+    #[error("bundle: {0}")]
+    Bundle(String),
+    /// A keys tarball is unusable.
+    #[error("keys file {path}: {reason}")]
+    Tarball {
+        /// The keys file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// No trust is pinned for this factory yet.
+    #[error("no trusted root is pinned for factory {factory:?} in {dir}.\nPin one first: `signer trust init ROOT.json` (compare its fingerprint with what the courier printed)")]
+    NoPin {
+        /// The factory of the bundle.
+        factory: String,
+        /// The trust directory that was searched.
+        dir: PathBuf,
+    },
+    /// A trust pin already exists.
+    #[error("a trusted root is already pinned in {path} (version {version}); refusing to replace it.\nRemove that file by hand if you really mean to start over")]
+    PinExists {
+        /// The pin file.
+        path: PathBuf,
+        /// Version of the pinned root.
+        version: u64,
+    },
+    /// The bundle's roots do not chain from the pinned root.
+    #[error("the bundle's root chain does not verify from the pinned root (version {pinned}): {reason}.\nDo not sign this bundle: it may not come from your factory")]
+    Chain {
+        /// Version of the pinned root.
+        pinned: u64,
+        /// Why.
+        reason: String,
+    },
+    /// A verification failed.
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    /// A root is expired and `--allow-expired` was not given.
+    #[error("{what} expired at {expires}; refusing to continue.\nIf you understand why (e.g. the factory was idle for a long time), re-run with --allow-expired")]
+    Expired {
+        /// Which root.
+        what: String,
+        /// Its expiry.
+        expires: String,
+    },
+    /// The drafts change something no operation explains.
+    #[error("the staged root changes things that the requested operations do not explain:\n{}\nNothing was signed. If you have checked these changes and want them, re-run with --accept-unexplained", .0.iter().map(|s| format!("  - {s}")).collect::<Vec<_>>().join("\n"))]
+    Unexplained(Vec<String>),
+    /// The keys file holds no key for the role.
+    #[error("{path} holds no private key for any {role} key of {which} ({keyids}); use the keys file that holds it")]
+    NoKey {
+        /// The keys file(s).
+        path: String,
+        /// The role.
+        role: Role,
+        /// Which root was searched ("the staged root", "the current root").
+        which: &'static str,
+        /// The candidate key ids, short form.
+        keyids: String,
+    },
+    /// The keys file holds more than one active key of a role.
+    #[error("{path} holds more than one active {role} private key ({keyids}); this is unsupported and insecure: keep a single active {role} key per keys file")]
+    TwoActiveKeys {
+        /// The keys file.
+        path: PathBuf,
+        /// The role.
+        role: Role,
+        /// The key ids found.
+        keyids: String,
+    },
+    /// A key would be generated into a file that already holds an active key of the role.
+    #[error("{path} already holds an active {role} key ({keyid}); it is not allowed to store more than one active private key per file. Use another --keys/--targets-keys file")]
+    ActiveKeyPresent {
+        /// The keys file.
+        path: PathBuf,
+        /// The role.
+        role: Role,
+        /// The active key.
+        keyid: KeyId,
+    },
+    /// A file that must be new exists.
+    #[error("{0} already exists; refusing to overwrite it. The first-time rotation creates a new keys file: choose another path (or move the existing file somewhere safe if it is not needed)")]
+    KeysFileExists(PathBuf),
+    /// A previous run was interrupted and left temporary files.
+    #[error("a previous run was interrupted and left temporary file(s) next to {target}:\n{}\nThey may hold a NEW PRIVATE KEY that a signed root already references. Do not delete them: inspect them (e.g. `signer keys list --keys <file>`), keep the one that holds the newest key as your keys file, move the others somewhere safe, then re-run", .paths.iter().map(|p| format!("  {}", p.display())).collect::<Vec<_>>().join("\n"))]
+    LeftoverTemp {
+        /// The keys file or bundle the temp files belong to.
+        target: PathBuf,
+        /// The temporary files.
+        paths: Vec<PathBuf>,
+    },
+    /// Confirmation is needed but stdin is not a terminal and `--yes` was not given.
+    #[error("this command changes keys or signs, and needs confirmation: run it on a terminal, or pass --yes after checking `signer inspect` output")]
+    NeedsConfirmation,
+    /// The person declined.
+    #[error("not confirmed; nothing was changed")]
+    Declined,
+    /// The operation is not possible for this bundle.
+    #[error("{0}")]
+    Refused(String),
+    /// A keys tarball could not be opened or saved.
+    #[error(transparent)]
+    Keystore(#[from] crate::keystore::KeystoreError),
+    /// The signer identity could not be used.
+    #[error(transparent)]
+    Identity(#[from] crate::identity::IdentityError),
+    /// The audit log refused a record.
+    #[error("{0}")]
+    Audit(#[from] crate::audit::AuditError),
+    /// An error from a module of another part of the signer.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl SignerError {
+    /// An I/O error about `path`.
+    pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        SignerError::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// A refusal with a message.
+    pub fn refused(msg: impl Into<String>) -> Self {
+        SignerError::Refused(msg.into())
+    }
+
+    /// A bundle problem with a message.
+    pub fn bundle(msg: impl std::fmt::Display) -> Self {
+        SignerError::Bundle(msg.to_string())
+    }
+
+    /// The exit status for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            SignerError::Usage(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_say_what_to_do() {
+        let e = SignerError::Unexplained(vec!["a".into(), "b".into()]);
+        let s = e.to_string();
+        assert!(s.contains("  - a\n  - b"));
+        assert!(s.contains("--accept-unexplained"));
+        let e = SignerError::LeftoverTemp {
+            target: "k.tgz".into(),
+            paths: vec!["./.k.tgz.0123456789abcdef.tmp".into()],
+        };
+        assert!(e.to_string().contains("NEW PRIVATE KEY"));
+        assert_eq!(SignerError::Usage("x".into()).exit_code(), 2);
+        assert_eq!(SignerError::Declined.exit_code(), 1);
+    }
+}

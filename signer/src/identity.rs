@@ -1,0 +1,541 @@
+//! The signer's age X25519 identity: how the initial online root key reaches the laptop.
+//!
+//! On the very first root rotation the Foundries server hands the courier the factory's
+//! initial root key pair (`first_root.sec`). The courier never writes that private key in
+//! clear: it encrypts it to this signer's **recipient** (`age1…`) and puts the ciphertext in
+//! the request bundle. Only the identity file on the offline machine can decrypt it.
+//!
+//! * `signer identity init [--force]` creates `<state dir>/identity.txt` (mode 0600, written
+//!   atomically, never replaced without `--force`; with `--force` the old file is kept as
+//!   `identity.txt.replaced-<unix time>` so that a pending request encrypted to it can still
+//!   be opened) and prints the recipient for `courier config set-recipient`;
+//! * `signer identity show` prints the recipient.
+//!
+//! The file uses the format of `age-keygen`, so the standard `age -d -i identity.txt` can
+//! read what was encrypted to it:
+//!
+//! ```text
+//! # created: 2026-03-01T10:20:30Z
+//! # public key: age1…
+//! AGE-SECRET-KEY-1…
+//! ```
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use age::secrecy::ExposeSecret;
+use clap::{Args, Subcommand};
+use shared::fsutil::{self, FsError};
+use zeroize::Zeroizing;
+
+use crate::audit::{self, AuditEvent};
+
+/// File name of the identity inside the signer state directory.
+pub const IDENTITY_FILE: &str = "identity.txt";
+
+/// Largest identity file accepted (a real one is about 200 bytes).
+const MAX_IDENTITY_FILE: u64 = 64 * 1024;
+
+/// Largest ciphertext [`decrypt`] accepts (the initial root key is a few KiB at most).
+pub const MAX_CIPHERTEXT: usize = 1024 * 1024;
+
+/// Errors of the identity functions. None of them ever contains secret material.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    /// No identity file yet.
+    #[error("no signer identity at {path}: run `signer identity init` first")]
+    Missing {
+        /// Where it was looked for.
+        path: PathBuf,
+    },
+    /// `identity init` without `--force` while an identity exists.
+    #[error(
+        "{path} already exists (recipient {recipient}); refusing to replace it. Requests \
+         encrypted to it could no longer be opened. Use `signer identity show` to print its \
+         recipient, or `signer identity init --force` to make a new one (the old file is kept \
+         next to it)"
+    )]
+    Exists {
+        /// The identity file.
+        path: PathBuf,
+        /// Its recipient.
+        recipient: String,
+    },
+    /// The identity file is readable or writable by other users.
+    #[error(
+        "{path} is accessible by other users (mode {mode:o}); an identity must be private: run \
+         `chmod 600 {path}` (and consider the identity compromised if others could read it)"
+    )]
+    Permissions {
+        /// The identity file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The file exists but holds no usable identity.
+    #[error(
+        "{path} is not an age identity file (expected one line starting with \
+         `AGE-SECRET-KEY-1`); restore it from a backup or create a new one with \
+         `signer identity init --force`"
+    )]
+    Malformed {
+        /// The identity file.
+        path: PathBuf,
+    },
+    /// A recipient string could not be parsed.
+    #[error("`{recipient}` is not an age X25519 recipient (expected `age1…`)")]
+    BadRecipient {
+        /// What was given.
+        recipient: String,
+    },
+    /// The data was encrypted to some other recipient.
+    #[error(
+        "the encrypted data is not addressed to this signer's identity ({recipient}); on the \
+         online machine check `courier config` shows this recipient, then create the request \
+         again"
+    )]
+    NotForThisIdentity {
+        /// This signer's recipient.
+        recipient: String,
+    },
+    /// The ciphertext is not a valid age file or is damaged.
+    #[error("cannot decrypt: the data is not a valid or complete age file ({reason})")]
+    Decrypt {
+        /// age's description of the problem (never includes plaintext).
+        reason: String,
+    },
+    /// The ciphertext is larger than [`MAX_CIPHERTEXT`].
+    #[error("the encrypted data is {len} bytes, more than the {MAX_CIPHERTEXT} bytes accepted")]
+    TooLarge {
+        /// Its size.
+        len: usize,
+    },
+    /// Encryption failed.
+    #[error("cannot encrypt: {reason}")]
+    Encrypt {
+        /// age's description of the problem.
+        reason: String,
+    },
+    /// Creating the state directory failed.
+    #[error("cannot create the signer state directory {path}: {source}")]
+    StateDir {
+        /// The directory.
+        path: PathBuf,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+    /// Reading or writing the file failed.
+    #[error(transparent)]
+    Fs(#[from] FsError),
+}
+
+/// `signer identity …`: the age identity that receives the initial online root key.
+#[derive(Debug, Clone, Subcommand)]
+pub enum IdentityCommand {
+    /// Create this signer's age identity and print its recipient (`age1…`).
+    ///
+    /// Give the recipient to the online machine with `courier config set-recipient age1…`
+    /// (type it, or carry it as a small text file). The identity file is private to this
+    /// user (mode 0600) and is never replaced unless --force is given.
+    Init(InitArgs),
+    /// Print the recipient (`age1…`) of this signer's identity.
+    Show,
+}
+
+/// Options of `signer identity init`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct InitArgs {
+    /// Replace an existing identity. The old file is kept as
+    /// `identity.txt.replaced-<unix time>`; requests encrypted to it need it to be opened.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// What [`init`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitOutcome {
+    /// The new recipient (`age1…`).
+    pub recipient: String,
+    /// The identity file.
+    pub path: PathBuf,
+    /// With `--force` over an existing identity: its recipient and where the old file was kept.
+    pub replaced: Option<(String, PathBuf)>,
+}
+
+/// Path of the identity file in `state_dir`.
+pub fn identity_path(state_dir: &Path) -> PathBuf {
+    state_dir.join(IDENTITY_FILE)
+}
+
+/// Creates the state directory (mode 0700 when it is created here).
+pub(crate) fn ensure_state_dir(state_dir: &Path) -> Result<(), std::io::Error> {
+    if state_dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(state_dir)
+}
+
+/// Creates a new identity in `state_dir` (see the module documentation).
+pub fn init(state_dir: &Path, force: bool) -> Result<InitOutcome, IdentityError> {
+    ensure_state_dir(state_dir).map_err(|source| IdentityError::StateDir {
+        path: state_dir.to_path_buf(),
+        source,
+    })?;
+    let path = identity_path(state_dir);
+    let existing = if std::fs::symlink_metadata(&path).is_ok() {
+        // An unreadable or malformed old file is replaced only with --force as well.
+        let old = recipient(state_dir).unwrap_or_else(|_| "unreadable".to_string());
+        if !force {
+            return Err(IdentityError::Exists {
+                path,
+                recipient: old,
+            });
+        }
+        Some(old)
+    } else {
+        None
+    };
+
+    let identity = age::x25519::Identity::generate();
+    let recipient = identity.to_public().to_string();
+    let secret = identity.to_string();
+    let mut content = Zeroizing::new(String::with_capacity(256));
+    content.push_str("# created: ");
+    content.push_str(&shared::metadata::Timestamp::now().to_string());
+    content.push_str("\n# public key: ");
+    content.push_str(&recipient);
+    content.push('\n');
+    content.push_str(secret.expose_secret());
+    content.push('\n');
+
+    let replaced = match existing {
+        None => {
+            fsutil::write_atomic_new(&path, content.as_bytes(), 0o600)?;
+            None
+        }
+        Some(old) => {
+            let now = shared::metadata::Timestamp::now().unix();
+            let mut backup = path.with_file_name(format!("{IDENTITY_FILE}.replaced-{now}"));
+            let mut n = 1;
+            while std::fs::symlink_metadata(&backup).is_ok() {
+                backup = path.with_file_name(format!("{IDENTITY_FILE}.replaced-{now}-{n}"));
+                n += 1;
+            }
+            // A second name for the old file first, so that it survives the replacement.
+            std::fs::hard_link(&path, &backup)
+                .or_else(|_| std::fs::copy(&path, &backup).map(|_| ()))
+                .map_err(|source| {
+                    IdentityError::Fs(FsError::Read {
+                        path: path.clone(),
+                        source,
+                    })
+                })?;
+            fsutil::write_atomic(&path, content.as_bytes(), 0o600)?;
+            Some((old, backup))
+        }
+    };
+    Ok(InitOutcome {
+        recipient,
+        path,
+        replaced,
+    })
+}
+
+/// Loads the identity from `state_dir`.
+///
+/// Refuses a file that other users can access (like `ssh` does with private keys).
+pub fn load_identity(state_dir: &Path) -> Result<age::x25519::Identity, IdentityError> {
+    let path = identity_path(state_dir);
+    let meta = match std::fs::metadata(&path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(IdentityError::Missing { path })
+        }
+        Err(source) => return Err(IdentityError::Fs(FsError::Read { path, source })),
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o077 != 0 {
+            return Err(IdentityError::Permissions { path, mode });
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = meta;
+    let bytes = Zeroizing::new(fsutil::read_limited(&path, MAX_IDENTITY_FILE)?);
+    parse_identity(&bytes).ok_or(IdentityError::Malformed { path })
+}
+
+/// Parses identity file content: the first line starting with `AGE-SECRET-KEY-1`.
+fn parse_identity(bytes: &[u8]) -> Option<age::x25519::Identity> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    text.lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("AGE-SECRET-KEY-1"))
+        .and_then(|l| age::x25519::Identity::from_str(l).ok())
+}
+
+/// The recipient (`age1…`) of the identity in `state_dir`.
+pub fn recipient(state_dir: &Path) -> Result<String, IdentityError> {
+    Ok(load_identity(state_dir)?.to_public().to_string())
+}
+
+/// Decrypts age `ciphertext` (binary or ASCII-armored) addressed to `identity`.
+///
+/// The plaintext is returned in a zeroizing buffer sized up front (it is never larger than
+/// the ciphertext), so no stray copies of it are left behind by reallocation.
+pub fn decrypt(
+    identity: &age::x25519::Identity,
+    ciphertext: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, IdentityError> {
+    if ciphertext.len() > MAX_CIPHERTEXT {
+        return Err(IdentityError::TooLarge {
+            len: ciphertext.len(),
+        });
+    }
+    let decryptor = age::Decryptor::new_buffered(age::armor::ArmoredReader::new(ciphertext))
+        .map_err(|e| decrypt_error(identity, e))?;
+    let mut reader = decryptor
+        .decrypt(std::iter::once(identity as &dyn age::Identity))
+        .map_err(|e| decrypt_error(identity, e))?;
+    let mut out = Zeroizing::new(Vec::with_capacity(ciphertext.len()));
+    reader
+        .read_to_end(&mut out)
+        .map_err(|e| IdentityError::Decrypt {
+            reason: e.to_string(),
+        })?;
+    Ok(out)
+}
+
+fn decrypt_error(identity: &age::x25519::Identity, e: age::DecryptError) -> IdentityError {
+    match e {
+        age::DecryptError::NoMatchingKeys => IdentityError::NotForThisIdentity {
+            recipient: identity.to_public().to_string(),
+        },
+        other => IdentityError::Decrypt {
+            reason: other.to_string(),
+        },
+    }
+}
+
+/// Encrypts `plaintext` to an age X25519 `recipient` (`age1…`), binary format.
+///
+/// The courier does this for the initial root key; the signer uses it in tests and fixtures.
+pub fn encrypt_to(recipient: &str, plaintext: &[u8]) -> Result<Vec<u8>, IdentityError> {
+    let r = age::x25519::Recipient::from_str(recipient.trim()).map_err(|_| {
+        IdentityError::BadRecipient {
+            recipient: recipient.to_string(),
+        }
+    })?;
+    age::encrypt(&r, plaintext).map_err(|e| IdentityError::Encrypt {
+        reason: e.to_string(),
+    })
+}
+
+/// Runs `signer identity …`, printing to stdout.
+pub fn run(cmd: &IdentityCommand, state_dir: &Path) -> anyhow::Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    run_with_output(cmd, state_dir, &mut out)
+}
+
+/// Runs `signer identity …`, printing to `out` (for tests and embedding).
+pub fn run_with_output(
+    cmd: &IdentityCommand,
+    state_dir: &Path,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    match cmd {
+        IdentityCommand::Init(args) => {
+            let outcome = init(state_dir, args.force)?;
+            audit::record(
+                state_dir,
+                AuditEvent::IdentityCreated {
+                    recipient: outcome.recipient.clone(),
+                    path: outcome.path.display().to_string(),
+                },
+            )?;
+            if let Some((old, backup)) = &outcome.replaced {
+                writeln!(
+                    out,
+                    "Replaced identity {old}; the old file is kept as {}.",
+                    backup.display()
+                )?;
+            }
+            writeln!(
+                out,
+                "Created the signer identity {} (readable by you only).",
+                outcome.path.display()
+            )?;
+            writeln!(out, "Its recipient is:\n\n    {}\n", outcome.recipient)?;
+            writeln!(
+                out,
+                "On the online machine run:\n\n    courier config set-recipient {}\n",
+                outcome.recipient
+            )?;
+            writeln!(
+                out,
+                "Back up {} together with your keys tarballs: it is needed to open a \
+                 first-time request made for this recipient.",
+                outcome.path.display()
+            )?;
+        }
+        IdentityCommand::Show => {
+            writeln!(out, "{}", recipient(state_dir)?)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mode_of(path: &Path) -> u32 {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = path;
+            0o600
+        }
+    }
+
+    #[test]
+    fn init_creates_private_file_and_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let outcome = init(&state, false).unwrap();
+        assert!(outcome.recipient.starts_with("age1"));
+        assert_eq!(outcome.path, identity_path(&state));
+        assert_eq!(mode_of(&outcome.path), 0o600);
+        assert!(outcome.replaced.is_none());
+        assert_eq!(recipient(&state).unwrap(), outcome.recipient);
+
+        let text = std::fs::read_to_string(&outcome.path).unwrap();
+        assert!(text.contains(&format!("# public key: {}", outcome.recipient)));
+
+        let id = load_identity(&state).unwrap();
+        let ct = encrypt_to(&outcome.recipient, b"first-root.sec bytes").unwrap();
+        assert_eq!(&decrypt(&id, &ct).unwrap()[..], b"first-root.sec bytes");
+        assert!(fsutil::leftover_temp_files(&outcome.path)
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn init_refuses_overwrite_without_force() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = init(dir.path(), false).unwrap();
+        let before = std::fs::read(&first.path).unwrap();
+        let err = init(dir.path(), false).unwrap_err();
+        assert!(matches!(err, IdentityError::Exists { .. }), "{err}");
+        assert!(err.to_string().contains(&first.recipient));
+        assert!(err.to_string().contains("--force"));
+        assert_eq!(std::fs::read(&first.path).unwrap(), before);
+
+        let second = init(dir.path(), true).unwrap();
+        assert_ne!(second.recipient, first.recipient);
+        let (old, backup) = second.replaced.clone().unwrap();
+        assert_eq!(old, first.recipient);
+        assert_eq!(std::fs::read(&backup).unwrap(), before);
+        assert_eq!(mode_of(&second.path), 0o600);
+        assert_eq!(recipient(dir.path()).unwrap(), second.recipient);
+    }
+
+    #[test]
+    fn missing_and_malformed_and_loose_permissions() {
+        let dir = tempfile::tempdir().unwrap();
+        let Err(err) = load_identity(dir.path()) else {
+            panic!("expected an error")
+        };
+        assert!(matches!(err, IdentityError::Missing { .. }));
+        assert!(err.to_string().contains("signer identity init"));
+
+        fsutil::write_atomic(identity_path(dir.path()), b"# nothing here\n", 0o600).unwrap();
+        assert!(matches!(
+            load_identity(dir.path()),
+            Err(IdentityError::Malformed { .. })
+        ));
+
+        #[cfg(unix)]
+        {
+            init(dir.path(), true).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(
+                identity_path(dir.path()),
+                std::fs::Permissions::from_mode(0o644),
+            )
+            .unwrap();
+            let Err(err) = load_identity(dir.path()) else {
+                panic!("expected an error")
+            };
+            assert!(matches!(
+                err,
+                IdentityError::Permissions { mode: 0o644, .. }
+            ));
+            assert!(err.to_string().contains("chmod 600"));
+        }
+    }
+
+    #[test]
+    fn decrypt_for_other_identity_is_explained() {
+        let dir = tempfile::tempdir().unwrap();
+        init(dir.path(), false).unwrap();
+        let id = load_identity(dir.path()).unwrap();
+        let other = age::x25519::Identity::generate();
+        let ct = encrypt_to(&other.to_public().to_string(), b"secret").unwrap();
+        let err = decrypt(&id, &ct).unwrap_err();
+        assert!(
+            matches!(err, IdentityError::NotForThisIdentity { .. }),
+            "{err}"
+        );
+        assert!(!err.to_string().contains("secret"));
+        let err = decrypt(&id, b"not age at all").unwrap_err();
+        assert!(matches!(err, IdentityError::Decrypt { .. }), "{err}");
+        assert!(matches!(
+            encrypt_to("age1nope", b"x").unwrap_err(),
+            IdentityError::BadRecipient { .. }
+        ));
+    }
+
+    #[test]
+    fn armored_ciphertext_is_accepted() {
+        let id = age::x25519::Identity::generate();
+        let armored = age::encrypt_and_armor(&id.to_public(), b"pem").unwrap();
+        assert_eq!(&decrypt(&id, armored.as_bytes()).unwrap()[..], b"pem");
+    }
+
+    #[test]
+    fn run_prints_recipient_and_audits() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut out = Vec::new();
+        run_with_output(
+            &IdentityCommand::Init(InitArgs { force: false }),
+            dir.path(),
+            &mut out,
+        )
+        .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let r = recipient(dir.path()).unwrap();
+        assert!(text.contains(&format!("courier config set-recipient {r}")));
+        assert!(!text.contains("AGE-SECRET-KEY"));
+        let mut out = Vec::new();
+        run_with_output(&IdentityCommand::Show, dir.path(), &mut out).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), format!("{r}\n"));
+        let report = audit::verify(dir.path()).unwrap();
+        assert_eq!(report.records, 1);
+    }
+}

@@ -1,0 +1,362 @@
+//! Reading a bundle into what the commands work on, and the checks every command makes
+//! before it looks at keys: bundle integrity (done by [`shared::bundle`]), the transaction
+//! state, trust (the chain from the pinned root), and the consistency of the current roots.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use shared::bundle::{BundleKind, Operation, Transaction, TransferBundle};
+use shared::keys::{KeyId, Signature};
+use shared::metadata::{Role, SignedRoot, SignedTargets, Timestamp};
+use shared::transform::{
+    derive_prod_root, DEFAULT_PROD_TARGETS_THRESHOLD, MIN_PROD_TARGETS_THRESHOLD,
+};
+use shared::verify;
+
+use crate::error::{Result, SignerError};
+use crate::intent::{self, Explanation, OnlineKeys};
+use crate::state::StateDir;
+use crate::trust::{self, Pin, TrustCheck};
+
+/// A bundle read from disk, with its parts parsed.
+#[derive(Debug)]
+pub struct Loaded {
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// The bundle.
+    pub bundle: TransferBundle,
+    /// `transaction.json`.
+    pub tx: Transaction,
+    /// The root chain, version 1 first.
+    pub chain: Vec<SignedRoot>,
+    /// The current (applied) CI root.
+    pub current_ci: SignedRoot,
+    /// The current production root (none before the first rotation).
+    pub current_prod: Option<SignedRoot>,
+    /// Online key ids (current and staged).
+    pub online: OnlineKeys,
+    /// Whether there is a draft to work on (a STARTED transaction).
+    pub has_draft: bool,
+    /// The CI draft: the previous step's upload, else the server's staged root (or the
+    /// current root when no transaction is open).
+    pub draft_ci: SignedRoot,
+    /// The production draft (derived from the CI draft when the server staged none).
+    pub draft_prod: SignedRoot,
+    /// Production targets per tag.
+    pub prod_targets: BTreeMap<String, SignedTargets>,
+    /// Wave targets per wave.
+    pub waves: BTreeMap<String, SignedTargets>,
+    /// Production targets signatures collected by earlier steps.
+    pub targets_sigs: BTreeMap<String, Vec<Signature>>,
+    /// Wave signatures collected by earlier steps.
+    pub waves_sigs: BTreeMap<String, Vec<Signature>>,
+}
+
+/// The trust established for a bundle.
+#[derive(Debug, Clone)]
+pub struct Trusted {
+    /// The pin file.
+    pub pin_path: PathBuf,
+    /// The pin.
+    pub pin: Pin,
+    /// What the chain check found.
+    pub check: TrustCheck,
+}
+
+fn bundle_err(path: &Path, e: impl std::fmt::Display) -> SignerError {
+    SignerError::Bundle(format!("{}: {e}", path.display()))
+}
+
+/// Reads and parses a bundle. Integrity (manifest, digests, sizes, layout) is checked by
+/// [`TransferBundle::read`]; this adds the parsing of its members.
+pub fn load(path: &Path) -> Result<Loaded> {
+    let bundle = TransferBundle::read(path).map_err(|e| bundle_err(path, e))?;
+    from_bundle(path, bundle)
+}
+
+/// Like [`load`] for a bundle already in memory.
+pub fn from_bundle(path: &Path, bundle: TransferBundle) -> Result<Loaded> {
+    let err = |e: &dyn std::fmt::Display| bundle_err(path, e);
+    let tx = bundle.transaction().map_err(|e| err(&e))?;
+    let chain = bundle.chain().map_err(|e| err(&e))?;
+    let current = tx
+        .current
+        .as_ref()
+        .ok_or_else(|| err(&"transaction.json has no current roots"))?;
+    let current_ci = current
+        .ci_root()
+        .map_err(|e| err(&e))?
+        .ok_or_else(|| err(&"transaction.json: current ci-root is empty"))?;
+    let current_prod = current.prod_root().map_err(|e| err(&e))?;
+    let online = OnlineKeys {
+        current: current.online_keys.clone(),
+        updated: tx
+            .updated
+            .as_ref()
+            .map(|u| u.online_keys.clone())
+            .unwrap_or_else(|| current.online_keys.clone()),
+    };
+    let prev_prod_threshold = current_prod
+        .as_ref()
+        .map(|p| p.signed.threshold(Role::Targets))
+        .filter(|t| *t >= MIN_PROD_TARGETS_THRESHOLD)
+        .unwrap_or(DEFAULT_PROD_TARGETS_THRESHOLD);
+    let staged = match &tx.updated {
+        Some(u) if tx.status == "STARTED" => u.ci_root().map_err(|e| err(&e))?.map(|ci| (ci, u)),
+        _ => None,
+    };
+    let has_draft = staged.is_some();
+    let (mut draft_ci, mut draft_prod) = match staged {
+        Some((ci, u)) => {
+            let prod = match u.prod_root().map_err(|e| err(&e))? {
+                Some(p) => p,
+                None => derive_prod_root(&ci, prev_prod_threshold),
+            };
+            (ci, prod)
+        }
+        None => {
+            let prod = current_prod
+                .clone()
+                .unwrap_or_else(|| derive_prod_root(&current_ci, prev_prod_threshold));
+            (current_ci.clone(), prod)
+        }
+    };
+    let (mut targets_sigs, mut waves_sigs) = (BTreeMap::new(), BTreeMap::new());
+    if let Some(up) = bundle.upload() {
+        draft_ci = up.ci_root.clone();
+        draft_prod = up.prod_root.clone();
+        targets_sigs = up.targets_signatures.clone();
+        waves_sigs = up.waves_signatures.clone();
+    }
+    Ok(Loaded {
+        path: path.to_path_buf(),
+        prod_targets: bundle.prod_targets().map_err(|e| err(&e))?,
+        waves: bundle.waves().map_err(|e| err(&e))?,
+        bundle,
+        tx,
+        chain,
+        current_ci,
+        current_prod,
+        online,
+        has_draft,
+        draft_ci,
+        draft_prod,
+        targets_sigs,
+        waves_sigs,
+    })
+}
+
+impl Loaded {
+    /// The staged online targets key id (required by targets operations).
+    pub fn online_targets(&self) -> Result<KeyId> {
+        self.online
+            .updated
+            .get(Role::Targets.as_str())
+            .cloned()
+            .ok_or_else(|| {
+                SignerError::refused(
+                    "the transaction names no online targets key (updated.online-keys.targets); \
+                     ask for a new request bundle",
+                )
+            })
+    }
+
+    /// The current online targets key id (falls back to the staged one).
+    pub fn current_online_targets(&self) -> Option<&KeyId> {
+        self.online
+            .current
+            .get(Role::Targets.as_str())
+            .or_else(|| self.online.updated.get(Role::Targets.as_str()))
+    }
+
+    /// Refuses unless a transaction is open (status `STARTED`) with a staged root.
+    pub fn require_draft(&self) -> Result<()> {
+        if self.has_draft {
+            Ok(())
+        } else {
+            Err(SignerError::refused(format!(
+                "the transaction status in this bundle is {:?}: there is no staged root to change or sign. \
+                 Start a transaction on the online machine (courier) and bring a new request",
+                self.tx.status
+            )))
+        }
+    }
+
+    /// The explanations the bundle itself provides: requested operations (optional, fully
+    /// specified ones only) and operations of earlier signer steps (required).
+    pub fn explanations(&self) -> Vec<Explanation> {
+        let cur = &self.current_ci.signed;
+        let mut out = Vec::new();
+        for op in self.bundle.operations() {
+            if intent::request_explains(op) {
+                out.push(Explanation {
+                    source: format!("requested: {op}"),
+                    required: false,
+                    changes: intent::changes_of(
+                        op,
+                        cur,
+                        &self.online,
+                        self.bundle.manifest().created,
+                        None,
+                    ),
+                });
+            }
+        }
+        if let Some(record) = self.bundle.record() {
+            for (i, step) in record.steps.iter().enumerate() {
+                for op in &step.operations {
+                    let changes = intent::changes_of(op, cur, &self.online, step.time, None);
+                    if changes.is_empty() {
+                        continue;
+                    }
+                    out.push(Explanation {
+                        source: format!(
+                            "step {} ({} {}, {}): {op}",
+                            i + 1,
+                            step.signer.tool,
+                            step.signer.version,
+                            step.time
+                        ),
+                        required: true,
+                        changes,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Operations performed by earlier signer steps.
+    pub fn performed(&self) -> Vec<&Operation> {
+        self.bundle
+            .record()
+            .map(|r| r.steps.iter().flat_map(|s| s.operations.iter()).collect())
+            .unwrap_or_default()
+    }
+
+    /// A short description of the bundle for the person.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} bundle {} for factory {}, transaction {}",
+            match self.bundle.kind() {
+                BundleKind::Request => "request",
+                BundleKind::Response => "response",
+            },
+            self.bundle.fingerprint(),
+            self.bundle.factory(),
+            if self.bundle.txid().is_empty() {
+                "(initiator, no txid)"
+            } else {
+                self.bundle.txid()
+            }
+        )
+    }
+
+    /// Checks that the current production root (if any) is the CI root's twin and signed by
+    /// its own root keys.
+    pub fn check_current_prod(&self) -> Result<()> {
+        if let Some(p) = &self.current_prod {
+            if p.signed.version != self.current_ci.signed.version {
+                return Err(SignerError::refused(format!(
+                    "the current production root has version {}, the current CI root {}",
+                    p.signed.version, self.current_ci.signed.version
+                )));
+            }
+            verify::verify_ci_prod_pair(&self.current_ci.signed, &p.signed)?;
+            let msg = p.canonical_signed()?;
+            verify::verify_role(
+                &p.signed,
+                Role::Root,
+                &msg,
+                &p.signatures,
+                "current production root",
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Verifies the bundle against the pinned trust of its factory.
+pub fn trust(
+    loaded: &Loaded,
+    state: &StateDir,
+    now: &Timestamp,
+    allow_expired: bool,
+) -> Result<Trusted> {
+    let (pin_path, pin) = trust::load_pin(state, loaded.bundle.factory())?;
+    let check = trust::check_chain(
+        &pin.root,
+        &loaded.chain,
+        &loaded.current_ci,
+        now,
+        allow_expired,
+    )?;
+    loaded.check_current_prod()?;
+    Ok(Trusted {
+        pin_path,
+        pin,
+        check,
+    })
+}
+
+impl Trusted {
+    /// Advances the pin when the bundle proves a newer root was applied.
+    pub fn advance(&self, loaded: &Loaded, now: &Timestamp) -> Result<bool> {
+        if !self.check.advances() {
+            return Ok(false);
+        }
+        trust::advance(&self.pin_path, &self.pin, &loaded.current_ci, now)?;
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::*;
+
+    #[test]
+    fn request_parts() {
+        let mut f = Factory::new();
+        f.apply_first_time_rotation();
+        f.add_prod_targets("main", 3);
+        let b = f.request(vec![Operation::TargetsRotation], None);
+        let l = from_bundle(Path::new("r.tufbundle"), b).unwrap();
+        assert!(l.has_draft);
+        assert_eq!(l.draft_ci.signed.version, 3);
+        assert_eq!(l.draft_prod.signed.threshold(Role::Targets), 2);
+        assert_eq!(l.online_targets().unwrap(), *f.online_targets.keyid());
+        assert_eq!(l.prod_targets.len(), 1);
+        assert!(l.explanations().is_empty());
+        l.check_current_prod().unwrap();
+        assert!(l.describe().contains("acme"));
+    }
+
+    #[test]
+    fn first_time_request_derives_prod() {
+        let f = Factory::new();
+        let recipient = age::x25519::Identity::generate().to_public().to_string();
+        let sealed = crate::identity::encrypt_to(&recipient, &f.first_root.to_json()).unwrap();
+        let b = f.request(vec![Operation::FirstTimeRootRotation], Some(sealed));
+        let l = from_bundle(Path::new("r"), b).unwrap();
+        assert!(l.current_prod.is_none());
+        assert_eq!(l.draft_prod.signed.threshold(Role::Targets), 2);
+        assert_eq!(l.draft_ci.signed.threshold(Role::Targets), 1);
+    }
+
+    #[test]
+    fn optional_explanations_from_request() {
+        let f = Factory::new();
+        let b = f.request(
+            vec![Operation::SetThreshold {
+                role: Role::Root,
+                threshold: 1,
+            }],
+            None,
+        );
+        let l = from_bundle(Path::new("r"), b).unwrap();
+        let ex = l.explanations();
+        assert_eq!(ex.len(), 1);
+        assert!(!ex[0].required);
+    }
+}

@@ -1,0 +1,278 @@
+//! The `signer` binary, driven as a person would: help, trust, identity, inspect, the
+//! first-time rotation, a targets rotation, and the refusals (no terminal without --yes,
+//! tampered bundle, leftover temporary file, unexplained change, usage errors).
+
+#[path = "common/factory.rs"]
+mod factory;
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use shared::archive::Compression;
+use shared::bundle::{Operation, TransferBundle};
+use shared::metadata::Role;
+use shared::verify;
+
+use factory::Factory;
+
+struct Machine {
+    tmp: tempfile::TempDir,
+}
+
+impl Machine {
+    fn new() -> Machine {
+        Machine {
+            tmp: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+
+    fn state(&self) -> PathBuf {
+        self.path("state")
+    }
+
+    /// `signer` with this machine's state directory, no terminal.
+    fn signer(&self) -> Command {
+        let mut c = Command::cargo_bin("signer").unwrap();
+        c.env("SIGNER_HOME", self.state())
+            .env_remove("SIGNER_KEYS_PASSPHRASE")
+            .env("NO_COLOR", "1")
+            .current_dir(self.tmp.path());
+        c
+    }
+
+    fn write_bundle(&self, name: &str, b: &TransferBundle) -> PathBuf {
+        let p = self.path(name);
+        std::fs::write(&p, b.to_bytes(Compression::Gzip).unwrap()).unwrap();
+        p
+    }
+
+    /// Identity and trust, as on first use.
+    fn set_up(&self, f: &Factory) -> String {
+        self.signer()
+            .args(["identity", "init"])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("age1"));
+        let root = self.path("root.json");
+        std::fs::write(&root, f.chain[0].to_json().unwrap()).unwrap();
+        // Without a terminal and without --yes nothing is pinned.
+        self.signer()
+            .args(["trust", "init"])
+            .arg(&root)
+            .assert()
+            .code(1)
+            .stderr(predicate::str::contains("--yes"));
+        self.signer()
+            .args(["trust", "init", "--yes"])
+            .arg(&root)
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("fingerprint:"));
+        self.signer()
+            .args(["trust", "show"])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("version:      1"));
+        signer::identity::recipient(&self.state()).unwrap()
+    }
+}
+
+fn first_time_request(m: &Machine, f: &Factory, recipient: &str) -> PathBuf {
+    let sealed = signer::identity::encrypt_to(recipient, &f.first_root.to_json()).unwrap();
+    m.write_bundle(
+        "req.tufbundle",
+        &f.request(vec![Operation::FirstTimeRootRotation], Some(sealed)),
+    )
+}
+
+fn rotate_root_first(m: &Machine, req: &Path, keys: &Path, out: &Path) -> Command {
+    let mut c = m.signer();
+    c.args([
+        "rotate-offline-key",
+        "--role",
+        "root",
+        "--first-time",
+        "--keys",
+    ])
+    .arg(keys)
+    .arg(req)
+    .arg("-o")
+    .arg(out);
+    c
+}
+
+#[test]
+fn help_reads_well() {
+    let m = Machine::new();
+    m.signer()
+        .arg("--help")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("rotate-offline-key"))
+        .stdout(predicate::str::contains("inspect"))
+        .stdout(predicate::str::contains("Exit codes"));
+    m.signer()
+        .args(["rotate-offline-key", "--help"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("--first-time"))
+        .stdout(predicate::str::contains("--targets-keys"));
+    // Usage errors exit with 2.
+    m.signer()
+        .args(["rotate-offline-key", "--role", "snapshot"])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn first_time_then_targets_rotation_through_the_binary() {
+    let mut f = Factory::new();
+    let m = Machine::new();
+    let recipient = m.set_up(&f);
+    let req = first_time_request(&m, &f, &recipient);
+
+    m.signer()
+        .arg("inspect")
+        .arg(&req)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Fingerprint"))
+        .stdout(predicate::str::contains("--- ci-root v1 (current)"))
+        .stdout(predicate::str::contains("Verdict: the bundle verifies"));
+    let json = m
+        .signer()
+        .args(["inspect", "--json"])
+        .arg(&req)
+        .output()
+        .unwrap();
+    assert!(json.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["must_not_sign"], false);
+    assert_eq!(v["factory"], "acme");
+
+    let keys = m.path("root.keys.tgz");
+    let out = m.path("resp.tufbundle");
+    // No terminal, no --yes: refused, nothing written.
+    rotate_root_first(&m, &req, &keys, &out)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("needs confirmation"));
+    assert!(!keys.exists() && !out.exists());
+
+    rotate_root_first(&m, &req, &keys, &out)
+        .arg("--yes")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Wrote the response"));
+    assert!(keys.exists() && out.exists());
+    let resp = TransferBundle::read(&out).unwrap();
+    let up = resp.upload().unwrap().clone();
+    verify::verify_root_step(f.current(), &up.ci_root).unwrap();
+
+    // Again: the keys file exists.
+    rotate_root_first(&m, &req, &keys, &m.path("again"))
+        .arg("--yes")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("already exists"));
+
+    // The server applies it; the next bundle is a targets rotation.
+    f.apply(up.ci_root, up.prod_root);
+    f.add_prod_targets("main", 7);
+    let req2 = m.write_bundle("req2", &f.request(vec![Operation::TargetsRotation], None));
+    let tk = m.path("targets.keys.tgz");
+    let out2 = m.path("resp2");
+    m.signer()
+        .args(["rotate-offline-key", "--role", "targets", "--keys"])
+        .arg(&keys)
+        .arg("--targets-keys")
+        .arg(&tk)
+        .arg(&req2)
+        .args(["-o"])
+        .arg(&out2)
+        .arg("--yes")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("prod-targets/main"))
+        .stdout(predicate::str::contains("trusted root advanced"));
+    let up2 = TransferBundle::read(&out2)
+        .unwrap()
+        .upload()
+        .unwrap()
+        .clone();
+    assert_eq!(up2.prod_root.signed.role_keyids(Role::Targets).len(), 2);
+    assert!(up2.targets_signatures.contains_key("main"));
+    m.signer().args(["audit", "verify"]).assert().success();
+}
+
+#[test]
+fn refusals_through_the_binary() {
+    let f = Factory::new();
+    let m = Machine::new();
+    let recipient = m.set_up(&f);
+    let req = first_time_request(&m, &f, &recipient);
+
+    // Tampered bundle: one byte of transaction.json changed.
+    let mut bytes = TransferBundle::read(&req)
+        .unwrap()
+        .to_bytes(Compression::None)
+        .unwrap();
+    let pos = bytes.windows(7).position(|w| w == b"STARTED").unwrap();
+    bytes[pos + 1] = b'X';
+    let bad = m.path("tampered.tufbundle");
+    std::fs::write(&bad, &bytes).unwrap();
+    m.signer()
+        .arg("inspect")
+        .arg(&bad)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("transaction.json"));
+
+    // Leftover temporary file next to the keys file.
+    let keys = m.path("root.keys.tgz");
+    std::fs::write(m.path(".root.keys.tgz.0123456789abcdef.tmp"), b"x").unwrap();
+    rotate_root_first(&m, &req, &keys, &m.path("out"))
+        .arg("--yes")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("interrupted"))
+        .stderr(predicate::str::contains("NEW PRIVATE KEY"));
+    assert!(!keys.exists());
+
+    // A staged draft with an extra root key: inspect says no, sign refuses.
+    let mut ci = f.server_draft();
+    let extra = factory::key(44);
+    ci.signed =
+        shared::transform::add_offline_key(&ci.signed, Role::Root, extra.public_key(), None)
+            .unwrap();
+    let tx = f.transaction(false, &ci, None);
+    let odd = m.write_bundle("odd", &f.request_with(vec![Operation::SignRoot], None, &tx));
+    m.signer()
+        .arg("inspect")
+        .arg(&odd)
+        .assert()
+        .code(3)
+        .stdout(predicate::str::contains("MUST NOT SIGN"))
+        .stdout(predicate::str::contains(extra.keyid().as_str()));
+    let mut tb = shared::tarball::KeysTarball::new();
+    tb.add_private_key(Role::Root, &f.first_root).unwrap();
+    let k2 = m.path("k2.tgz");
+    tb.write_new(&k2).unwrap();
+    m.signer()
+        .arg("sign")
+        .arg("--keys")
+        .arg(&k2)
+        .arg(&odd)
+        .arg("-o")
+        .arg(m.path("o2"))
+        .arg("--yes")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("--accept-unexplained"));
+    assert!(!m.path("o2").exists());
+}

@@ -1,0 +1,634 @@
+//! End-to-end harness: a simulated factory, separate machines (one online, one or two
+//! offline) with their own home directories, a directory standing in for the USB stick, and
+//! the real `courier` and `signer` binaries.
+//!
+//! Every command run through a [`World`] is recorded (arguments, exit status, stdout,
+//! stderr) so suites can scan everything that was printed, and the demo can show it as a
+//! transcript. [`World::device_check`] verifies what the server serves the way a device
+//! does: the root chain from version 1, the production chain, and every production and wave
+//! targets document under the production root.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Mutex;
+
+use shared::keys::KeyId;
+use shared::metadata::{Role, SignedRoot, SignedTargets, Timestamp};
+use shared::tarball::{KeyFileKind, KeysTarball};
+use shared::verify;
+
+use crate::sim::{init_factory, FactoryView, InitOptions, InitReport, SimServer};
+
+/// One recorded command run.
+#[derive(Clone, Debug)]
+pub struct Run {
+    /// Which machine ran it (`online`, `offline`, `offline-2`).
+    pub machine: String,
+    /// The command line as a user would type it (program name and arguments).
+    pub command_line: String,
+    /// Exit code (`-1` when killed by a signal).
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Run {
+    /// Panics with the full output unless the command succeeded; returns `self`.
+    #[track_caller]
+    pub fn ok(self) -> Run {
+        assert_eq!(
+            self.code, 0,
+            "command failed: {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.command_line, self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// Panics unless the command failed; returns `self`.
+    #[track_caller]
+    pub fn fails(self) -> Run {
+        assert_ne!(
+            self.code, 0,
+            "command unexpectedly succeeded: {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.command_line, self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// Panics unless stdout or stderr contains `needle` (case-insensitive); returns `self`.
+    #[track_caller]
+    pub fn says(self, needle: &str) -> Run {
+        let all = format!("{}\n{}", self.stdout, self.stderr).to_lowercase();
+        assert!(
+            all.contains(&needle.to_lowercase()),
+            "expected {needle:?} in output of {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.command_line,
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+}
+
+/// A machine: its own home directory, so configuration and state never leak between them.
+#[derive(Clone, Debug)]
+pub struct Machine {
+    /// Short name used in transcripts.
+    pub name: String,
+    /// The machine's `$HOME`.
+    pub home: PathBuf,
+}
+
+impl Machine {
+    fn new(root: &Path, name: &str) -> Machine {
+        let home = root.join(name);
+        std::fs::create_dir_all(&home).expect("create machine home");
+        Machine {
+            name: name.to_string(),
+            home,
+        }
+    }
+
+    /// The signer's state directory on this machine.
+    pub fn signer_home(&self) -> PathBuf {
+        self.home.join("signer-state")
+    }
+
+    /// A path in this machine's home directory.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.home.join(rel)
+    }
+}
+
+/// Locates a workspace binary (`courier`, `signer`, `factory-sim`) next to the test
+/// executable, building it with cargo if it is not there yet.
+pub fn bin_path(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let mut dir = exe.parent().expect("exe dir").to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let candidate = dir.join(name);
+    if candidate.exists() {
+        return candidate;
+    }
+    static BUILD: Mutex<()> = Mutex::new(());
+    let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    if !candidate.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+        let profile_release = dir.ends_with("release");
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--quiet", "--bin", name]);
+        if profile_release {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("run cargo build");
+        assert!(status.success(), "cargo build --bin {name} failed");
+    }
+    candidate
+}
+
+/// Options for a new [`World`].
+#[derive(Clone, Debug)]
+pub struct WorldOptions {
+    /// Factory name.
+    pub factory: String,
+    /// Production tags to create.
+    pub tags: usize,
+    /// Waves to create.
+    pub waves: usize,
+    /// CI builds to create.
+    pub targets: u64,
+    /// How many of the newest CI builds are not in production yet (wave candidates).
+    pub prod_behind: u64,
+    /// How many of the newest CI builds are not in production yet (wave candidates).
+    pub prod_behind: u64,
+    /// Days until root v1 expires (counted from `created`).
+    pub root_expires_days: i64,
+    /// When the factory was created (default: now). Set it in the past together with a short
+    /// `root_expires_days` for a factory whose root has expired.
+    pub created: Option<Timestamp>,
+    /// Print every command and its output as it runs (the demo).
+    pub echo: bool,
+}
+
+impl Default for WorldOptions {
+    fn default() -> Self {
+        WorldOptions {
+            factory: "acme".to_string(),
+            tags: 2,
+            waves: 0,
+            targets: 6,
+            prod_behind: 0,
+            echo: false,
+        }
+    }
+}
+
+/// A simulated factory plus the machines and the USB stick around it.
+pub struct World {
+    /// Temporary directory holding everything (kept alive by the world).
+    pub root: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    /// The running simulator.
+    pub server: Option<SimServer>,
+    /// Factory name.
+    pub factory: String,
+    /// API token of the factory admin.
+    pub token: String,
+    /// What `factory-sim init` created.
+    pub init: InitReport,
+    /// The networked machine running the courier.
+    pub online: Machine,
+    /// The air-gapped laptop of the root key holder.
+    pub offline: Machine,
+    /// A second air-gapped laptop (the targets key holder).
+    pub offline2: Machine,
+    /// The USB stick.
+    pub usb: PathBuf,
+    echo: bool,
+    runs: Mutex<Vec<Run>>,
+}
+
+impl World {
+    /// Creates a factory in a fresh temporary directory and starts the simulator.
+    pub fn new(opts: WorldOptions) -> World {
+        let tmp = tempfile::Builder::new()
+            .prefix("offline-tuf-e2e-")
+            .tempdir()
+            .expect("tempdir");
+        let root = tmp.path().to_path_buf();
+        let mut world = World::in_dir(&root, opts);
+        world._tmp = Some(tmp);
+        world
+    }
+
+    /// Like [`World::new`] but in `root`, which is kept afterwards (the demo).
+    pub fn in_dir(root: &Path, opts: WorldOptions) -> World {
+        let state = root.join("factory-sim-state");
+        let token = format!("{}-admin-token", opts.factory);
+        let mut init = InitOptions::new(&state, &opts.factory, &token);
+        init.tags = opts.tags;
+        init.waves = opts.waves;
+        init.targets = opts.targets;
+        init.prod_behind = opts.prod_behind;
+        init.root_expires_days = opts.root_expires_days;
+        init.now = opts.created;
+        init.prod_behind = opts.prod_behind;
+        let report = init_factory(&init).expect("factory-sim init");
+        let server = SimServer::start(&state).expect("start factory-sim");
+        let usb = root.join("usb-stick");
+        std::fs::create_dir_all(&usb).expect("usb dir");
+        World {
+            online: Machine::new(root, "online"),
+            offline: Machine::new(root, "offline"),
+            offline2: Machine::new(root, "offline-2"),
+            usb,
+            root: root.to_path_buf(),
+            _tmp: None,
+            server: Some(server),
+            factory: opts.factory,
+            token,
+            init: report,
+            echo: opts.echo,
+            runs: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The simulator (panics after [`World::stop_server`]).
+    pub fn sim(&self) -> &SimServer {
+        self.server.as_ref().expect("simulator running")
+    }
+
+    /// The simulator's base URL.
+    pub fn url(&self) -> String {
+        self.sim().url().to_string()
+    }
+
+    /// Stops the simulator.
+    pub fn stop_server(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.stop();
+        }
+    }
+
+    /// A path on the USB stick.
+    pub fn usb(&self, name: &str) -> PathBuf {
+        self.usb.join(name)
+    }
+
+    /// Runs the courier on the online machine with the factory, token and API URL set the
+    /// way a fioctl user has them (environment variables with fioctl's names).
+    pub fn courier<I, S>(&self, args: I) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let args: Vec<String> = args
+            .into_iter()
+            .map(|a| a.as_ref().to_string_lossy().into_owned())
+            .collect();
+        let mut full = vec!["--api-url".to_string(), self.url()];
+        full.extend(args.iter().cloned());
+        let mut cmd = Command::new(bin_path("courier"));
+        cmd.args(&full)
+            .env("FIOCTL_FACTORY", &self.factory)
+            .env("FIOCTL_TOKEN", &self.token);
+        self.run(&self.online, "courier", &args, cmd)
+    }
+
+    /// Runs the signer on an offline machine.
+    pub fn signer<I, S>(&self, machine: &Machine, args: I) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let args: Vec<String> = args
+            .into_iter()
+            .map(|a| a.as_ref().to_string_lossy().into_owned())
+            .collect();
+        let mut cmd = Command::new(bin_path("signer"));
+        cmd.args(&args).env("SIGNER_HOME", machine.signer_home());
+        self.run(machine, "signer", &args, cmd)
+    }
+
+    fn run(
+        &self,
+        machine: &Machine,
+        program: &str,
+        shown_args: &[String],
+        mut cmd: Command,
+    ) -> Run {
+        cmd.current_dir(&machine.home)
+            .env("HOME", &machine.home)
+            .env("XDG_CONFIG_HOME", machine.home.join(".config"))
+            .env("XDG_DATA_HOME", machine.home.join(".local/share"))
+            .env("NO_COLOR", "1")
+            .env_remove("FIOCTL_CONFIG")
+            .stdin(std::process::Stdio::null());
+        let shown: Vec<String> = shown_args
+            .iter()
+            .map(|a| {
+                let short = a.replace(&format!("{}/", self.root.display()), "");
+                if short.contains(' ') {
+                    format!("'{short}'")
+                } else {
+                    short
+                }
+            })
+            .collect();
+        let command_line = format!("{program} {}", shown.join(" "));
+        let out: Output = cmd
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+        let run = Run {
+            machine: machine.name.clone(),
+            command_line,
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        if self.echo {
+            println!("\n[{}]$ {}", run.machine, run.command_line);
+            for line in run.stdout.lines().chain(run.stderr.lines()) {
+                println!("  {line}");
+            }
+            if run.code != 0 {
+                println!("  (exit status {})", run.code);
+            }
+        }
+        self.runs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(run.clone());
+        run
+    }
+
+    /// The factory's committed state on the simulator (for assertions).
+    pub fn view(&self) -> FactoryView {
+        self.sim().factory(&self.factory).expect("factory view")
+    }
+
+    /// The simulator's commit point for this factory (`factory.json`), byte for byte: equal
+    /// before and after a command means the command changed nothing on the server (targets
+    /// documents are content-addressed blobs referenced from it).
+    pub fn server_state(&self) -> Vec<u8> {
+        let path = self
+            .sim()
+            .state_dir()
+            .join("factories")
+            .join(&self.factory)
+            .join("factory.json");
+        std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+    }
+
+    /// Writes a file onto the USB stick (e.g. something printed on one machine and carried
+    /// to another); returns its path.
+    pub fn write_usb(&self, name: &str, bytes: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.usb(name);
+        std::fs::write(&path, bytes).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        path
+    }
+
+    /// `signer identity init` on `machine`, then `courier config set-recipient` on the online
+    /// machine with the recipient it printed. Returns the recipient (`age1…`).
+    pub fn connect_identity(&self, machine: &Machine) -> String {
+        self.signer(machine, ["identity", "init"]).ok();
+        let recipient = self
+            .signer(machine, ["identity", "show"])
+            .ok()
+            .stdout
+            .trim()
+            .to_string();
+        assert!(recipient.starts_with("age1"), "recipient: {recipient}");
+        self.courier(["config", "set-recipient", &recipient]).ok();
+        recipient
+    }
+
+    /// The courier's fingerprint of the current CI root (`courier show-root --fingerprint`,
+    /// the part after the colon).
+    pub fn courier_fingerprint(&self) -> String {
+        let out = self.courier(["show-root", "--fingerprint"]).ok().stdout;
+        let (_, fp) = out
+            .trim()
+            .split_once(": ")
+            .unwrap_or_else(|| panic!("unexpected fingerprint line: {out}"));
+        fp.trim().to_string()
+    }
+
+    /// Pins the factory's current CI root on `machine` the careful way: `courier show-root`
+    /// saved to `<machine>-root.json` on the USB stick, `signer trust init` of that file, and
+    /// the fingerprint the signer showed compared with `courier show-root --fingerprint`.
+    /// `extra` is appended to `signer trust init` (e.g. `--allow-expired`). Returns the
+    /// fingerprint.
+    pub fn pin_trust(&self, machine: &Machine, extra: &[&str]) -> String {
+        let shown = self.courier(["show-root"]).ok().stdout;
+        let file = self.write_usb(&format!("{}-root.json", machine.name), shown);
+        let mut args = vec!["--yes".to_string(), "trust".into(), "init".into()];
+        args.push(file.display().to_string());
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let out = self.signer(machine, &args).ok();
+        let fp = self.courier_fingerprint();
+        out.says(&fp);
+        fp
+    }
+
+    /// Workflow 1, the first-time root rotation, as a user runs it: `signer identity init`
+    /// (offline) → `courier config set-recipient` → `courier rotate-offline-key --role root
+    /// --first-time` → `signer trust init` (fingerprints compared) → `signer inspect` →
+    /// `signer rotate-offline-key --role root --first-time` creating `keys` → `courier
+    /// updates push --apply`. Bundles are `first.req.tufbundle` / `first.resp.tufbundle` on
+    /// the USB stick. Returns the new offline root key id.
+    pub fn first_time_rotation(&self, machine: &Machine, keys: &Path) -> KeyId {
+        self.connect_identity(machine);
+        let req = self.usb("first.req.tufbundle");
+        let resp = self.usb("first.resp.tufbundle");
+        let out = self
+            .courier([
+                "rotate-offline-key",
+                "--role",
+                "root",
+                "--first-time",
+                "--bundle",
+                path_str(&req),
+            ])
+            .ok();
+        let fp = self.pin_trust(machine, &[]);
+        out.says(&fp);
+        self.signer(machine, ["inspect", path_str(&req)]).ok();
+        self.signer(
+            machine,
+            [
+                "--yes",
+                "rotate-offline-key",
+                "--role",
+                "root",
+                "--first-time",
+                "--keys",
+                path_str(keys),
+                path_str(&req),
+                "-o",
+                path_str(&resp),
+            ],
+        )
+        .ok();
+        self.courier(["updates", "push", path_str(&resp), "--apply"])
+            .ok();
+        let root = self.view().ci_root().expect("ci root");
+        let ids = root.signed.role_keyids(Role::Root);
+        assert_eq!(
+            ids.len(),
+            1,
+            "one offline root key after the first rotation"
+        );
+        ids[0].clone()
+    }
+
+    /// Every command run so far.
+    pub fn transcript(&self) -> Vec<Run> {
+        self.runs.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn get(&self, path: &str) -> Option<Vec<u8>> {
+        let url = format!("{}{}", self.url(), path);
+        let resp = reqwest::blocking::Client::new()
+            .get(&url)
+            .header("OSF-TOKEN", &self.token)
+            .send()
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        if resp.status().as_u16() == 404 {
+            return None;
+        }
+        assert!(resp.status().is_success(), "GET {url}: {}", resp.status());
+        Some(resp.bytes().expect("body").to_vec())
+    }
+
+    fn served_chain(&self, production: bool) -> Vec<SignedRoot> {
+        let repo = format!("/ota/repo/{}/api/v1/user_repo", self.factory);
+        let q = if production { "?production=1" } else { "" };
+        let mut chain = Vec::new();
+        for n in 1.. {
+            match self.get(&format!("{repo}/{n}.root.json{q}")) {
+                Some(bytes) => {
+                    chain.push(SignedRoot::from_json(&bytes).expect("served root parses"))
+                }
+                None => break,
+            }
+        }
+        chain
+    }
+
+    /// Verifies what the server serves, as a device would; panics with the reason otherwise.
+    pub fn device_check(&self) -> DeviceReport {
+        let now = Timestamp::now();
+        let mut report = DeviceReport::default();
+        for production in [false, true] {
+            let chain = self.served_chain(production);
+            assert!(
+                !chain.is_empty(),
+                "no root served (production={production})"
+            );
+            verify::verify_self_signed(&chain[0], "root v1").expect("root v1 verifies");
+            let last = verify::verify_chain(&chain[0], &chain).unwrap_or_else(|e| {
+                panic!("served chain (production={production}) does not verify: {e}")
+            });
+            verify::check_expiry("latest root", &last.signed.expires, &now)
+                .expect("latest root not expired");
+            if production {
+                report.prod_version = last.signed.version;
+            } else {
+                report.ci_version = last.signed.version;
+            }
+        }
+        let repo = format!("/ota/repo/{}/api/v1/user_repo", self.factory);
+        let ci = SignedRoot::from_json(&self.get(&format!("{repo}/root.json")).expect("root.json"))
+            .expect("ci root");
+        let prod = SignedRoot::from_json(
+            &self
+                .get(&format!("{repo}/root.json?production=1"))
+                .expect("prod root"),
+        )
+        .expect("prod root");
+        if ci.signed.version > 1 {
+            verify::verify_ci_prod_pair(&ci.signed, &prod.signed)
+                .expect("CI and prod roots differ only in the targets threshold");
+        }
+        let factories = format!("/ota/factories/{}", self.factory);
+        for (kind, path) in [
+            ("prod", format!("{factories}/prod-targets/?tag=")),
+            ("wave", format!("{factories}/wave-targets/?name=")),
+        ] {
+            let Some(body) = self.get(&path) else {
+                continue;
+            };
+            let docs: std::collections::BTreeMap<String, SignedTargets> =
+                serde_json::from_slice(&body).expect("targets map parses");
+            for (name, doc) in docs {
+                let offline_targets = prod
+                    .signed
+                    .role_keyids(shared::metadata::Role::Targets)
+                    .len()
+                    > 1;
+                if offline_targets {
+                    verify::verify_targets(&prod.signed, &doc, &format!("{kind} targets {name}"))
+                        .unwrap_or_else(|e| panic!("{kind} targets {name} do not verify under the production root: {e}"));
+                }
+                report.targets_checked.push(format!("{kind}:{name}"));
+            }
+        }
+        report
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        self.stop_server();
+    }
+}
+
+/// What [`World::device_check`] verified.
+#[derive(Clone, Debug, Default)]
+pub struct DeviceReport {
+    /// Latest CI root version.
+    pub ci_version: u64,
+    /// Latest production root version.
+    pub prod_version: u64,
+    /// Production (`prod:<tag>`) and wave (`wave:<name>`) targets verified.
+    pub targets_checked: Vec<String>,
+}
+
+/// A path as `&str` (test paths are UTF-8).
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 path")
+}
+
+/// One key in a keys tarball, as the tests look at it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TarballKey {
+    /// The key id.
+    pub keyid: KeyId,
+    /// The role from the file name (`first-root` → root).
+    pub role: Option<Role>,
+    /// `tufrepo/keys/first-root.*` (the initial Foundries root key).
+    pub first_root: bool,
+    /// Whether the private half is there.
+    pub has_private: bool,
+}
+
+/// The keys of a plain (`.tgz`) keys tarball, sorted by key id.
+pub fn tarball_keys(path: &Path) -> Vec<TarballKey> {
+    let t = KeysTarball::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut keys: Vec<TarballKey> = t
+        .keys()
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .into_iter()
+        .map(|k| TarballKey {
+            role: k.role(),
+            first_root: k.kind == KeyFileKind::FirstRoot,
+            has_private: k.sec_file.is_some(),
+            keyid: k.keyid,
+        })
+        .collect();
+    keys.sort_by(|a, b| a.keyid.cmp(&b.keyid));
+    keys
+}
+
+/// Key ids of `role` in a plain keys tarball (generated and first-root keys).
+pub fn tarball_keyids(path: &Path, role: Role) -> Vec<KeyId> {
+    tarball_keys(path)
+        .into_iter()
+        .filter(|k| k.role == Some(role))
+        .map(|k| k.keyid)
+        .collect()
+}
+
+/// The bytes of each file (`None` if missing), to show that a command left them alone.
+pub fn snapshot_files(paths: &[&Path]) -> Vec<(PathBuf, Option<Vec<u8>>)> {
+    paths
+        .iter()
+        .map(|p| (p.to_path_buf(), std::fs::read(p).ok()))
+        .collect()
+}
