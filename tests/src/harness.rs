@@ -7,6 +7,30 @@
 //! transcript. [`World::device_check`] verifies what the server serves the way a device
 //! does: the root chain from version 1, the production chain, and every production and wave
 //! targets document under the production root.
+//!
+//! ## API at a glance
+//!
+//! * Setting up: [`World::new`]`(`[`WorldOptions`]`{ factory, tags, waves, targets,
+//!   prod_behind, root_expires_days, created, echo })` creates the factory and starts the
+//!   simulator; machines [`World::online`], [`World::offline`], [`World::offline2`] (each
+//!   [`Machine::path`] is in its own home), the stick [`World::usb`] / [`World::write_usb`].
+//! * Running: [`World::courier`] (online machine, factory/token/URL set like a fioctl user
+//!   has them) and [`World::signer`] (an offline machine, `SIGNER_HOME` in its home) return
+//!   a [`Run`]; check it with [`Run::ok`], [`Run::fails`], [`Run::says`].
+//!   [`World::transcript`] lists every run (`E2E_TRANSCRIPT=1` prints it when the world is
+//!   dropped).
+//! * Workflow steps: [`World::connect_identity`] (signer identity → courier recipient),
+//!   [`World::pin_trust`] (show-root → `signer trust init`, fingerprints compared with
+//!   [`World::courier_fingerprint`]), [`World::first_time_rotation`] (workflow 1 whole).
+//! * Checking: [`World::device_check`]; [`World::view`] (the simulator's committed state);
+//!   [`World::watch`] → [`Unchanged::assert_unchanged`] (server state and files
+//!   byte-identical); [`tarball_keys`] / [`tarball_keyids`] (what a plain keys tarball
+//!   holds); [`World::api_get`] / [`World::api_send`] (plain HTTP, e.g. to tamper with the
+//!   staged root); [`tamper_member`] / [`replace_first`] (alter a bundle after it was
+//!   written).
+//!
+//! Binaries are taken from the target directory next to the test executable (build them
+//! first with `cargo build -p courier -p signer`; missing ones are built by [`bin_path`]).
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -144,8 +168,6 @@ pub struct WorldOptions {
     pub targets: u64,
     /// How many of the newest CI builds are not in production yet (wave candidates).
     pub prod_behind: u64,
-    /// How many of the newest CI builds are not in production yet (wave candidates).
-    pub prod_behind: u64,
     /// Days until root v1 expires (counted from `created`).
     pub root_expires_days: i64,
     /// When the factory was created (default: now). Set it in the past together with a short
@@ -163,6 +185,8 @@ impl Default for WorldOptions {
             waves: 0,
             targets: 6,
             prod_behind: 0,
+            root_expires_days: 365,
+            created: None,
             echo: false,
         }
     }
@@ -214,7 +238,6 @@ impl World {
         init.tags = opts.tags;
         init.waves = opts.waves;
         init.targets = opts.targets;
-        init.prod_behind = opts.prod_behind;
         init.root_expires_days = opts.root_expires_days;
         init.now = opts.created;
         init.prod_behind = opts.prod_behind;
@@ -438,7 +461,9 @@ impl World {
             .ok();
         let fp = self.pin_trust(machine, &[]);
         out.says(&fp);
-        self.signer(machine, ["inspect", path_str(&req)]).ok();
+        self.signer(machine, ["inspect", path_str(&req)])
+            .ok()
+            .says("first-time-root-rotation");
         self.signer(
             machine,
             [
@@ -470,6 +495,41 @@ impl World {
     /// Every command run so far.
     pub fn transcript(&self) -> Vec<Run> {
         self.runs.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// `GET path` on the simulator with the admin token, the way any HTTP client would
+    /// (`None` on 404; panics on other errors).
+    pub fn api_get(&self, path: &str) -> Option<Vec<u8>> {
+        self.get(path)
+    }
+
+    /// Sends `method path` with a JSON body and the admin token, like a plain HTTP client
+    /// (or another admin's tool) would; returns the status code and the body.
+    pub fn api_send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> (u16, String) {
+        let url = format!("{}{}", self.url(), path);
+        let resp = reqwest::blocking::Client::new()
+            .request(method, &url)
+            .header("OSF-TOKEN", &self.token)
+            .json(body)
+            .send()
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
+        let status = resp.status().as_u16();
+        (status, resp.text().unwrap_or_default())
+    }
+
+    /// Records the server's state and the bytes of `files` now, for
+    /// [`Unchanged::assert_unchanged`] after a command that must change nothing.
+    pub fn watch(&self, files: &[&Path]) -> Unchanged<'_> {
+        Unchanged {
+            world: self,
+            server: self.server_state(),
+            files: snapshot_files(files),
+        }
     }
 
     fn get(&self, path: &str) -> Option<Vec<u8>> {
@@ -564,7 +624,20 @@ impl World {
 }
 
 impl Drop for World {
+    /// Stops the simulator; with `E2E_TRANSCRIPT=1` in the environment, first prints every
+    /// command run and its output (see them with `cargo test -- --nocapture`).
     fn drop(&mut self) {
+        if std::env::var_os("E2E_TRANSCRIPT").is_some() && !self.echo {
+            for run in self.transcript() {
+                println!(
+                    "\n[{}]$ {}  (exit {})",
+                    run.machine, run.command_line, run.code
+                );
+                for line in run.stdout.lines().chain(run.stderr.lines()) {
+                    println!("  {line}");
+                }
+            }
+        }
         self.stop_server();
     }
 }
@@ -631,4 +704,74 @@ pub fn snapshot_files(paths: &[&Path]) -> Vec<(PathBuf, Option<Vec<u8>>)> {
         .iter()
         .map(|p| (p.to_path_buf(), std::fs::read(p).ok()))
         .collect()
+}
+
+/// What [`World::watch`] recorded: the server's committed state and some files.
+pub struct Unchanged<'a> {
+    world: &'a World,
+    server: Vec<u8>,
+    files: Vec<(PathBuf, Option<Vec<u8>>)>,
+}
+
+impl Unchanged<'_> {
+    /// Panics unless the server's state and every watched file (or its absence) are exactly
+    /// as recorded.
+    #[track_caller]
+    pub fn assert_unchanged(&self) {
+        assert!(
+            self.world.server_state() == self.server,
+            "the server's state changed"
+        );
+        let now = snapshot_files(
+            &self
+                .files
+                .iter()
+                .map(|(p, _)| p.as_path())
+                .collect::<Vec<_>>(),
+        );
+        for ((path, before), (_, after)) in self.files.iter().zip(now) {
+            assert!(
+                *before == after,
+                "{} changed (existed before: {}, exists now: {})",
+                path.display(),
+                before.is_some(),
+                after.is_some()
+            );
+        }
+    }
+}
+
+/// Copies the bundle (or any tar/tar.gz archive) `src` to `dst` with member `member`
+/// edited by `edit`, keeping the other members and the compression: a bundle tampered with
+/// after it was written, whose manifest digests no longer match. Panics if `member` is
+/// missing.
+pub fn tamper_member(src: &Path, dst: &Path, member: &str, edit: impl FnOnce(&mut Vec<u8>)) {
+    use shared::archive::{self, Compression, MemberRef};
+    let bytes = std::fs::read(src).unwrap_or_else(|e| panic!("{}: {e}", src.display()));
+    let compression = Compression::detect(&bytes);
+    let mut members = archive::read(&bytes, &shared::bundle::LIMITS).expect("readable archive");
+    let target = members
+        .iter_mut()
+        .find(|m| m.name == member)
+        .unwrap_or_else(|| panic!("no member {member} in {}", src.display()));
+    let mut data = target.data.to_vec();
+    edit(&mut data);
+    *target.data = data;
+    let refs: Vec<MemberRef<'_>> = members
+        .iter()
+        .map(|m| MemberRef {
+            name: &m.name,
+            data: &m.data,
+            mode: 0o644,
+        })
+        .collect();
+    let out = archive::write(&refs, compression).expect("write archive");
+    std::fs::write(dst, &*out).unwrap_or_else(|e| panic!("{}: {e}", dst.display()));
+}
+
+/// Replaces the first occurrence of `from` by `to` in `data` (panics if absent).
+pub fn replace_first(data: &mut Vec<u8>, from: &str, to: &str) {
+    let text = String::from_utf8(std::mem::take(data)).expect("UTF-8 member");
+    assert!(text.contains(from), "{from:?} not found");
+    *data = text.replacen(from, to, 1).into_bytes();
 }

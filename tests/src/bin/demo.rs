@@ -95,6 +95,7 @@ fn main() -> Result<()> {
             targets: 6,
             prod_behind: 1,
             echo: true,
+            ..WorldOptions::default()
         },
     );
     println!(
