@@ -160,8 +160,10 @@ pub fn plan_pull(args: &PullArgs) -> Result<Plan> {
         bundle::validate_doc_name(name).map_err(CourierError::Usage)?;
     }
     let mut docs = DocPlan::default();
-    if ops.contains(&OpArg::RotateTargets) {
-        // fioctl: all production tags and all active waves; 404 = none.
+    if ops.contains(&OpArg::RotateTargets) || ops.contains(&OpArg::AddTargetsKey) {
+        // fioctl: all production tags and all active waves; 404 = none. A new targets key
+        // signs them too (the signer's add-offline-key does): the first offline targets key
+        // must, or production targets miss the production threshold and apply is refused.
         docs.tags = Some(Vec::new());
         docs.waves = Some(Vec::new());
     }
@@ -715,11 +717,13 @@ pub fn verify_targets_sigs(
             CourierError::Verify(format!("{what}: signature by {}: {e}", sig.keyid.short()))
         })?;
     }
-    let mut merged = doc.clone();
+    // Merge the signatures only (the same rule as `Signed::add_signature`), not the document.
+    let mut merged = doc.signatures.clone();
     for s in sigs {
-        merged.add_signature(s.clone());
+        merged.retain(|x| x.keyid != s.keyid);
+        merged.push(s.clone());
     }
-    Ok(verify::signature_report(&prod.signed, Role::Targets, &msg, &merged.signatures).satisfied())
+    Ok(verify::signature_report(&prod.signed, Role::Targets, &msg, &merged).satisfied())
 }
 
 /// Local verification of a response's upload against its request. Returns the list of
@@ -834,13 +838,9 @@ fn check_docs_fresh(client: &Client, request: &TransferBundle, upload: &Upload) 
         (
             false,
             &upload.targets_signatures,
-            request.prod_targets().map_err(bundle_err)?,
+            request.prod_targets_bytes(),
         ),
-        (
-            true,
-            &upload.waves_signatures,
-            request.waves().map_err(bundle_err)?,
-        ),
+        (true, &upload.waves_signatures, request.waves_bytes()),
     ] {
         if sigs.is_empty() {
             continue;
@@ -854,16 +854,19 @@ fn check_docs_fresh(client: &Client, request: &TransferBundle, upload: &Upload) 
         .unwrap_or_default();
         let kind = if waves { "wave" } else { "production" };
         for name in &names {
-            let theirs = live
-                .get(name)
-                .map(|raw| SignedTargets::from_json(raw.get().as_bytes()))
-                .transpose()
-                .map_err(|e| {
-                    CourierError::Server(format!("unreadable {kind} targets {name:?}: {e}"))
-                })?;
-            let ours = docs.get(name);
-            let same = match (theirs, ours) {
-                (Some(t), Some(o)) => t.canonical_signed().ok() == o.canonical_signed().ok(),
+            let same = match (live.get(name), docs.get(name.as_str())) {
+                // The request holds the documents exactly as served: identical bytes need no
+                // parsing; otherwise compare what a signature covers.
+                (Some(raw), Some(ours)) if raw.get().as_bytes() == *ours => true,
+                (Some(raw), Some(ours)) => {
+                    let theirs = SignedTargets::from_json(raw.get().as_bytes()).map_err(|e| {
+                        CourierError::Server(format!("unreadable {kind} targets {name:?}: {e}"))
+                    })?;
+                    let ours = SignedTargets::from_json(ours).map_err(|e| {
+                        CourierError::Verify(format!("{kind} targets {name:?} in the request: {e}"))
+                    })?;
+                    theirs.canonical_signed().ok() == ours.canonical_signed().ok()
+                }
                 _ => false,
             };
             if !same {
@@ -1315,6 +1318,16 @@ mod tests {
         assert_eq!(p.docs.tags, Some(vec![]));
         assert_eq!(p.docs.waves, Some(vec![]));
         assert!(!p.docs.tags_required);
+        let p = plan_pull(&args(&[OpArg::AddTargetsKey])).unwrap();
+        assert_eq!(
+            (p.docs.tags.clone(), p.docs.waves.clone()),
+            (Some(vec![]), Some(vec![]))
+        );
+        assert!(!p.docs.tags_required && !p.docs.waves_required);
+        assert_eq!(
+            plan_pull(&args(&[OpArg::AddRootKey])).unwrap().docs,
+            DocPlan::default()
+        );
 
         // sign-prod-targets: neither flag → all tags and all waves; --tags only → tags only.
         let p = plan_pull(&args(&[OpArg::SignProdTargets])).unwrap();

@@ -288,7 +288,7 @@ pub enum OpArg {
     RotateTargets,
     /// Add an offline root key.
     AddRootKey,
-    /// Add an offline targets key.
+    /// Add an offline targets key (it signs the production and active wave targets too).
     AddTargetsKey,
     /// Delete an offline root key (give --keyid).
     DeleteRootKey,

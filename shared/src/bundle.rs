@@ -1689,9 +1689,88 @@ fn validate_content(
                     op.validate().map_err(|e| member_err(RECORD, e))?;
                 }
             }
+            check_record_digests(&record, &upload, members)?;
             Ok((Some(upload), Some(record)))
         }
     }
+}
+
+/// Checks that what `record.json` says was signed is what the response carries (SPEC §5.4,
+/// §7: record and upload must agree): every signature entry of every step names a known
+/// document, targets and wave digests match the carried documents, and the last step's root
+/// digests match the roots of `upload.json` (earlier steps may have signed an earlier draft,
+/// whose signatures were then dropped). Every key id the last step lists has a signature on
+/// that document in the upload.
+fn check_record_digests(
+    record: &Record,
+    upload: &Upload,
+    members: &BTreeMap<String, Vec<u8>>,
+) -> Result<(), BundleError> {
+    let last = record.steps.len().saturating_sub(1);
+    let empty: Vec<Signature> = Vec::new();
+    for (i, step) in record.steps.iter().enumerate() {
+        for entry in &step.signatures {
+            let (digest, sigs) = match entry.document.as_str() {
+                "ci-root" | "prod-root" if i != last => continue,
+                "ci-root" => (
+                    signed_digest(&upload.ci_root, "ci-root")?,
+                    &upload.ci_root.signatures,
+                ),
+                "prod-root" => (
+                    signed_digest(&upload.prod_root, "prod-root")?,
+                    &upload.prod_root.signatures,
+                ),
+                doc => {
+                    let (dir, sigs, name) = if let Some(n) = doc.strip_prefix(PROD_TARGETS_DIR) {
+                        (PROD_TARGETS_DIR, &upload.targets_signatures, n)
+                    } else if let Some(n) = doc.strip_prefix(WAVES_DIR) {
+                        (WAVES_DIR, &upload.waves_signatures, n)
+                    } else {
+                        return Err(member_err(RECORD, format!("unknown document {doc:?}")));
+                    };
+                    let member = format!("{dir}{name}.json");
+                    let data = members.get(&member).ok_or_else(|| {
+                        member_err(RECORD, format!("lists {doc:?} but {member} is missing"))
+                    })?;
+                    let parsed =
+                        SignedTargets::from_json(data).map_err(|e| member_err(&member, e))?;
+                    (
+                        signed_digest(&parsed, &member)?,
+                        sigs.get(name).unwrap_or(&empty),
+                    )
+                }
+            };
+            if entry.sha256 != digest {
+                return Err(member_err(
+                    RECORD,
+                    format!(
+                        "step {} says its signatures on {} cover sha256 {}, but the document carried has {}",
+                        i + 1,
+                        entry.document,
+                        entry.sha256,
+                        digest
+                    ),
+                ));
+            }
+            if i == last {
+                if let Some(k) = entry
+                    .keyids
+                    .iter()
+                    .find(|k| !sigs.iter().any(|s| &s.keyid == *k))
+                {
+                    return Err(member_err(
+                        RECORD,
+                        format!(
+                            "step {} lists a signature by {k} on {} that upload.json does not have",
+                            i + 1,
+                            entry.document
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -2215,6 +2294,36 @@ mod tests {
         );
         assert!(strict("{\"op\":\"launch-missiles\"}").is_err());
         assert!(strict("{\"op\":\"add-offline-key\",\"role\":\"root\"}").is_ok());
+    }
+
+    #[test]
+    fn record_digests_must_match_the_upload() {
+        let req = request();
+        let k1 = key(1);
+        let upload = upload_signed_by(&req, &[&k1]);
+        let resp = req
+            .respond(step(upload.clone(), vec![Operation::SignRoot]))
+            .unwrap();
+        let good = resp.record().unwrap().clone();
+        let (w, t) = (resp.manifest().writer.clone(), resp.manifest().created);
+        // A digest that does not match what was signed.
+        let mut bad = good.clone();
+        bad.steps[0].signatures[0].sha256 = Sha256Digest([7; 32]);
+        let err = req.with_response(w.clone(), t, &upload, &bad).unwrap_err();
+        assert!(err.to_string().contains("cover sha256"), "{err}");
+        // A key id without a signature in the upload.
+        let mut bad = good.clone();
+        bad.steps[0].signatures[0]
+            .keyids
+            .push(key(9).keyid().clone());
+        let err = req.with_response(w.clone(), t, &upload, &bad).unwrap_err();
+        assert!(err.to_string().contains("does not have"), "{err}");
+        // An unknown document.
+        let mut bad = good.clone();
+        bad.steps[0].signatures[0].document = "snapshot".into();
+        assert!(req.with_response(w.clone(), t, &upload, &bad).is_err());
+        // The genuine record passes.
+        req.with_response(w, t, &upload, &good).unwrap();
     }
 
     #[test]

@@ -479,7 +479,9 @@ pub fn build_report(
             ));
         }
     }
-    if !l.waves.is_empty() {
+    // A wave being created (a `courier waves init` draft) carries no signature yet; an active
+    // wave always carries at least the server's online signature.
+    if l.waves.values().any(|w| !w.signatures.is_empty()) {
         warnings.push(
             "a wave is active: a targets key rotation may be refused by the server until the wave is complete"
                 .to_string(),

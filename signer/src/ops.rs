@@ -370,6 +370,39 @@ impl<'l> Work<'l> {
             })
     }
 
+    /// Refuses to re-sign a carried production targets (or wave) document unless at least
+    /// one of its signatures, by a targets key of the current CI or production root, verifies:
+    /// re-signing must never turn altered content into content signed by an offline key.
+    fn check_carried_targets(&self, wave: bool, name: &str) -> Result<()> {
+        let (docs, dir) = if wave {
+            (&self.l.waves, "waves")
+        } else {
+            (&self.l.prod_targets, "prod-targets")
+        };
+        let Some(doc) = docs.get(name) else {
+            return Ok(());
+        };
+        let msg = doc.canonical_signed()?;
+        let roots = std::iter::once(&self.l.current_ci.signed)
+            .chain(self.l.current_prod.as_ref().map(|p| &p.signed));
+        let verified = roots.into_iter().any(|root| {
+            doc.signatures.iter().any(|sig| {
+                root.role_keyids(Role::Targets).contains(&sig.keyid)
+                    && root
+                        .keys
+                        .get(&sig.keyid)
+                        .is_some_and(|k| k.verify(&msg, sig).is_ok())
+            })
+        });
+        if verified {
+            Ok(())
+        } else {
+            Err(SignerError::Refused(format!(
+                "{dir}/{name}.json carries no valid signature by a targets key of the current root: its content was altered after the server signed it (or it is not this factory's). Nothing was signed; do not use this bundle"
+            )))
+        }
+    }
+
     /// Signs production targets `tag` (or wave `name` when `wave`) with `key`.
     fn sign_targets(&mut self, wave: bool, name: &str, key: &PrivateKey) -> Result<()> {
         let (docs, sigs, dir) = if wave {
@@ -383,14 +416,16 @@ impl<'l> Work<'l> {
                 docs.keys().cloned().collect::<Vec<_>>().join(", ")
             ))
         })?;
-        let sig = transform::sign_targets(doc, key)?;
+        // Canonicalize once: the signature and the audit digest cover the same bytes.
+        let msg = doc.canonical_signed()?;
+        let sig = key.sign(&msg);
         let entry = sigs.entry(name.to_string()).or_default();
         entry.retain(|s| s.keyid != sig.keyid);
         entry.push(sig);
         self.signed.push(SigEvent {
             document: format!("{dir}/{name}"),
             keyids: vec![key.keyid().clone()],
-            sha256: sha256_hex(&doc.canonical_signed()?),
+            sha256: sha256_hex(&msg),
         });
         self.plan.push(format!(
             "sign {dir}/{name} (version {}, {} targets, expires {}) with targets key {}",
@@ -540,6 +575,7 @@ fn finish(
         out: out.to_path_buf(),
         ..Outcome::default()
     };
+    fsutil::crash_point("signer:before-keys-save");
     for t in work.tarballs.files.iter().filter(|t| t.dirty) {
         // The passphrase of an encrypted file was cached when it was opened; a new
         // encrypted file asks for one (twice on a terminal).
@@ -567,6 +603,7 @@ fn finish(
         }
         ctx.ui.line(format!("Wrote {}", t.path.display()));
     }
+    fsutil::crash_point("signer:after-keys-save");
     // Act 2: the response.
     let upload = Upload {
         txid: l.bundle.txid().to_string(),
@@ -587,7 +624,9 @@ fn finish(
     let bytes = response
         .to_bytes(Compression::Gzip)
         .map_err(SignerError::bundle)?;
+    fsutil::crash_point("signer:before-response-write");
     fsutil::write_atomic(out, &bytes, bundle::FILE_MODE)?;
+    fsutil::crash_point("signer:after-response-write");
     for s in &work.signed {
         audit::record(
             &state,
@@ -932,9 +971,11 @@ fn rotate_targets(ctx: &mut Ctx<'_>, args: &RotateArgs) -> Result<Outcome> {
         .map(|(t, _)| t.clone())
         .collect();
     for t in &tags {
+        work.check_carried_targets(false, t)?;
         work.sign_targets(false, t, &new_key)?;
     }
     for w in &waves {
+        work.check_carried_targets(true, w)?;
         work.sign_targets(true, w, &new_key)?;
     }
     if !waves.is_empty() {

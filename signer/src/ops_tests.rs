@@ -1176,3 +1176,33 @@ fn add_root_key_for_a_second_admin() {
     assert_eq!(up.ci_root.signed.role_keyids(Role::Root).len(), 2);
     verify::verify_root_step(f.current(), &up.ci_root).unwrap();
 }
+
+#[test]
+fn targets_rotation_refuses_altered_carried_targets() {
+    let mut f = Factory::new();
+    let (env, keys) = first_time(&mut f);
+    f.add_prod_targets("main", 3);
+    // Content changed under the online key's signature (e.g. on the USB stick).
+    f.prod_targets.get_mut("main").unwrap().signed.version += 1;
+    let tk = env.path("targets.keys.tgz");
+    let req = env.write("r1", &f.request(vec![Operation::TargetsRotation], None));
+    let out = env.path("o1");
+    let (r, text) = env.run(true, f.now, |ctx| {
+        rotate_offline_key(
+            ctx,
+            &rotate_args(
+                RoleArg::Targets,
+                false,
+                Some(&keys),
+                Some(&tk),
+                io(&req, &out),
+            ),
+        )
+    });
+    let err = r.expect_err(&text).to_string();
+    assert!(
+        err.contains("prod-targets/main.json carries no valid signature"),
+        "{err}"
+    );
+    assert!(!out.exists() && !tk.exists());
+}

@@ -145,12 +145,21 @@ pub fn bin_path(name: &str) -> PathBuf {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
         let profile_release = dir.ends_with("release");
         let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--quiet", "--bin", name]);
+        // `cargo test --workspace` builds a package's binaries only when that package has
+        // integration tests; build a missing one explicitly, from its own package.
+        let package = match name {
+            "courier" | "signer" => name,
+            _ => "tests",
+        };
+        cmd.args(["build", "--quiet", "-p", package, "--bin", name]);
         if profile_release {
             cmd.arg("--release");
         }
         let status = cmd.status().expect("run cargo build");
-        assert!(status.success(), "cargo build --bin {name} failed");
+        assert!(
+            status.success(),
+            "cargo build -p {package} --bin {name} failed"
+        );
     }
     candidate
 }

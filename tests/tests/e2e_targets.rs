@@ -1,0 +1,360 @@
+//! End to end, offline targets key workflows (issue 8, workflows 3 and 4): targets key
+//! rotations with a separate targets tarball and with the single tarball (production and
+//! wave targets re-signed; `show-root` vs `show-root --prod`), and root and targets key
+//! holders on different machines with one upload.
+
+use std::path::Path;
+
+use shared::keys::KeyId;
+use shared::metadata::Role;
+use tests::harness::{path_str, tarball_keyids, tarball_keys, World, WorldOptions};
+
+/// Parses `courier show-root` and `show-root --prod` and checks that the `signed` parts
+/// differ only in the targets threshold (1 vs 2).
+fn assert_only_targets_threshold_differs(w: &World) {
+    use shared::metadata::SignedRoot;
+    let ci = SignedRoot::from_json(w.courier(["show-root"]).ok().stdout.as_bytes()).unwrap();
+    let prod =
+        SignedRoot::from_json(w.courier(["show-root", "--prod"]).ok().stdout.as_bytes()).unwrap();
+    assert_eq!(ci.signed.threshold(Role::Targets), 1);
+    assert_eq!(prod.signed.threshold(Role::Targets), 2);
+    assert_ne!(ci.signed, prod.signed);
+    let mut normalized = prod.signed.clone();
+    normalized.role_mut(Role::Targets).unwrap().threshold = 1;
+    assert_eq!(
+        normalized, ci.signed,
+        "CI and production roots differ elsewhere"
+    );
+}
+
+/// The offline targets key ids of the current production root (every targets key but the
+/// online one).
+fn offline_targets(w: &World) -> Vec<KeyId> {
+    let view = w.view();
+    let online = view.online_keys().targets.clone();
+    view.prod_root()
+        .unwrap()
+        .unwrap()
+        .signed
+        .role_keyids(Role::Targets)
+        .iter()
+        .filter(|k| **k != online)
+        .cloned()
+        .collect()
+}
+
+/// Key ids that signed every production tag and every wave of the factory.
+fn assert_all_targets_signed_by(w: &World, key: &KeyId, not: Option<&KeyId>) {
+    let view = w.view();
+    let mut docs = Vec::new();
+    for tag in view.tags() {
+        docs.push((
+            format!("tag {tag}"),
+            view.prod_targets(&tag).unwrap().unwrap(),
+        ));
+    }
+    for wave in view.waves() {
+        docs.push((
+            format!("wave {}", wave.name),
+            view.wave_targets(&wave.name).unwrap().unwrap(),
+        ));
+    }
+    assert!(!docs.is_empty());
+    for (what, doc) in docs {
+        let ids: Vec<_> = doc.signatures.iter().map(|s| &s.keyid).collect();
+        assert!(ids.contains(&key), "{what} not signed by {key}: {ids:?}");
+        assert!(
+            ids.contains(&&view.online_keys().targets),
+            "{what} lost the online signature"
+        );
+        if let Some(old) = not {
+            assert!(!ids.contains(&old), "{what} still signed by the old key");
+        }
+    }
+}
+
+/// A targets key rotation: the request from `courier rotate-offline-key --role targets`
+/// (the shortcut), or with `expert` from `courier updates init` + `updates pull --op
+/// rotate-targets` (the route while a wave is active); then `signer rotate-offline-key
+/// --role targets` and `courier updates push --apply`.
+fn rotate_targets(w: &World, name: &str, keys: &Path, targets_keys: Option<&Path>, expert: bool) {
+    let req = w.usb(&format!("{name}.req.tufbundle"));
+    let resp = w.usb(&format!("{name}.resp.tufbundle"));
+    if expert {
+        w.courier([
+            "updates",
+            "init",
+            "-m",
+            "Rotate TUF targets offline signing key",
+        ])
+        .ok();
+        w.courier([
+            "updates",
+            "pull",
+            "--op",
+            "rotate-targets",
+            "--bundle",
+            path_str(&req),
+        ])
+        .ok()
+        .says("targets-rotation");
+    } else {
+        w.courier([
+            "rotate-offline-key",
+            "--role",
+            "targets",
+            "--bundle",
+            path_str(&req),
+        ])
+        .ok()
+        .says("targets-rotation");
+    }
+    w.signer(&w.offline, ["inspect", path_str(&req)]).ok();
+    let mut args = vec![
+        "--yes",
+        "rotate-offline-key",
+        "--role",
+        "targets",
+        "--keys",
+        path_str(keys),
+    ];
+    if let Some(t) = targets_keys {
+        args.extend(["--targets-keys", path_str(t)]);
+    }
+    args.extend([path_str(&req), "-o", path_str(&resp)]);
+    w.signer(&w.offline, &args).ok();
+    w.courier(["updates", "push", path_str(&resp), "--apply"])
+        .ok();
+}
+
+#[test]
+fn targets_rotation_with_a_separate_targets_tarball() {
+    let w = World::new(WorldOptions {
+        tags: 2,
+        waves: 1,
+        prod_behind: 1,
+        ..WorldOptions::default()
+    });
+    let keys = w.offline.path("root.keys.tgz");
+    let targets = w.offline.path("targets.keys.tgz");
+    w.first_time_rotation(&w.offline, &keys);
+    let root_tarball = std::fs::read(&keys).unwrap();
+    assert!(offline_targets(&w).is_empty());
+
+    // The shortcut refuses while a wave is active (as fioctl's help says), before anything
+    // is started on the server.
+    let server = w.server_state();
+    let refused = w.usb("refused.req.tufbundle");
+    w.courier([
+        "rotate-offline-key",
+        "--role",
+        "targets",
+        "--bundle",
+        path_str(&refused),
+    ])
+    .fails()
+    .says("not allowed while a wave is active");
+    assert_eq!(w.server_state(), server);
+    assert!(!refused.exists());
+
+    // First offline targets key (expert route): every production tag and the active wave
+    // get its signature.
+    rotate_targets(&w, "targets1", &keys, Some(&targets), true);
+    let report = w.device_check();
+    assert_eq!(report.ci_version, 3);
+    assert_eq!(report.targets_checked.len(), 3, "{report:?}");
+    let t1 = offline_targets(&w);
+    assert_eq!(t1.len(), 1);
+    assert_eq!(tarball_keyids(&targets, Role::Targets), t1);
+    assert!(tarball_keyids(&targets, Role::Root).is_empty());
+    assert_eq!(tarball_keys(&targets).len(), 1);
+    assert_eq!(
+        std::fs::read(&keys).unwrap(),
+        root_tarball,
+        "the root tarball is not touched"
+    );
+    assert_all_targets_signed_by(&w, &t1[0], None);
+    let ci = w.view().ci_root().unwrap();
+    assert_eq!(
+        ci.signed.key_owners.as_ref().unwrap()[&t1[0]].polis_id,
+        w.init.polis_id
+    );
+    assert_only_targets_threshold_differs(&w);
+
+    // Second rotation: old key out, everything re-signed with the new one.
+    rotate_targets(&w, "targets2", &keys, Some(&targets), true);
+    let report = w.device_check();
+    assert_eq!(report.ci_version, 4);
+    let t2 = offline_targets(&w);
+    assert_eq!(t2.len(), 1);
+    assert_ne!(t2, t1);
+    let held = tarball_keyids(&targets, Role::Targets);
+    assert!(held.contains(&t1[0]) && held.contains(&t2[0]), "{held:?}");
+    assert_all_targets_signed_by(&w, &t2[0], Some(&t1[0]));
+    assert!(!w.view().ci_root().unwrap().signed.keys.contains_key(&t1[0]));
+    assert_only_targets_threshold_differs(&w);
+}
+
+#[test]
+fn targets_rotation_with_the_single_tarball() {
+    let w = World::new(WorldOptions {
+        tags: 1,
+        ..WorldOptions::default()
+    });
+    let keys = w.offline.path("root.keys.tgz");
+    let k1 = w.first_time_rotation(&w.offline, &keys);
+    rotate_targets(&w, "targets1", &keys, None, false);
+    let report = w.device_check();
+    assert_eq!(report.ci_version, 3);
+    let t1 = offline_targets(&w);
+    assert_eq!(t1.len(), 1);
+    // One tarball: first-root, the root key and the targets key.
+    assert_eq!(tarball_keyids(&keys, Role::Targets), t1);
+    assert!(tarball_keyids(&keys, Role::Root).contains(&k1));
+    assert_eq!(tarball_keys(&keys).len(), 3);
+    assert_all_targets_signed_by(&w, &t1[0], None);
+    assert_only_targets_threshold_differs(&w);
+}
+
+#[test]
+fn root_and_targets_holders_on_different_machines() {
+    let w = World::new(WorldOptions {
+        tags: 1,
+        waves: 1,
+        prod_behind: 1,
+        ..WorldOptions::default()
+    });
+    let root_keys = w.offline.path("root.keys.tgz");
+    let targets_keys = w.offline2.path("targets.keys.tgz");
+    w.first_time_rotation(&w.offline, &root_keys);
+    // The targets holder pins the factory's root on their own machine.
+    w.pin_trust(&w.offline2, &[]);
+    let pushes = |w: &World| {
+        w.transcript()
+            .iter()
+            .filter(|r| r.command_line.starts_with("courier updates push"))
+            .count()
+    };
+
+    // A. The targets holder adds the first offline targets key (expert: init + pull).
+    w.courier(["updates", "init", "-m", "first offline targets key"])
+        .ok();
+    let req = w.usb("add-targets.req.tufbundle");
+    let step = w.usb("add-targets.step1.tufbundle");
+    let resp = w.usb("add-targets.resp.tufbundle");
+    w.courier([
+        "updates",
+        "pull",
+        "--op",
+        "add-targets-key",
+        "--bundle",
+        path_str(&req),
+    ])
+    .ok();
+    w.signer(&w.offline2, ["inspect", path_str(&req)]).ok();
+    w.signer(
+        &w.offline2,
+        [
+            "--yes",
+            "add-offline-key",
+            "--role",
+            "targets",
+            "--targets-keys",
+            path_str(&targets_keys),
+            path_str(&req),
+            "-o",
+            path_str(&step),
+        ],
+    )
+    .ok()
+    .says("signer sign");
+    let root_before = std::fs::read(&root_keys).unwrap();
+    // The root holder sees what the targets holder did, and signs the roots.
+    w.signer(&w.offline, ["inspect", path_str(&step)])
+        .ok()
+        .says("add-offline-key targets");
+    w.signer(
+        &w.offline,
+        [
+            "--yes",
+            "sign",
+            "--keys",
+            path_str(&root_keys),
+            path_str(&step),
+            "-o",
+            path_str(&resp),
+        ],
+    )
+    .ok();
+    assert_eq!(std::fs::read(&root_keys).unwrap(), root_before);
+    let n = pushes(&w);
+    w.courier(["updates", "push", path_str(&resp), "--apply"])
+        .ok();
+    assert_eq!(pushes(&w), n + 1, "one upload");
+    let report = w.device_check();
+    assert_eq!(report.ci_version, 3);
+    let t1 = offline_targets(&w);
+    assert_eq!(t1.len(), 1);
+    assert_eq!(tarball_keyids(&targets_keys, Role::Targets), t1);
+    assert!(tarball_keyids(&root_keys, Role::Targets).is_empty());
+    assert_all_targets_signed_by(&w, &t1[0], None);
+
+    // B. Later the targets holder rotates the targets key (expert route: a wave is active);
+    // the root holder signs.
+    let req = w.usb("rot-targets.req.tufbundle");
+    let step = w.usb("rot-targets.step1.tufbundle");
+    let resp = w.usb("rot-targets.resp.tufbundle");
+    w.courier([
+        "updates",
+        "init",
+        "-m",
+        "Rotate TUF targets offline signing key",
+    ])
+    .ok();
+    w.courier([
+        "updates",
+        "pull",
+        "--op",
+        "rotate-targets",
+        "--bundle",
+        path_str(&req),
+    ])
+    .ok();
+    w.signer(
+        &w.offline2,
+        [
+            "--yes",
+            "rotate-offline-key",
+            "--role",
+            "targets",
+            "--targets-keys",
+            path_str(&targets_keys),
+            path_str(&req),
+            "-o",
+            path_str(&step),
+        ],
+    )
+    .ok();
+    w.signer(
+        &w.offline,
+        [
+            "--yes",
+            "sign",
+            "--keys",
+            path_str(&root_keys),
+            path_str(&step),
+            "-o",
+            path_str(&resp),
+        ],
+    )
+    .ok();
+    w.courier(["updates", "push", path_str(&resp), "--apply"])
+        .ok();
+    let report = w.device_check();
+    assert_eq!(report.ci_version, 4);
+    let t2 = offline_targets(&w);
+    assert_eq!(t2.len(), 1);
+    assert_ne!(t2, t1);
+    assert_all_targets_signed_by(&w, &t2[0], Some(&t1[0]));
+    assert_only_targets_threshold_differs(&w);
+}

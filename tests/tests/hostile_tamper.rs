@@ -1,0 +1,561 @@
+//! Tamper matrix through the binaries (issue 10, part 3).
+//!
+//! Every member of a request (read by the signer) and of a response (uploaded by the
+//! courier) is modified, removed, swapped with the member of another bundle, and members
+//! are added; whole bundles of an older transaction are replayed; and the staged root draft
+//! inside a request is changed to add an unexplained key, lower a threshold, shorten or
+//! extend the expiry, or roll the version back. Every tampered bundle is re-packed properly
+//! (member digests, sizes and the manifest checksum recomputed, canonical tar), so only a
+//! semantic check can catch it. Each must be refused with a non-zero exit and an error
+//! message, leaving the keys tarballs byte-identical, no response written, and the
+//! server's committed state unchanged. The genuine bundles are accepted afterwards (the
+//! refusals were about the tampering, and a push after refused pushes is safe).
+//!
+//! The workflow-level refusals (wrong factory, stale bundle, missing trust, …) are in
+//! `e2e_refusals.rs`; this file is the exhaustive per-member matrix.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use shared::archive::{self, MemberRef};
+use shared::bundle::{self, TransferBundle};
+use shared::canonical;
+use tests::harness::{path_str, snapshot_files, Run, World, WorldOptions};
+
+/// A bundle as an editable list of members (manifest JSON plus the other members).
+#[derive(Clone)]
+struct Parts {
+    manifest: Value,
+    members: BTreeMap<String, Vec<u8>>,
+}
+
+fn parts(bytes: &[u8]) -> Parts {
+    let read = archive::read(bytes, &bundle::LIMITS).expect("golden bundle reads");
+    let mut it = read.into_iter();
+    let first = it.next().expect("manifest");
+    assert_eq!(first.name, bundle::MANIFEST);
+    let manifest: Value = serde_json::from_slice(&first.data).expect("manifest json");
+    let members = it.map(|m| (m.name.clone(), m.data.to_vec())).collect();
+    Parts { manifest, members }
+}
+
+/// Canonical rank of a member name (SPEC §3), so re-packed bundles keep the order.
+fn rank(name: &str) -> (u8, u64, String) {
+    let n = |p: &str| {
+        name.strip_prefix(p)
+            .and_then(|r| r.strip_suffix(".root.json"))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let r = match name {
+        bundle::TRANSACTION => 1,
+        _ if name.starts_with(bundle::CHAIN_DIR) => 2,
+        _ if name.starts_with(bundle::PROD_TARGETS_DIR) => 3,
+        _ if name.starts_with(bundle::WAVES_DIR) => 4,
+        bundle::FIRST_ROOT_SECRET => 5,
+        bundle::UPLOAD => 6,
+        bundle::RECORD => 7,
+        _ => 8,
+    };
+    (r, n(bundle::CHAIN_DIR), name.to_string())
+}
+
+/// Re-packs: member list, digests, sizes and manifest checksum recomputed; canonical tar.
+fn pack(p: &Parts) -> Vec<u8> {
+    let mut names: Vec<&String> = p.members.keys().collect();
+    names.sort_by_key(|n| rank(n));
+    let mut manifest = p.manifest.clone();
+    let list: Vec<Value> = names
+        .iter()
+        .map(|n| {
+            let d = &p.members[*n];
+            serde_json::json!({"name": n, "sha256": hex::encode(Sha256::digest(d)), "size": d.len()})
+        })
+        .collect();
+    let obj = manifest.as_object_mut().expect("manifest object");
+    obj.insert("members".into(), Value::Array(list));
+    obj.remove("manifest-checksum");
+    let sum = hex::encode(Sha256::digest(
+        canonical::to_canonical(&manifest).expect("canonical"),
+    ));
+    manifest
+        .as_object_mut()
+        .expect("object")
+        .insert("manifest-checksum".into(), Value::String(sum));
+    let mbytes = canonical::to_canonical(&manifest).expect("canonical");
+    let mut refs = vec![MemberRef {
+        name: bundle::MANIFEST,
+        data: &mbytes,
+        mode: bundle::MEMBER_MODE,
+    }];
+    for n in names {
+        refs.push(MemberRef {
+            name: n,
+            data: &p.members[n],
+            mode: bundle::MEMBER_MODE,
+        });
+    }
+    archive::write_tar(&refs).expect("tar").to_vec()
+}
+
+fn json(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes).expect("member is JSON")
+}
+
+fn to_bytes(v: &Value) -> Vec<u8> {
+    canonical::to_canonical(v).expect("canonical")
+}
+
+/// Flips the last hex digit of the first signature of a signed document.
+fn break_first_signature_of(doc: &mut Value) -> bool {
+    let Some(sig) = doc
+        .pointer_mut("/signatures/0/sig")
+        .and_then(|s| s.as_str().map(str::to_string))
+    else {
+        return false;
+    };
+    let mut s = sig.into_bytes();
+    let last = s.len() - 1;
+    s[last] = if s[last] == b'0' { b'1' } else { b'0' };
+    *doc.pointer_mut("/signatures/0/sig").expect("sig") =
+        Value::String(String::from_utf8(s).expect("utf8"));
+    true
+}
+
+/// A semantic modification of one member (keeps it valid JSON where it was JSON).
+fn modify(name: &str, data: &[u8]) -> Vec<u8> {
+    if name == bundle::TRANSACTION {
+        // The current CI root as the server served it: break its signature.
+        let mut tx = json(data);
+        let cur = tx["current"]["ci-root"]
+            .as_str()
+            .expect("current ci")
+            .to_string();
+        let mut root = json(cur.as_bytes());
+        root["signed"]["version"] = Value::from(root["signed"]["version"].as_u64().expect("v") + 1);
+        tx["current"]["ci-root"] = Value::String(serde_json::to_string(&root).expect("json"));
+        return to_bytes(&tx);
+    }
+    if name == bundle::RECORD {
+        // The digest a step claims its signatures cover.
+        let mut rec = json(data);
+        let p = "/steps/0/signatures/0/sha256";
+        let v = rec
+            .pointer(p)
+            .and_then(Value::as_str)
+            .expect("record digest");
+        let other = if v.starts_with('0') { "1" } else { "0" };
+        *rec.pointer_mut(p).expect("digest") = Value::String(format!("{other}{}", &v[1..]));
+        return to_bytes(&rec);
+    }
+    if name == bundle::UPLOAD {
+        let mut up = json(data);
+        assert!(break_first_signature_of(&mut up["ci-root"]));
+        return to_bytes(&up);
+    }
+    if name.ends_with(".json") {
+        let mut doc = json(data);
+        if name.starts_with(bundle::CHAIN_DIR) {
+            // Signed content changed (one second more), signatures kept.
+            let e = doc["signed"]["expires"]
+                .as_str()
+                .expect("expires")
+                .to_string();
+            let mut b = e.into_bytes();
+            let i = b.len() - 2;
+            b[i] = if b[i] == b'9' { b'8' } else { b[i] + 1 };
+            let bumped = String::from_utf8(b).expect("utf8");
+            doc["signed"]["expires"] = Value::String(bumped);
+        } else {
+            // Targets: content changed under the existing signatures (one more byte).
+            let len = doc["signed"]["targets"]
+                .as_object_mut()
+                .and_then(|t| t.values_mut().next())
+                .expect("a target");
+            let l = len["length"].as_u64().expect("length");
+            len["length"] = Value::from(l + 1);
+        }
+        return serde_json::to_vec(&doc).expect("json");
+    }
+    let mut d = data.to_vec();
+    let mid = d.len() / 2;
+    d[mid] ^= 0x01;
+    d
+}
+
+/// Applies `f` to every staged (updated) root in a transaction.json.
+fn edit_draft(tx: &[u8], f: &dyn Fn(&mut Value)) -> Vec<u8> {
+    let mut tx = json(tx);
+    let mut edited = 0;
+    for which in ["ci-root", "prod-root"] {
+        let Some(s) = tx["updated"][which].as_str().filter(|s| !s.is_empty()) else {
+            continue;
+        };
+        let mut root = json(s.as_bytes());
+        f(&mut root);
+        tx["updated"][which] = Value::String(serde_json::to_string(&root).expect("json"));
+        edited += 1;
+    }
+    assert!(edited > 0, "the request has a staged draft");
+    to_bytes(&tx)
+}
+
+fn refused(run: Run) -> Run {
+    let run = run.fails();
+    assert!(
+        !run.stderr.trim().is_empty(),
+        "refusal without an error message: {}\n{}",
+        run.command_line,
+        run.stdout
+    );
+    assert!(
+        !run.stderr.contains("panicked"),
+        "panic instead of a clean refusal: {}\n{}",
+        run.command_line,
+        run.stderr
+    );
+    run
+}
+
+/// An edit of a staged root draft.
+type DraftEdit = Box<dyn Fn(&mut Value)>;
+
+/// A case: a label and the tampered bundle bytes.
+type Case = (String, Vec<u8>);
+
+/// The per-member matrix of `base`: modify, remove, swap with `other`'s member, plus
+/// additions.
+fn member_matrix(base: &[u8], other: &[u8]) -> Vec<Case> {
+    let p = parts(base);
+    let o = parts(other);
+    let mut cases = Vec::new();
+    for name in p.members.keys() {
+        let mut m = p.clone();
+        let data = m.members[name].clone();
+        m.members.insert(name.clone(), modify(name, &data));
+        cases.push((format!("modified {name}"), pack(&m)));
+
+        let mut m = p.clone();
+        m.members.remove(name);
+        cases.push((format!("removed {name}"), pack(&m)));
+
+        if let Some(theirs) = o.members.get(name).filter(|t| **t != data) {
+            let mut m = p.clone();
+            m.members.insert(name.clone(), theirs.clone());
+            cases.push((format!("{name} swapped from another bundle"), pack(&m)));
+        }
+    }
+    // Members of the other bundle that this one does not have.
+    for (name, data) in &o.members {
+        if !p.members.contains_key(name) {
+            let mut m = p.clone();
+            m.members.insert(name.clone(), data.clone());
+            cases.push((format!("added {name} from another bundle"), pack(&m)));
+        }
+    }
+    // A next chain element (a copy of the last one), an extra tag, an unknown member.
+    let last_chain = p
+        .members
+        .keys()
+        .filter(|n| n.starts_with(bundle::CHAIN_DIR))
+        .max_by_key(|n| rank(n))
+        .cloned()
+        .expect("chain");
+    let next = rank(&last_chain).1 + 1;
+    for (name, data) in [
+        (
+            format!("{}{next}.root.json", bundle::CHAIN_DIR),
+            p.members[&last_chain].clone(),
+        ),
+        (
+            format!("{}sneaky.json", bundle::PROD_TARGETS_DIR),
+            p.members
+                .iter()
+                .find(|(n, _)| n.starts_with(bundle::PROD_TARGETS_DIR))
+                .map(|(_, d)| d.clone())
+                .unwrap_or_else(|| b"{}".to_vec()),
+        ),
+        ("notes.txt".to_string(), b"hello".to_vec()),
+    ] {
+        let mut m = p.clone();
+        m.members.insert(name.clone(), data);
+        cases.push((format!("added {name}"), pack(&m)));
+    }
+    // The manifest itself: another factory, another txid, other operations.
+    for (field, value) in [
+        ("factory", Value::from("other-factory")),
+        ("txid", Value::from("0000-other-transaction")),
+        ("operations", serde_json::json!([{"op": "sign-root"}])),
+    ] {
+        let mut m = p.clone();
+        m.manifest[field] = value;
+        cases.push((format!("manifest {field} changed"), pack(&m)));
+    }
+    cases
+}
+
+fn keys_snapshot(files: &[&Path]) -> Vec<(PathBuf, Option<Vec<u8>>)> {
+    snapshot_files(files)
+}
+
+#[test]
+fn every_tampered_member_is_refused() {
+    let w = World::new(WorldOptions {
+        prod_behind: 1,
+        ..WorldOptions::default()
+    });
+    let root_keys = w.offline.path("root.keys.tgz");
+    w.first_time_rotation(&w.offline, &root_keys);
+    let old_req = std::fs::read(w.usb("first.req.tufbundle")).expect("old request");
+    let old_resp = std::fs::read(w.usb("first.resp.tufbundle")).expect("old response");
+
+    let req_path = w.usb("targets.req.tufbundle");
+    w.courier([
+        "rotate-offline-key",
+        "--role",
+        "targets",
+        "--bundle",
+        path_str(&req_path),
+    ])
+    .ok();
+    let req = std::fs::read(&req_path).expect("request");
+    let req_plain = TransferBundle::from_bytes(&req)
+        .expect("request")
+        .to_bytes(archive::Compression::None)
+        .expect("plain");
+    let targets_keys = w.offline.path("targets.keys.tgz");
+    let tampered = w.usb("tampered.tufbundle");
+    let out = w.usb("tampered.resp.tufbundle");
+    let signer_args = |bundle: &Path, out: &Path, tk: &Path| -> Vec<String> {
+        [
+            "--yes",
+            "rotate-offline-key",
+            "--role",
+            "targets",
+            "--keys",
+            path_str(&root_keys),
+            "--targets-keys",
+            path_str(tk),
+            path_str(bundle),
+            "-o",
+            path_str(out),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+
+    // Control: our re-packing of the untouched request is the same bundle and is accepted
+    // (into scratch files that are removed again).
+    assert_eq!(
+        pack(&parts(&req_plain)),
+        req_plain,
+        "re-packing is canonical"
+    );
+    let scratch_keys = w.offline.path("scratch-targets.keys.tgz");
+    let good_resp = w.usb("targets.resp.tufbundle");
+    w.signer(
+        &w.offline,
+        signer_args(&req_path, &good_resp, &scratch_keys),
+    )
+    .ok();
+    let resp = std::fs::read(&good_resp).expect("response");
+
+    // The request matrix, through the signer.
+    let mut cases = member_matrix(&req_plain, &old_req_plain(&old_req));
+    cases.push((
+        "replayed older request (first-time)".into(),
+        old_req.clone(),
+    ));
+    // Drafts that the requested operation (targets-rotation) does not explain.
+    let tx_name = bundle::TRANSACTION.to_string();
+    let drafts: Vec<(&str, DraftEdit)> = vec![
+        (
+            "draft adds an unexplained root key",
+            Box::new(|r: &mut Value| {
+                let k = shared::keys::PrivateKey::generate(shared::keys::KeyType::Ed25519)
+                    .expect("key");
+                let id = k.keyid().to_string();
+                r["signed"]["keys"][&id] = json(&k.public_key().to_json());
+                r["signed"]["roles"]["root"]["keyids"]
+                    .as_array_mut()
+                    .expect("keyids")
+                    .push(Value::String(id));
+            }),
+        ),
+        (
+            "draft lowers the root threshold",
+            Box::new(|r: &mut Value| {
+                let t = r["signed"]["roles"]["root"]["threshold"]
+                    .as_u64()
+                    .expect("t");
+                r["signed"]["roles"]["root"]["threshold"] = Value::from(t.saturating_sub(1));
+            }),
+        ),
+        (
+            "draft lowers the targets threshold",
+            Box::new(|r: &mut Value| {
+                let t = r["signed"]["roles"]["targets"]["threshold"]
+                    .as_u64()
+                    .expect("t");
+                r["signed"]["roles"]["targets"]["threshold"] = Value::from(t.saturating_sub(1));
+            }),
+        ),
+        (
+            "draft shortens the expiry",
+            Box::new(|r: &mut Value| {
+                r["signed"]["expires"] = Value::from("2020-01-01T00:00:00Z");
+            }),
+        ),
+        (
+            "draft extends the expiry",
+            Box::new(|r: &mut Value| {
+                r["signed"]["expires"] = Value::from("2099-01-01T00:00:00Z");
+            }),
+        ),
+        (
+            "draft rolls the version back",
+            Box::new(|r: &mut Value| {
+                let v = r["signed"]["version"].as_u64().expect("v");
+                r["signed"]["version"] = Value::from(v - 1);
+            }),
+        ),
+        (
+            "draft version skips ahead",
+            Box::new(|r: &mut Value| {
+                let v = r["signed"]["version"].as_u64().expect("v");
+                r["signed"]["version"] = Value::from(v + 1);
+            }),
+        ),
+        (
+            "draft adds a snapshot key",
+            Box::new(|r: &mut Value| {
+                let k = shared::keys::PrivateKey::generate(shared::keys::KeyType::Ed25519)
+                    .expect("key");
+                let id = k.keyid().to_string();
+                r["signed"]["keys"][&id] = json(&k.public_key().to_json());
+                r["signed"]["roles"]["snapshot"]["keyids"]
+                    .as_array_mut()
+                    .expect("keyids")
+                    .push(Value::String(id));
+            }),
+        ),
+    ];
+    for (label, f) in &drafts {
+        let mut p = parts(&req_plain);
+        let tx = p.members[&tx_name].clone();
+        p.members
+            .insert(tx_name.clone(), edit_draft(&tx, f.as_ref()));
+        cases.push((label.to_string(), pack(&p)));
+    }
+
+    let server_before = w.server_state();
+    let files = [root_keys.as_path(), targets_keys.as_path()];
+    let keys_before = keys_snapshot(&files);
+    let mut signer_cases = 0;
+    let mut courier_caught = 0;
+    let mut skipped = Vec::new();
+    let mut accepted = Vec::new();
+    for (label, bytes) in &cases {
+        // Roots older than the pinned one are not used by the signer (trust starts at the
+        // pin, version 2 here); the courier refuses such a response (members must equal its
+        // request's), which the response matrix covers.
+        if label == "modified chain/1.root.json" {
+            skipped.push(label.clone());
+            continue;
+        }
+        std::fs::write(&tampered, bytes).expect("write tampered");
+        let run = w.signer(&w.offline, signer_args(&tampered, &out, &targets_keys));
+        if run.code == 0 {
+            // What the signer cannot know offline (which tags exist, the factory name and
+            // transaction id the courier used) must be caught by the courier before upload.
+            let offline_unknowable = label.starts_with("removed prod-targets/")
+                || label == "added prod-targets/sneaky.json"
+                || label.starts_with("manifest factory")
+                || label.starts_with("manifest txid");
+            if offline_unknowable {
+                refused(w.courier(["updates", "push", path_str(&out), "--apply"]));
+                assert_eq!(
+                    w.server_state(),
+                    server_before,
+                    "{label}: server state changed"
+                );
+                courier_caught += 1;
+            } else {
+                accepted.push(format!("signer accepted a request with {label}"));
+            }
+            let _ = std::fs::remove_file(&out);
+            let _ = std::fs::remove_file(&targets_keys);
+            continue;
+        }
+        refused(run);
+        assert!(!out.exists(), "{label}: a response was written");
+        assert_eq!(
+            keys_snapshot(&files),
+            keys_before,
+            "{label}: a keys file changed"
+        );
+        assert_eq!(
+            w.server_state(),
+            server_before,
+            "{label}: server state changed"
+        );
+        signer_cases += 1;
+    }
+
+    // The response matrix, through the courier (push with --apply).
+    let resp_plain = TransferBundle::from_bytes(&resp)
+        .expect("response")
+        .to_bytes(archive::Compression::None)
+        .expect("plain");
+    let mut cases = member_matrix(&resp_plain, &old_req_plain(&old_resp));
+    cases.push((
+        "replayed older response (first-time)".into(),
+        old_resp.clone(),
+    ));
+    cases.push(("the request instead of a response".into(), req.clone()));
+    // A response whose upload was re-signed consistently but for another request.
+    let mut courier_cases = 0;
+    for (label, bytes) in &cases {
+        assert_ne!(bytes, &resp_plain, "{label}: the tampering changed nothing");
+        std::fs::write(&tampered, bytes).expect("write tampered");
+        let run = w.courier(["updates", "push", path_str(&tampered), "--apply"]);
+        if run.code == 0 {
+            accepted.push(format!("courier accepted a response with {label}"));
+            break;
+        }
+        refused(run);
+        assert_eq!(
+            w.server_state(),
+            server_before,
+            "{label}: server state changed"
+        );
+        courier_cases += 1;
+    }
+
+    assert!(
+        accepted.is_empty(),
+        "tampering accepted:\n{}",
+        accepted.join("\n")
+    );
+    // The genuine response still goes through after all the refusals.
+    w.courier(["updates", "push", path_str(&good_resp), "--apply"])
+        .ok();
+    assert_ne!(w.server_state(), server_before);
+    w.device_check();
+    eprintln!(
+        "hostile_tamper: {} cases tried: {signer_cases} tampered requests refused by the signer, {courier_caught} more signed (offline-unknowable) but refused by the courier, {courier_cases} tampered responses refused by the courier, {} skipped by design ({}); genuine bundles accepted",
+        signer_cases + courier_caught + courier_cases + skipped.len(),
+        skipped.len(),
+        skipped.join(", ")
+    );
+}
+
+fn old_req_plain(b: &[u8]) -> Vec<u8> {
+    TransferBundle::from_bytes(b)
+        .expect("old bundle")
+        .to_bytes(archive::Compression::None)
+        .expect("plain")
+}
