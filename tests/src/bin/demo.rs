@@ -48,6 +48,32 @@ fn recipient(run: &Run) -> Result<String> {
         .context("`signer identity init` printed no age recipient")
 }
 
+/// Under `cargo run`, rebuilds `courier` and `signer` first so the demo never runs stale
+/// binaries left in the target directory (a no-op when they are up to date).
+fn refresh_binaries() -> Result<()> {
+    let Ok(cargo) = std::env::var("CARGO") else {
+        return Ok(());
+    };
+    let exe = std::env::current_exe()?;
+    let release = exe.parent().is_some_and(|d| d.ends_with("release"));
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.args(["build", "--quiet", "-p", "courier", "-p", "signer"]);
+    if release {
+        cmd.arg("--release");
+    }
+    println!(
+        "building courier and signer (cargo build{})…",
+        if release { " --release" } else { "" }
+    );
+    let status = cmd
+        .status()
+        .context("running cargo build for courier and signer")?;
+    if !status.success() {
+        bail!("cargo build of courier and signer failed");
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let mut dir: Option<PathBuf> = None;
@@ -81,6 +107,7 @@ fn main() -> Result<()> {
             .tempdir()?
             .keep(),
     };
+    refresh_binaries()?;
     let started = Instant::now();
     println!(
         "offline TUF keys demo — everything happens in {}",
