@@ -151,6 +151,41 @@ impl Tarballs {
 
     /// The one private key among `candidates` of `root` that the files `idx` hold: per
     /// file at most one (fioctl's rule), the first file that has one wins.
+    /// The one offline targets key of `root` (its targets keys other than `online`) held in
+    /// tarball `idx`: `None` when the root has no offline targets key, an error naming the
+    /// file when the root has one but the file does not hold it.
+    fn offline_targets_key(
+        &self,
+        idx: usize,
+        path: &Path,
+        root: &Root,
+        online: &KeyId,
+        which: &'static str,
+    ) -> Result<Option<KeyId>> {
+        let offline: Vec<KeyId> = root
+            .role_keyids(Role::Targets)
+            .iter()
+            .filter(|k| *k != online)
+            .cloned()
+            .collect();
+        if offline.is_empty() {
+            return Ok(None);
+        }
+        let found = self
+            .find(&[idx], root, &offline, Role::Targets)?
+            .ok_or_else(|| SignerError::NoKey {
+                path: path.display().to_string(),
+                role: Role::Targets,
+                which,
+                keyids: offline
+                    .iter()
+                    .map(KeyId::short)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?;
+        Ok(Some(found.keyid))
+    }
+
     fn find(
         &self,
         idx: &[usize],
@@ -876,62 +911,25 @@ fn rotate_targets(ctx: &mut Ctx<'_>, args: &RotateArgs) -> Result<Outcome> {
         );
     }
     // The offline targets key being replaced in the staged root.
-    let staged_offline: Vec<KeyId> = work
-        .ci
-        .signed
-        .role_keyids(Role::Targets)
-        .iter()
-        .filter(|k| **k != online)
-        .cloned()
-        .collect();
-    let old = if staged_offline.is_empty() {
-        None
-    } else {
-        let f = work
-            .tarballs
-            .find(&[tk], &work.ci.signed, &staged_offline, Role::Targets)?
-            .ok_or_else(|| SignerError::NoKey {
-                path: tk_path.display().to_string(),
-                role: Role::Targets,
-                which: "the staged root",
-                keyids: staged_offline
-                    .iter()
-                    .map(KeyId::short)
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })?;
-        Some(f.keyid)
-    };
+    let old = work.tarballs.offline_targets_key(
+        tk,
+        tk_path,
+        &work.ci.signed,
+        &online,
+        "the staged root",
+    )?;
     // Which documents the old key (of the *current* root) signed.
-    let cur = &l.current_ci.signed;
     let cur_online = l
         .current_online_targets()
         .cloned()
         .unwrap_or(online.clone());
-    let cur_offline: Vec<KeyId> = cur
-        .role_keyids(Role::Targets)
-        .iter()
-        .filter(|k| **k != cur_online)
-        .cloned()
-        .collect();
-    let resign_by: Option<KeyId> = if cur_offline.is_empty() {
-        None
-    } else {
-        let f = work
-            .tarballs
-            .find(&[tk], cur, &cur_offline, Role::Targets)?
-            .ok_or_else(|| SignerError::NoKey {
-                path: tk_path.display().to_string(),
-                role: Role::Targets,
-                which: "the current root",
-                keyids: cur_offline
-                    .iter()
-                    .map(KeyId::short)
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })?;
-        Some(f.keyid)
-    };
+    let resign_by = work.tarballs.offline_targets_key(
+        tk,
+        tk_path,
+        &l.current_ci.signed,
+        &cur_online,
+        "the current root",
+    )?;
     let (new_id, new_key) = work
         .tarballs
         .generate(tk, Role::Targets, args.key_type.into())?;
