@@ -2,9 +2,7 @@
 //! every refusal (stale bundles, foreign or damaged responses, bad or missing signatures),
 //! plus network faults, against factory-sim through the real courier binary.
 
-mod courier_support;
-
-use courier_support::*;
+use crate::courier_support::*;
 use shared::archive::Compression;
 use shared::bundle::{Operation, TransferBundle};
 use shared::keys::{KeyType, PrivateKey};

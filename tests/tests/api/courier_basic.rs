@@ -1,9 +1,7 @@
 //! The courier's read commands, transaction basics, configuration and refusals, against
 //! factory-sim through the real binary.
 
-mod courier_support;
-
-use courier_support::{printed_fingerprint, respond, sign_staged, take_root_offline, Env};
+use crate::courier_support::{printed_fingerprint, respond, sign_staged, take_root_offline, Env};
 use shared::bundle::{Operation, TransferBundle};
 use shared::canonical;
 use shared::metadata::SignedRoot;

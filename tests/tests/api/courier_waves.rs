@@ -1,8 +1,6 @@
 //! `courier waves init|push|list` against factory-sim through the real binary.
 
-mod courier_support;
-
-use courier_support::*;
+use crate::courier_support::*;
 use shared::bundle::{Operation, TransferBundle};
 use shared::metadata::SignedTargets;
 use tests::sim::WaveStatus;
