@@ -379,6 +379,43 @@ impl World {
         run
     }
 
+    /// `courier rotate-offline-key --role ROLE --bundle REQUEST`, which must succeed: the
+    /// request bundle of a root or targets key rotation.
+    pub fn request_rotation(&self, role: &str, request: &Path) -> Run {
+        self.courier([
+            "rotate-offline-key",
+            "--role",
+            role,
+            "--bundle",
+            path_str(request),
+        ])
+        .ok()
+    }
+
+    /// `signer --yes sign --keys KEYS INPUT -o OUTPUT` on `machine`, which must succeed: the
+    /// root key holder signs the staged roots of a request or of an earlier step.
+    pub fn sign_with(&self, machine: &Machine, keys: &Path, input: &Path, output: &Path) -> Run {
+        self.signer(
+            machine,
+            [
+                "--yes",
+                "sign",
+                "--keys",
+                path_str(keys),
+                path_str(input),
+                "-o",
+                path_str(output),
+            ],
+        )
+        .ok()
+    }
+
+    /// `courier updates push RESPONSE --apply`, which must succeed.
+    pub fn push_apply(&self, response: &Path) -> Run {
+        self.courier(["updates", "push", path_str(response), "--apply"])
+            .ok()
+    }
+
     /// The factory's committed state on the simulator (for assertions).
     pub fn view(&self) -> FactoryView {
         self.sim().factory(&self.factory).expect("factory view")

@@ -153,14 +153,7 @@ fn backup_export_print_restore_then_rotate_with_the_restored_key() {
     w.pin_trust(&w.offline2, &[]);
     let req = w.usb("rotate.req.tufbundle");
     let resp = w.usb("rotate.resp.tufbundle");
-    w.courier([
-        "rotate-offline-key",
-        "--role",
-        "root",
-        "--bundle",
-        path_str(&req),
-    ])
-    .ok();
+    w.request_rotation("root", &req);
     w.signer(
         &w.offline2,
         [
@@ -176,9 +169,7 @@ fn backup_export_print_restore_then_rotate_with_the_restored_key() {
         ],
     )
     .ok();
-    w.courier(["updates", "push", path_str(&resp), "--apply"])
-        .ok()
-        .says("root is now version 3");
+    w.push_apply(&resp).says("root is now version 3");
     let report = w.device_check();
     assert_eq!(report.ci_version, 3);
     let v3 = w.view().ci_root().unwrap();

@@ -31,9 +31,7 @@ fn round(w: &World, name: &str, msg: &str, pull: &[&str], steps: &[(&Machine, Ve
         w.signer(machine, &a).ok();
         input = out;
     }
-    w.courier(["updates", "push", path_str(&input), "--apply"])
-        .ok()
-        .says("root is now version");
+    w.push_apply(&input).says("root is now version");
 }
 
 fn root_role(w: &World) -> (Vec<KeyId>, u64) {
@@ -98,14 +96,7 @@ fn expert_mode_operations() {
     // The first offline targets key, with the shortcut.
     let req = w.usb("t1.req.tufbundle");
     let resp = w.usb("t1.resp.tufbundle");
-    w.courier([
-        "rotate-offline-key",
-        "--role",
-        "targets",
-        "--bundle",
-        p(&req),
-    ])
-    .ok();
+    w.request_rotation("targets", &req);
     w.signer(
         &w.offline,
         [
@@ -123,7 +114,7 @@ fn expert_mode_operations() {
         ],
     )
     .ok();
-    w.courier(["updates", "push", p(&resp), "--apply"]).ok();
+    w.push_apply(&resp);
     let t1 = offline_targets(&w);
     assert_eq!(t1.len(), 1);
     let t1 = t1[0].clone();
@@ -326,20 +317,8 @@ fn expert_mode_operations() {
         .ok()
         .says("rotate-online-key");
     w.signer(&w.offline, ["inspect", p(&req)]).ok();
-    w.signer(
-        &w.offline,
-        [
-            "--yes",
-            "sign",
-            "--keys",
-            p(&root_keys),
-            p(&req),
-            "-o",
-            p(&resp),
-        ],
-    )
-    .ok();
-    w.courier(["updates", "push", p(&resp), "--apply"]).ok();
+    w.sign_with(&w.offline, &root_keys, &req, &resp);
+    w.push_apply(&resp);
     assert_eq!(w.device_check().ci_version, 9);
     let new_online = w.view().online_keys().clone();
     assert_ne!(new_online.targets, old_online.targets);
@@ -384,20 +363,8 @@ fn expert_mode_operations() {
     let sigs = &upload.targets_signatures[&tag];
     assert_eq!(sigs.len(), 1);
     assert_eq!(sigs[0].keyid, t2);
-    w.signer(
-        &w.offline,
-        [
-            "--yes",
-            "sign",
-            "--keys",
-            p(&root_keys),
-            p(&step),
-            "-o",
-            p(&resp),
-        ],
-    )
-    .ok();
-    w.courier(["updates", "push", p(&resp), "--apply"]).ok();
+    w.sign_with(&w.offline, &root_keys, &step, &resp);
+    w.push_apply(&resp);
     assert_eq!(w.device_check().ci_version, 10);
     assert!(prod_signers(&w, &tag).contains(&t2));
 
@@ -416,19 +383,7 @@ fn expert_mode_operations() {
     assert_eq!(view.version(), version);
     assert_eq!(view.chain(true).unwrap(), chain);
     w.courier(["updates", "status"]).ok();
-    w.signer(
-        &w.offline,
-        [
-            "--yes",
-            "sign",
-            "--keys",
-            p(&root_keys),
-            p(&req),
-            "-o",
-            p(&resp),
-        ],
-    )
-    .ok();
+    w.sign_with(&w.offline, &root_keys, &req, &resp);
     let state = w.server_state();
     let run = w.courier(["updates", "push", p(&resp), "--apply"]).fails();
     assert_eq!(run.code, 5, "stale bundle exit code");

@@ -46,14 +46,7 @@ fn factory(name: &str) -> (World, std::path::PathBuf, std::path::PathBuf) {
     w.first_time_rotation(&w.offline, &keys);
     let req = w.usb("t.req.tufbundle");
     let resp = w.usb("t.resp.tufbundle");
-    w.courier([
-        "rotate-offline-key",
-        "--role",
-        "targets",
-        "--bundle",
-        path_str(&req),
-    ])
-    .ok();
+    w.request_rotation("targets", &req);
     w.signer(
         &w.offline,
         [
@@ -71,8 +64,7 @@ fn factory(name: &str) -> (World, std::path::PathBuf, std::path::PathBuf) {
         ],
     )
     .ok();
-    w.courier(["updates", "push", path_str(&resp), "--apply"])
-        .ok();
+    w.push_apply(&resp);
     assert_eq!(w.device_check().ci_version, 3);
     (w, keys, targets)
 }
@@ -83,14 +75,7 @@ fn tampered_stale_wrong_keys_and_foreign_bundles_are_refused() {
     let (other, other_keys, _) = factory("globex");
     let req = w.usb("rotate.req.tufbundle");
     let resp = w.usb("rotate.resp.tufbundle");
-    w.courier([
-        "rotate-offline-key",
-        "--role",
-        "root",
-        "--bundle",
-        path_str(&req),
-    ])
-    .ok();
+    w.request_rotation("root", &req);
 
     // Tampered request: the staged root's version changed inside transaction.json.
     let tampered = w.usb("tampered.req.tufbundle");

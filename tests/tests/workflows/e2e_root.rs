@@ -107,8 +107,7 @@ fn first_time_then_two_more_root_rotations() {
         )
         .ok();
         assert_ne!(before, std::fs::read(&keys).unwrap(), "new key stored");
-        w.courier(["updates", "push", path_str(&resp), "--apply"])
-            .ok()
+        w.push_apply(&resp)
             .says(&format!("root is now version {version}"));
 
         let report = w.device_check();

@@ -99,15 +99,7 @@ fn rotate_targets(w: &World, name: &str, keys: &Path, targets_keys: Option<&Path
         .ok()
         .says("targets-rotation");
     } else {
-        w.courier([
-            "rotate-offline-key",
-            "--role",
-            "targets",
-            "--bundle",
-            path_str(&req),
-        ])
-        .ok()
-        .says("targets-rotation");
+        w.request_rotation("targets", &req).says("targets-rotation");
     }
     w.signer(&w.offline, ["inspect", path_str(&req)]).ok();
     let mut args = vec![
@@ -123,8 +115,7 @@ fn rotate_targets(w: &World, name: &str, keys: &Path, targets_keys: Option<&Path
     }
     args.extend([path_str(&req), "-o", path_str(&resp)]);
     w.signer(&w.offline, &args).ok();
-    w.courier(["updates", "push", path_str(&resp), "--apply"])
-        .ok();
+    w.push_apply(&resp);
 }
 
 #[test]
@@ -273,23 +264,10 @@ fn root_and_targets_holders_on_different_machines() {
     w.signer(&w.offline, ["inspect", path_str(&step)])
         .ok()
         .says("add-offline-key targets");
-    w.signer(
-        &w.offline,
-        [
-            "--yes",
-            "sign",
-            "--keys",
-            path_str(&root_keys),
-            path_str(&step),
-            "-o",
-            path_str(&resp),
-        ],
-    )
-    .ok();
+    w.sign_with(&w.offline, &root_keys, &step, &resp);
     assert_eq!(std::fs::read(&root_keys).unwrap(), root_before);
     let n = pushes(&w);
-    w.courier(["updates", "push", path_str(&resp), "--apply"])
-        .ok();
+    w.push_apply(&resp);
     assert_eq!(pushes(&w), n + 1, "one upload");
     let report = w.device_check();
     assert_eq!(report.ci_version, 3);
@@ -335,21 +313,8 @@ fn root_and_targets_holders_on_different_machines() {
         ],
     )
     .ok();
-    w.signer(
-        &w.offline,
-        [
-            "--yes",
-            "sign",
-            "--keys",
-            path_str(&root_keys),
-            path_str(&step),
-            "-o",
-            path_str(&resp),
-        ],
-    )
-    .ok();
-    w.courier(["updates", "push", path_str(&resp), "--apply"])
-        .ok();
+    w.sign_with(&w.offline, &root_keys, &step, &resp);
+    w.push_apply(&resp);
     let report = w.device_check();
     assert_eq!(report.ci_version, 4);
     let t2 = offline_targets(&w);

@@ -43,14 +43,7 @@ fn wave_init_sign_offline_push() {
     let req = w.usb("t.req.tufbundle");
     let step = w.usb("t.step1.tufbundle");
     let resp = w.usb("t.resp.tufbundle");
-    w.courier([
-        "rotate-offline-key",
-        "--role",
-        "targets",
-        "--bundle",
-        path_str(&req),
-    ])
-    .ok();
+    w.request_rotation("targets", &req);
     w.signer(
         &w.offline2,
         [
@@ -68,21 +61,8 @@ fn wave_init_sign_offline_push() {
         ],
     )
     .ok();
-    w.signer(
-        &w.offline,
-        [
-            "--yes",
-            "sign",
-            "--keys",
-            path_str(&root_keys),
-            path_str(&step),
-            "-o",
-            path_str(&resp),
-        ],
-    )
-    .ok();
-    w.courier(["updates", "push", path_str(&resp), "--apply"])
-        .ok();
+    w.sign_with(&w.offline, &root_keys, &step, &resp);
+    w.push_apply(&resp);
     let view = w.view();
     let t1: Vec<_> = view
         .prod_root()
