@@ -221,6 +221,29 @@ impl PublicKey {
         }
     }
 
+    /// An Ed25519 public key from its 32 raw bytes (as a PKCS#11 token returns them).
+    pub fn ed25519_from_bytes(raw: &[u8]) -> Result<PublicKey, KeyError> {
+        let arr: [u8; 32] = raw
+            .try_into()
+            .map_err(|_| bad("ED25519", "public", "expected 32 bytes"))?;
+        ed25519_dalek::VerifyingKey::from_bytes(&arr).map_err(|e| bad("ED25519", "public", e))?;
+        Ok(PublicKey::new(KeyType::Ed25519, hex::encode(arr)))
+    }
+
+    /// An RSA public key from its big-endian modulus and public exponent, encoded as the
+    /// PKIX PEM that generated tarball keys use (so equal keys get equal key ids).
+    pub fn rsa_from_components(modulus: &[u8], exponent: &[u8]) -> Result<PublicKey, KeyError> {
+        let key = rsa::RsaPublicKey::new(
+            rsa::BigUint::from_bytes_be(modulus),
+            rsa::BigUint::from_bytes_be(exponent),
+        )
+        .map_err(|e| bad("RSA", "public", e))?;
+        let pem = key
+            .to_public_key_pem(LineEnding::LF)
+            .map_err(|e| bad("RSA", "public", e))?;
+        Ok(PublicKey::new(KeyType::Rsa, pem))
+    }
+
     /// Parses a `.pub` file or a `root.json` key entry.
     pub fn from_json(bytes: &[u8]) -> Result<PublicKey, KeyError> {
         let raw: RawKey =
@@ -515,6 +538,18 @@ pub struct Signature {
     pub method: String,
     /// Standard base64 (with padding) of the raw signature bytes.
     pub sig: String,
+}
+
+impl Signature {
+    /// The signature object for raw signature bytes made elsewhere (e.g. on a PKCS#11 token)
+    /// by a key of type `keytype`.
+    pub fn from_raw(keyid: KeyId, keytype: KeyType, raw: &[u8]) -> Signature {
+        Signature {
+            keyid,
+            method: keytype.method().to_string(),
+            sig: base64::engine::general_purpose::STANDARD.encode(raw),
+        }
+    }
 }
 
 fn bad(keytype: &'static str, part: &'static str, reason: impl fmt::Display) -> KeyError {

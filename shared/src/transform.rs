@@ -379,10 +379,17 @@ pub fn finalize(ci: &Root, previous_prod: Option<&Root>) -> (SignedRoot, SignedR
 /// signer in order, then every earlier signature whose key id is not among the new ones.
 pub fn sign_root(doc: &SignedRoot, signers: &[&PrivateKey]) -> Result<SignedRoot, TransformError> {
     let msg = doc.canonical_signed()?;
+    let signatures: Vec<Signature> = signers.iter().map(|s| s.sign(&msg)).collect();
+    Ok(add_root_signatures(doc, signatures))
+}
+
+/// Adds signatures made elsewhere (over `doc.canonical_signed()`, e.g. on a hardware token)
+/// to a root: the first signature per key id wins, earlier signatures by other keys are kept.
+pub fn add_root_signatures(doc: &SignedRoot, new: Vec<Signature>) -> SignedRoot {
     let mut signatures: Vec<Signature> = Vec::new();
-    for s in signers {
-        if !signatures.iter().any(|x| &x.keyid == s.keyid()) {
-            signatures.push(s.sign(&msg));
+    for s in new {
+        if !signatures.iter().any(|x| x.keyid == s.keyid) {
+            signatures.push(s);
         }
     }
     for old in &doc.signatures {
@@ -392,7 +399,7 @@ pub fn sign_root(doc: &SignedRoot, signers: &[&PrivateKey]) -> Result<SignedRoot
     }
     let mut out = doc.clone();
     out.signatures = signatures;
-    Ok(out)
+    out
 }
 
 /// Signs a targets document's canonical `signed` bytes with `key`.

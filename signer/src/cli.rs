@@ -221,22 +221,15 @@ pub struct RotateArgs {
     /// keys file, which must not exist yet.
     #[arg(long)]
     pub first_time: bool,
-    /// The root keys file (`root.keys.tgz`, or `*.tgz.age` encrypted with a passphrase).
-    #[arg(long, short = 'k', value_name = "FILE")]
-    pub keys: Option<PathBuf>,
-    /// Targets only: the keys file for the new targets key (created if missing). Default:
-    /// --keys. Keeping it separate lets the targets key be shared without the root key.
-    #[arg(long, value_name = "FILE")]
-    pub targets_keys: Option<PathBuf>,
+    /// Key sources (tarballs or PKCS#11 tokens), passphrase and PIN.
+    #[command(flatten)]
+    pub src: crate::keysource::KeyArgs,
     /// Algorithm of the new key.
     #[arg(long, value_enum, default_value_t)]
     pub key_type: KeyTypeArg,
     /// Bundle in and out.
     #[command(flatten)]
     pub io: BundleIo,
-    /// Passphrase of encrypted keys files.
-    #[command(flatten)]
-    pub passphrase: crate::keystore::PassphraseArgs,
     /// Safety overrides.
     #[command(flatten)]
     pub check: CheckArgs,
@@ -248,24 +241,15 @@ pub struct AddKeyArgs {
     /// The role that gets a new key.
     #[arg(long, short = 'r', value_enum)]
     pub role: RoleArg,
-    /// Root: the keys file for the new root key (it must hold no active root key).
-    /// Targets: the root keys file used to sign the new roots (and the file for the new key
-    /// when --targets-keys is not given).
-    #[arg(long, short = 'k', value_name = "FILE")]
-    pub keys: Option<PathBuf>,
-    /// Targets: the keys file for the new targets key (created if missing). Without --keys
-    /// the roots stay unsigned: hand the response to the root key holder (`signer sign`).
-    #[arg(long, value_name = "FILE")]
-    pub targets_keys: Option<PathBuf>,
+    /// Key sources (tarballs or PKCS#11 tokens), passphrase and PIN.
+    #[command(flatten)]
+    pub src: crate::keysource::KeyArgs,
     /// Algorithm of the new key.
     #[arg(long, value_enum, default_value_t)]
     pub key_type: KeyTypeArg,
     /// Bundle in and out.
     #[command(flatten)]
     pub io: BundleIo,
-    /// Passphrase of encrypted keys files.
-    #[command(flatten)]
-    pub passphrase: crate::keystore::PassphraseArgs,
     /// Safety overrides.
     #[command(flatten)]
     pub check: CheckArgs,
@@ -280,16 +264,12 @@ pub struct DeleteKeyArgs {
     /// The key id to remove (64 hex digits).
     #[arg(long, value_name = "KEYID")]
     pub keyid: KeyId,
-    /// Root keys file to sign the new roots with (optional: otherwise sign later with
-    /// `signer sign`).
-    #[arg(long, short = 'k', value_name = "FILE")]
-    pub keys: Option<PathBuf>,
+    /// Key sources (tarballs or PKCS#11 tokens), passphrase and PIN.
+    #[command(flatten)]
+    pub src: crate::keysource::KeyArgs,
     /// Bundle in and out.
     #[command(flatten)]
     pub io: BundleIo,
-    /// Passphrase of encrypted keys files.
-    #[command(flatten)]
-    pub passphrase: crate::keystore::PassphraseArgs,
     /// Safety overrides.
     #[command(flatten)]
     pub check: CheckArgs,
@@ -305,16 +285,12 @@ pub struct ThresholdArgs {
     /// number of keys of the role).
     #[arg(value_name = "N")]
     pub threshold: u64,
-    /// Root keys file to sign the new roots with (optional: otherwise sign later with
-    /// `signer sign`).
-    #[arg(long, short = 'k', value_name = "FILE")]
-    pub keys: Option<PathBuf>,
+    /// Key sources (tarballs or PKCS#11 tokens), passphrase and PIN.
+    #[command(flatten)]
+    pub src: crate::keysource::KeyArgs,
     /// Bundle in and out.
     #[command(flatten)]
     pub io: BundleIo,
-    /// Passphrase of encrypted keys files.
-    #[command(flatten)]
-    pub passphrase: crate::keystore::PassphraseArgs,
     /// Safety overrides.
     #[command(flatten)]
     pub check: CheckArgs,
@@ -323,15 +299,12 @@ pub struct ThresholdArgs {
 /// Options of `signer sign`.
 #[derive(Debug, Clone, Args)]
 pub struct SignArgs {
-    /// Keys file(s) with root keys (repeat for several files).
-    #[arg(long, short = 'k', value_name = "FILE", required = true)]
-    pub keys: Vec<PathBuf>,
+    /// Key sources (tarballs or PKCS#11 tokens), passphrase and PIN.
+    #[command(flatten)]
+    pub src: crate::keysource::KeyArgs,
     /// Bundle in and out.
     #[command(flatten)]
     pub io: BundleIo,
-    /// Passphrase of encrypted keys files.
-    #[command(flatten)]
-    pub passphrase: crate::keystore::PassphraseArgs,
     /// Safety overrides.
     #[command(flatten)]
     pub check: CheckArgs,
@@ -343,23 +316,12 @@ pub struct SignTargetsArgs {
     /// Only these tags (comma separated or repeated); default: every tag in the bundle.
     #[arg(long, value_delimiter = ',', value_name = "TAG")]
     pub tags: Vec<String>,
-    /// The keys file with the offline targets key.
-    #[arg(long, value_name = "FILE")]
-    pub targets_keys: Option<PathBuf>,
-    /// Same as --targets-keys (for a keys file holding root and targets keys).
-    #[arg(
-        long,
-        short = 'k',
-        value_name = "FILE",
-        conflicts_with = "targets_keys"
-    )]
-    pub keys: Option<PathBuf>,
+    /// Key sources (tarballs or PKCS#11 tokens), passphrase and PIN.
+    #[command(flatten)]
+    pub src: crate::keysource::KeyArgs,
     /// Bundle in and out.
     #[command(flatten)]
     pub io: BundleIo,
-    /// Passphrase of encrypted keys files.
-    #[command(flatten)]
-    pub passphrase: crate::keystore::PassphraseArgs,
     /// Safety overrides.
     #[command(flatten)]
     pub check: CheckArgs,
@@ -371,23 +333,12 @@ pub struct SignWaveArgs {
     /// The wave name.
     #[arg(value_name = "NAME")]
     pub name: String,
-    /// The keys file with the offline targets key.
-    #[arg(long, value_name = "FILE")]
-    pub targets_keys: Option<PathBuf>,
-    /// Same as --targets-keys (for a keys file holding root and targets keys).
-    #[arg(
-        long,
-        short = 'k',
-        value_name = "FILE",
-        conflicts_with = "targets_keys"
-    )]
-    pub keys: Option<PathBuf>,
+    /// Key sources (tarballs or PKCS#11 tokens), passphrase and PIN.
+    #[command(flatten)]
+    pub src: crate::keysource::KeyArgs,
     /// Bundle in and out.
     #[command(flatten)]
     pub io: BundleIo,
-    /// Passphrase of encrypted keys files.
-    #[command(flatten)]
-    pub passphrase: crate::keystore::PassphraseArgs,
     /// Safety overrides.
     #[command(flatten)]
     pub check: CheckArgs,

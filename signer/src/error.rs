@@ -175,6 +175,9 @@ pub enum SignerError {
     /// The audit log refused a record.
     #[error("{0}")]
     Audit(#[from] crate::audit::AuditError),
+    /// A PKCS#11 token refused or failed.
+    #[error(transparent)]
+    Pkcs11(#[from] crate::pkcs11::Pkcs11Error),
     /// An error from a module of another part of the signer.
     #[error("{0}")]
     Other(String),

@@ -237,6 +237,10 @@ pub enum KeysCommand {
     /// rebuilt key's keyid must equal the sheet's, and the pair is stored as
     /// tufrepo/keys/fioctl-<role>-<keyid>.{pub,sec}. The tarball is created if missing.
     Restore(RestoreArgs),
+    /// Create a key pair on a PKCS#11 token (YubiKey, Nitrokey, HSM): Ed25519 where the
+    /// token supports it, else RSA-4096. Only the public key leaves the token; a later
+    /// rotation with `--new-keys` naming the same `object=` uses it as the new key.
+    Generate(crate::pkcs11::GenerateArgs),
 }
 
 /// Options of `signer keys list`.
@@ -778,6 +782,7 @@ pub fn run_with_output(
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     match cmd {
+        KeysCommand::Generate(a) => crate::pkcs11::generate_cmd(a, state_dir, out)?,
         KeysCommand::List(a) => {
             let pass = a.passphrase.source();
             let tarball = keystore::open(&a.keys, &pass)?;

@@ -22,9 +22,9 @@ use sha2::{Digest, Sha256};
 use shared::archive::Compression;
 use shared::bundle::{self, Operation, StepInput, TransferBundle, Upload, Writer};
 use shared::fsutil;
-use shared::keys::{KeyId, KeyType, PrivateKey, Signature};
+use shared::keys::{KeyId, PrivateKey, Signature};
 use shared::metadata::{KeyOwner, Role, Root, SignedRoot, SignedTargets, Timestamp};
-use shared::tarball::{FoundKey, KeysTarball, TarballError};
+use shared::tarball::KeysTarball;
 use shared::transform;
 use shared::verify;
 
@@ -36,7 +36,8 @@ use crate::cli::{
 use crate::error::{Result, SignerError};
 use crate::identity;
 use crate::intent::{self, Explanation};
-use crate::keystore::{self, KeystoreError, PassphraseSource};
+use crate::keyset::{tar_err, Found, HeldKey, KeySet};
+use crate::keysource::{KeyArgs, KeySigner, KeySource};
 use crate::session::{self, Loaded, Trusted};
 use crate::state::StateDir;
 use crate::ui::Ui;
@@ -79,171 +80,6 @@ struct SigEvent {
     sha256: String,
 }
 
-/// A keys file opened for this run.
-struct Tarball {
-    path: PathBuf,
-    keys: KeysTarball,
-    existed: bool,
-    dirty: bool,
-    created: Vec<(KeyId, Role, KeyType)>,
-}
-
-/// The keys files of one run (the same path opened twice is one file).
-struct Tarballs {
-    files: Vec<Tarball>,
-    /// Passphrase of encrypted files (asked once, reused when saving).
-    pass: PassphraseSource,
-}
-
-fn same_file(a: &Path, b: &Path) -> bool {
-    if a == b {
-        return true;
-    }
-    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
-        (Ok(x), Ok(y)) => x == y,
-        _ => false,
-    }
-}
-
-impl Tarballs {
-    fn index(&self, path: &Path) -> Option<usize> {
-        self.files.iter().position(|t| same_file(&t.path, path))
-    }
-
-    /// Opens `path` (once); a missing file is an error unless `create`.
-    fn open(&mut self, path: &Path, create: bool) -> Result<usize> {
-        if let Some(i) = self.index(path) {
-            return Ok(i);
-        }
-        let (keys, existed) = if create {
-            keystore::open_or_empty(path, &self.pass)?
-        } else {
-            (keystore::open(path, &self.pass)?, true)
-        };
-        self.files.push(Tarball {
-            path: path.to_path_buf(),
-            keys,
-            existed,
-            dirty: false,
-            created: Vec::new(),
-        });
-        Ok(self.files.len() - 1)
-    }
-
-    /// A brand-new keys file (first-time rotation).
-    fn create(&mut self, path: &Path, keys: KeysTarball) -> usize {
-        self.files.push(Tarball {
-            path: path.to_path_buf(),
-            keys,
-            existed: false,
-            dirty: true,
-            created: Vec::new(),
-        });
-        self.files.len() - 1
-    }
-
-    fn paths(&self, idx: &[usize]) -> String {
-        idx.iter()
-            .map(|i| self.files[*i].path.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-
-    /// The one private key among `candidates` of `root` that the files `idx` hold: per
-    /// file at most one (fioctl's rule), the first file that has one wins.
-    /// The one offline targets key of `root` (its targets keys other than `online`) held in
-    /// tarball `idx`: `None` when the root has no offline targets key, an error naming the
-    /// file when the root has one but the file does not hold it.
-    fn offline_targets_key(
-        &self,
-        idx: usize,
-        path: &Path,
-        root: &Root,
-        online: &KeyId,
-        which: &'static str,
-    ) -> Result<Option<KeyId>> {
-        let offline: Vec<KeyId> = root
-            .role_keyids(Role::Targets)
-            .iter()
-            .filter(|k| *k != online)
-            .cloned()
-            .collect();
-        if offline.is_empty() {
-            return Ok(None);
-        }
-        let found = self
-            .find(&[idx], root, &offline, Role::Targets)?
-            .ok_or_else(|| SignerError::NoKey {
-                path: path.display().to_string(),
-                role: Role::Targets,
-                which,
-                keyids: offline
-                    .iter()
-                    .map(KeyId::short)
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })?;
-        Ok(Some(found.keyid))
-    }
-
-    fn find(
-        &self,
-        idx: &[usize],
-        root: &Root,
-        candidates: &[KeyId],
-        role: Role,
-    ) -> Result<Option<FoundKey>> {
-        for i in idx {
-            let t = &self.files[*i];
-            let mut found = t
-                .keys
-                .find_signers(root, candidates)
-                .map_err(|e| tar_err(&t.path, e))?;
-            match found.len() {
-                0 => continue,
-                1 => return Ok(found.pop()),
-                _ => {
-                    return Err(SignerError::TwoActiveKeys {
-                        path: t.path.clone(),
-                        role,
-                        keyids: found
-                            .iter()
-                            .map(|f| f.keyid.short())
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                    })
-                }
-            }
-        }
-        Ok(None)
-    }
-
-    /// Generates a key of `role` into file `i`.
-    fn generate(&mut self, i: usize, role: Role, keytype: KeyType) -> Result<(KeyId, PrivateKey)> {
-        let t = &mut self.files[i];
-        let (keyid, _) = t
-            .keys
-            .add_generated_key(role, keytype)
-            .map_err(|e| tar_err(&t.path, e))?;
-        let key = t
-            .keys
-            .private_key(&keyid)
-            .map_err(|e| tar_err(&t.path, e))?
-            .ok_or_else(|| SignerError::Other("the generated key vanished".into()))?
-            .key;
-        t.dirty = true;
-        t.created.push((keyid.clone(), role, keytype));
-        Ok((keyid, key))
-    }
-}
-
-fn tar_err(path: &Path, e: TarballError) -> SignerError {
-    SignerError::Tarball {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    }
-}
-
 fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
@@ -260,12 +96,12 @@ struct Work<'l> {
     step_ops: Vec<Operation>,
     signed: Vec<SigEvent>,
     plan: Vec<String>,
-    tarballs: Tarballs,
+    tarballs: KeySet,
     roots_changed: bool,
 }
 
 impl<'l> Work<'l> {
-    fn new(l: &'l Loaded, opname: impl Into<String>, pass: PassphraseSource) -> Work<'l> {
+    fn new(l: &'l Loaded, opname: impl Into<String>, keys: KeySet) -> Work<'l> {
         Work {
             l,
             opname: opname.into(),
@@ -277,10 +113,7 @@ impl<'l> Work<'l> {
             step_ops: Vec::new(),
             signed: Vec::new(),
             plan: Vec::new(),
-            tarballs: Tarballs {
-                files: Vec::new(),
-                pass,
-            },
+            tarballs: keys,
             roots_changed: false,
         }
     }
@@ -326,7 +159,7 @@ impl<'l> Work<'l> {
         let old = self
             .tarballs
             .find(idx, cur, cur.role_keyids(Role::Root), Role::Root)?;
-        let mut signers: Vec<&PrivateKey> = Vec::new();
+        let mut signers: Vec<&HeldKey> = Vec::new();
         if let Some(n) = &new {
             signers.push(&n.key);
         }
@@ -346,18 +179,35 @@ impl<'l> Work<'l> {
                     .map(|k| k.short())
                     .collect();
                 ids.dedup();
+                let all: Vec<KeyId> = self
+                    .ci
+                    .signed
+                    .role_keyids(Role::Root)
+                    .iter()
+                    .chain(cur.role_keyids(Role::Root))
+                    .cloned()
+                    .collect();
                 return Err(SignerError::NoKey {
                     path: self.tarballs.paths(idx),
                     role: Role::Root,
                     which: "the staged or the current root",
-                    keyids: ids.join(", "),
+                    keyids: format!("{}{}", ids.join(", "), self.tarballs.recorded(&all)),
                 });
             }
             return Ok(false);
         }
         let keyids: Vec<KeyId> = signers.iter().map(|k| k.keyid().clone()).collect();
-        self.ci = transform::sign_root(&self.ci, &signers)?;
-        self.prod = transform::sign_root(&self.prod, &signers)?;
+        // Every signer (a tarball key or a token key) signs the canonical bytes of each root.
+        let sign_all = |doc: &SignedRoot| -> Result<SignedRoot> {
+            let msg = doc.canonical_signed()?;
+            let sigs = signers
+                .iter()
+                .map(|k| k.sign(&msg))
+                .collect::<Result<Vec<Signature>>>()?;
+            Ok(transform::add_root_signatures(doc, sigs))
+        };
+        self.ci = sign_all(&self.ci)?;
+        self.prod = sign_all(&self.prod)?;
         for (doc, root) in [("ci-root", &self.ci), ("prod-root", &self.prod)] {
             self.signed.push(SigEvent {
                 document: doc.to_string(),
@@ -368,9 +218,9 @@ impl<'l> Work<'l> {
         self.plan.push(format!(
             "sign the CI and production roots v{} with root key(s) {}",
             self.ci.signed.version,
-            keyids
+            signers
                 .iter()
-                .map(KeyId::short)
+                .map(|k| k.describe())
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
@@ -378,7 +228,7 @@ impl<'l> Work<'l> {
     }
 
     /// The offline targets key of `root` held in files `idx` (exactly one).
-    fn targets_signer(&self, idx: &[usize], root: &Root) -> Result<FoundKey> {
+    fn targets_signer(&self, idx: &[usize], root: &Root) -> Result<Found> {
         let online = self.l.online_targets()?;
         let candidates: Vec<KeyId> = root
             .role_keyids(Role::Targets)
@@ -393,15 +243,9 @@ impl<'l> Work<'l> {
         }
         self.tarballs
             .find(idx, root, &candidates, Role::Targets)?
-            .ok_or_else(|| SignerError::NoKey {
-                path: self.tarballs.paths(idx),
-                role: Role::Targets,
-                which: "the staged root",
-                keyids: candidates
-                    .iter()
-                    .map(KeyId::short)
-                    .collect::<Vec<_>>()
-                    .join(", "),
+            .ok_or_else(|| {
+                self.tarballs
+                    .no_key(idx, Role::Targets, "the staged root", &candidates)
             })
     }
 
@@ -439,7 +283,7 @@ impl<'l> Work<'l> {
     }
 
     /// Signs production targets `tag` (or wave `name` when `wave`) with `key`.
-    fn sign_targets(&mut self, wave: bool, name: &str, key: &PrivateKey) -> Result<()> {
+    fn sign_targets(&mut self, wave: bool, name: &str, key: &HeldKey) -> Result<()> {
         let (docs, sigs, dir) = if wave {
             (&self.l.waves, &mut self.waves_sigs, "waves")
         } else {
@@ -453,7 +297,7 @@ impl<'l> Work<'l> {
         })?;
         // Canonicalize once: the signature and the audit digest cover the same bytes.
         let msg = doc.canonical_signed()?;
-        let sig = key.sign(&msg);
+        let sig = key.sign(&msg)?;
         let entry = sigs.entry(name.to_string()).or_default();
         entry.retain(|s| s.keyid != sig.keyid);
         entry.push(sig);
@@ -467,7 +311,7 @@ impl<'l> Work<'l> {
             doc.signed.version,
             doc.signed.targets.len(),
             doc.signed.expires,
-            key.keyid().short()
+            key.describe()
         ));
         Ok(())
     }
@@ -584,18 +428,8 @@ fn finish(
     }
     // Plan.
     ctx.ui.line("This will:");
-    for t in work.tarballs.files.iter().filter(|t| t.dirty) {
-        for (id, role, kt) in &t.created {
-            ctx.ui.line(format!(
-                "  - create a new {kt} {role} key {id} in {}",
-                t.path.display()
-            ));
-        }
-        ctx.ui.line(format!(
-            "  - {} {} (atomically, before the response is written)",
-            if t.existed { "update" } else { "create" },
-            t.path.display()
-        ));
+    for p in work.tarballs.plan() {
+        ctx.ui.line(format!("  - {p}"));
     }
     for p in &work.plan {
         ctx.ui.line(format!("  - {p}"));
@@ -611,33 +445,26 @@ fn finish(
         ..Outcome::default()
     };
     fsutil::crash_point("signer:before-keys-save");
-    for t in work.tarballs.files.iter().filter(|t| t.dirty) {
-        // The passphrase of an encrypted file was cached when it was opened; a new
-        // encrypted file asks for one (twice on a terminal).
-        let pass = &work.tarballs.pass;
-        let res = if t.existed {
-            keystore::save(&t.path, &t.keys, pass)
-        } else {
-            keystore::save_new(&t.path, &t.keys, pass)
-        };
-        res.map_err(|e| match e {
-            KeystoreError::AlreadyExists { path } => SignerError::KeysFileExists(path),
-            other => other.into(),
-        })?;
-        for (id, role, kt) in &t.created {
-            audit::record(
-                &state,
-                AuditEvent::KeyCreated {
-                    keyid: id.clone(),
-                    role: role.to_string(),
-                    keytype: kt.to_string(),
-                    tarball: t.path.display().to_string(),
-                },
-            )?;
-            outcome.created.push((id.clone(), *role, t.path.clone()));
+    work.tarballs.save(|created, name| {
+        match created {
+            Some((id, role, kt)) => {
+                audit::record(
+                    &state,
+                    AuditEvent::KeyCreated {
+                        keyid: id.clone(),
+                        role: role.to_string(),
+                        keytype: kt.to_string(),
+                        tarball: name.to_string(),
+                    },
+                )?;
+                outcome
+                    .created
+                    .push((id.clone(), role, PathBuf::from(name)));
+            }
+            None => ctx.ui.line(format!("Wrote {name}")),
         }
-        ctx.ui.line(format!("Wrote {}", t.path.display()));
-    }
+        Ok(())
+    })?;
     fsutil::crash_point("signer:after-keys-save");
     // Act 2: the response.
     let upload = Upload {
@@ -724,12 +551,44 @@ fn report_status(ui: &mut Ui, l: &Loaded, ci: &SignedRoot, prod: &SignedRoot) {
     }
 }
 
-fn new_key_hint(ui: &mut Ui, path: &Path) {
-    ui.line(format!(
-        "Back up {} now (`signer keys backup --keys {} --to <dir>`): it holds a new private key.",
-        path.display(),
-        path.display()
-    ));
+fn new_key_hint(ui: &mut Ui, src: &KeySource) {
+    match src {
+        KeySource::Tarball(path) => ui.line(format!(
+            "Back up {} now (`signer keys backup --keys {} --to <dir>`): it holds a new private key.",
+            path.display(),
+            path.display()
+        )),
+        KeySource::Pkcs11(uri) => ui.line(format!(
+            "The new private key is on the token labelled {:?} and cannot be copied: keep the token safe, and add a second key on another token or in a backed-up tarball (`add-offline-key`) so that losing it does not lock you out.",
+            uri.token
+        )),
+    }
+}
+
+/// The key sources of a command, before anything is opened.
+fn keyset(ctx: &Ctx<'_>, k: &KeyArgs) -> KeySet {
+    KeySet::new(
+        k.passphrase.source(),
+        k.pin.pin_file.clone(),
+        ctx.state.path().to_path_buf(),
+    )
+}
+
+/// Refuses a "new" key that the root already lists (a token `object=` label that names a
+/// key in use, e.g. the same URI given for the old and the new key).
+fn check_new_key(root: &Root, new_id: &KeyId, dest: &KeySource) -> Result<()> {
+    if root.keys.contains_key(new_id) {
+        return Err(SignerError::Usage(format!(
+            "{dest} names key {} that the root already lists, not a new key: give the new key another object= label (--new-keys pkcs11:...;object=NEW-LABEL)",
+            new_id.short()
+        )));
+    }
+    Ok(())
+}
+
+/// The tarball paths among `srcs` (for the leftover-temporary-file check).
+fn tarball_paths<'a>(srcs: &[&'a KeySource]) -> Vec<&'a Path> {
+    srcs.iter().filter_map(|s| s.tarball()).collect()
 }
 
 /// `signer rotate-offline-key`.
@@ -741,16 +600,26 @@ pub fn rotate_offline_key(ctx: &mut Ctx<'_>, args: &RotateArgs) -> Result<Outcom
 }
 
 fn rotate_root(ctx: &mut Ctx<'_>, args: &RotateArgs) -> Result<Outcome> {
-    if args.targets_keys.is_some() {
-        return Err(SignerError::Usage(
-            "--targets-keys is only for --role targets".into(),
-        ));
+    let k = &args.src;
+    k.refuse(true, false, "is only for --role targets")?;
+    if args.first_time {
+        k.refuse(
+            false,
+            true,
+            "does not go with --first-time: --keys names where the new root key goes",
+        )?;
     }
-    let keys_path = args
-        .keys
-        .as_deref()
-        .ok_or_else(|| SignerError::Usage("--role root needs --keys FILE".into()))?;
-    let (l, trusted) = prepare(ctx, &args.io, &[keys_path], &args.check)?;
+    let keys_src = k
+        .root()?
+        .ok_or_else(|| SignerError::Usage("--role root needs --keys SOURCE".into()))?;
+    // Where the new key goes: --new-keys (moving the root key), else where the old one is.
+    let dest_src = k.new_keys.as_ref().unwrap_or(keys_src);
+    let (l, trusted) = prepare(
+        ctx,
+        &args.io,
+        &tarball_paths(&[keys_src, dest_src]),
+        &args.check,
+    )?;
     l.require_draft()?;
     let first_requested = l
         .bundle
@@ -770,7 +639,6 @@ fn rotate_root(ctx: &mut Ctx<'_>, args: &RotateArgs) -> Result<Outcome> {
     require_requested(ctx, &l, &op_name, args.check.accept_unexplained, |o| {
         *o == op
     })?;
-    let pass = args.passphrase.source();
     let now = ctx.now;
     let mut work = Work::new(
         &l,
@@ -778,18 +646,21 @@ fn rotate_root(ctx: &mut Ctx<'_>, args: &RotateArgs) -> Result<Outcome> {
             "rotate-offline-key --role root{}",
             if args.first_time { " --first-time" } else { "" }
         ),
-        pass,
+        keyset(ctx, k),
     );
-    let (file, old) = if args.first_time {
-        if std::fs::symlink_metadata(keys_path).is_ok() {
-            return Err(SignerError::KeysFileExists(keys_path.to_path_buf()));
-        }
+    // (source of the old key, source of the new key, old key id)
+    let (old_src, new_src, old) = if args.first_time {
         let secret = l.bundle.first_root_secret().ok_or_else(|| {
             SignerError::refused(
                 "the bundle carries no initial root key (secrets/first-root.sec.age); the courier must make the \
                  first-time request with `--first-time` after `courier config set-recipient`",
             )
         })?;
+        if let Some(path) = keys_src.tarball() {
+            if std::fs::symlink_metadata(path).is_ok() {
+                return Err(SignerError::KeysFileExists(path.to_path_buf()));
+            }
+        }
         let id = identity::load_identity(ctx.state.path())?;
         let plain = identity::decrypt(&id, secret)?;
         let key = PrivateKey::from_json(&plain).map_err(|e| {
@@ -811,39 +682,48 @@ fn rotate_root(ctx: &mut Ctx<'_>, args: &RotateArgs) -> Result<Outcome> {
                 cur.role_keyids(Role::Root).iter().map(KeyId::short).collect::<Vec<_>>().join(", ")
             )));
         }
-        let public = cur.keys[&kid].to_json();
-        let mut tb = KeysTarball::new();
-        tb.add_first_root(&public, &plain)
-            .map_err(|e| tar_err(keys_path, e))?;
-        (work.tarballs.create(keys_path, tb), kid)
+        match keys_src {
+            KeySource::Tarball(keys_path) => {
+                let public = cur.keys[&kid].to_json();
+                let mut tb = KeysTarball::new();
+                tb.add_first_root(&public, &plain)
+                    .map_err(|e| tar_err(keys_path, e))?;
+                let i = work.tarballs.create(keys_path, tb);
+                (i, i, kid)
+            }
+            KeySource::Pkcs11(_) => {
+                // The initial key signs this rotation from memory and stops being a root
+                // key with it; only the new key is kept, on the token.
+                work.plan.push(
+                    "use the initial root key from the bundle for this one signature (it is not stored: it stops being a root key with this rotation)"
+                        .into(),
+                );
+                let m = work.tarballs.memory(key);
+                let t = work.tarballs.open(keys_src, false)?;
+                (m, t, kid)
+            }
+        }
     } else {
-        let i = work.tarballs.open(keys_path, false)?;
+        let i = work.tarballs.open(keys_src, false)?;
+        let staged = work.ci.signed.role_keyids(Role::Root).to_vec();
         let found = work
             .tarballs
-            .find(
-                &[i],
-                &work.ci.signed,
-                work.ci.signed.role_keyids(Role::Root),
-                Role::Root,
-            )?
-            .ok_or_else(|| SignerError::NoKey {
-                path: keys_path.display().to_string(),
-                role: Role::Root,
-                which: "the staged root",
-                keyids: work
-                    .ci
-                    .signed
-                    .role_keyids(Role::Root)
-                    .iter()
-                    .map(KeyId::short)
-                    .collect::<Vec<_>>()
-                    .join(", "),
+            .find(&[i], &work.ci.signed, &staged, Role::Root)?
+            .ok_or_else(|| {
+                work.tarballs
+                    .no_key(&[i], Role::Root, "the staged root", &staged)
             })?;
-        (i, found.keyid)
+        let d = work.tarballs.open(dest_src, true)?;
+        (i, d, found.keyid)
     };
-    let (new_id, new_key) = work
-        .tarballs
-        .generate(file, Role::Root, args.key_type.into())?;
+    let object = match dest_src {
+        KeySource::Pkcs11(u) => u.object.as_deref(),
+        KeySource::Tarball(_) => None,
+    };
+    let (new_id, new_key) =
+        work.tarballs
+            .generate(new_src, Role::Root, args.key_type.into(), object)?;
+    check_new_key(&l.current_ci.signed, &new_id, dest_src)?;
     let owner = work.owner(&now);
     let rotated = transform::rotate_offline_root_key(
         &work.ci.signed,
@@ -861,10 +741,14 @@ fn rotate_root(ctx: &mut Ctx<'_>, args: &RotateArgs) -> Result<Outcome> {
         work.ci.signed.expires
     ));
     work.explain(&op, now, (Some(new_id), Some(old)));
-    work.sign_roots(&[file], true)?;
+    let mut idx = vec![new_src];
+    if old_src != new_src {
+        idx.push(old_src);
+    }
+    work.sign_roots(&idx, true)?;
     work.step_ops.push(op);
     let out = finish(ctx, &trusted, work, &args.io.out, &args.check)?;
-    new_key_hint(ctx.ui, keys_path);
+    new_key_hint(ctx.ui, dest_src);
     Ok(out)
 }
 
@@ -874,18 +758,15 @@ fn rotate_targets(ctx: &mut Ctx<'_>, args: &RotateArgs) -> Result<Outcome> {
             "--first-time is only for --role root".into(),
         ));
     }
-    let tk_path = args
-        .targets_keys
-        .as_deref()
-        .or(args.keys.as_deref())
-        .ok_or_else(|| {
-            SignerError::Usage("--role targets needs --targets-keys FILE and/or --keys FILE".into())
-        })?;
-    let mut files: Vec<&Path> = vec![tk_path];
-    if let Some(k) = args.keys.as_deref() {
-        files.push(k);
-    }
-    let (l, trusted) = prepare(ctx, &args.io, &files, &args.check)?;
+    let k = &args.src;
+    let tk_src = k.targets_or_root()?.ok_or_else(|| {
+        SignerError::Usage("--role targets needs --targets-keys SOURCE and/or --keys SOURCE".into())
+    })?;
+    let root_src = k.root()?;
+    let dest_src = k.new_keys.as_ref().unwrap_or(tk_src);
+    let mut srcs: Vec<&KeySource> = vec![tk_src, dest_src];
+    srcs.extend(root_src);
+    let (l, trusted) = prepare(ctx, &args.io, &tarball_paths(&srcs), &args.check)?;
     l.require_draft()?;
     let op = Operation::TargetsRotation;
     require_requested(
@@ -896,28 +777,24 @@ fn rotate_targets(ctx: &mut Ctx<'_>, args: &RotateArgs) -> Result<Outcome> {
         |o| *o == op,
     )?;
     let online = l.online_targets()?;
-    let pass = args.passphrase.source();
     let now = ctx.now;
-    let mut work = Work::new(&l, "rotate-offline-key --role targets", pass);
-    let tk = work.tarballs.open(tk_path, true)?;
-    let root_file = match args.keys.as_deref() {
-        Some(k) => Some(work.tarballs.open(k, false)?),
+    let mut work = Work::new(&l, "rotate-offline-key --role targets", keyset(ctx, k));
+    let tk = work.tarballs.open(tk_src, true)?;
+    let dest = work.tarballs.open(dest_src, true)?;
+    let root_file = match root_src {
+        Some(r) => Some(work.tarballs.open(r, false)?),
         None => None,
     };
-    if root_file == Some(tk) || args.targets_keys.is_none() {
+    if root_file == Some(dest) || (k.targets_keys.is_none() && k.new_keys.is_none()) {
         work.plan.push(
-            "note: the targets key goes into the root keys file; separate files (--targets-keys) let you share the targets key without the root key"
+            "note: the targets key goes into the root keys source; separate sources (--targets-keys) let you share the targets key without the root key"
                 .to_string(),
         );
     }
     // The offline targets key being replaced in the staged root.
-    let old = work.tarballs.offline_targets_key(
-        tk,
-        tk_path,
-        &work.ci.signed,
-        &online,
-        "the staged root",
-    )?;
+    let old = work
+        .tarballs
+        .offline_targets_key(tk, &work.ci.signed, &online, "the staged root")?;
     // Which documents the old key (of the *current* root) signed.
     let cur_online = l
         .current_online_targets()
@@ -925,14 +802,18 @@ fn rotate_targets(ctx: &mut Ctx<'_>, args: &RotateArgs) -> Result<Outcome> {
         .unwrap_or(online.clone());
     let resign_by = work.tarballs.offline_targets_key(
         tk,
-        tk_path,
         &l.current_ci.signed,
         &cur_online,
         "the current root",
     )?;
-    let (new_id, new_key) = work
-        .tarballs
-        .generate(tk, Role::Targets, args.key_type.into())?;
+    let object = match dest_src {
+        KeySource::Pkcs11(u) => u.object.as_deref(),
+        KeySource::Tarball(_) => None,
+    };
+    let (new_id, new_key) =
+        work.tarballs
+            .generate(dest, Role::Targets, args.key_type.into(), object)?;
+    check_new_key(&l.current_ci.signed, &new_id, dest_src)?;
     let owner = work.owner(&now);
     let rotated = transform::rotate_offline_targets_key(
         &work.ci.signed,
@@ -991,43 +872,37 @@ fn rotate_targets(ctx: &mut Ctx<'_>, args: &RotateArgs) -> Result<Outcome> {
             "The roots are not signed (no --keys): hand the response to the root key holder for `signer sign`.",
         );
     }
-    new_key_hint(ctx.ui, tk_path);
+    new_key_hint(ctx.ui, dest_src);
     Ok(out)
 }
 
 /// `signer add-offline-key`.
 pub fn add_offline_key(ctx: &mut Ctx<'_>, args: &AddKeyArgs) -> Result<Outcome> {
     let role: Role = args.role.into();
-    let (dest, root_keys): (&Path, Option<&Path>) = match role {
+    let k = &args.src;
+    k.refuse(false, true, "is only for rotate-offline-key")?;
+    let (dest, root_keys): (&KeySource, Option<&KeySource>) = match role {
         Role::Root => {
-            if args.targets_keys.is_some() {
-                return Err(SignerError::Usage(
-                    "--targets-keys is only for --role targets".into(),
-                ));
-            }
-            let k = args.keys.as_deref().ok_or_else(|| {
+            k.refuse(true, false, "is only for --role targets")?;
+            let d = k.root()?.ok_or_else(|| {
                 SignerError::Usage(
-                    "--role root needs --keys FILE (the file for the new root key)".into(),
+                    "--role root needs --keys SOURCE (where the new root key goes)".into(),
                 )
             })?;
-            (k, None)
+            (d, None)
         }
         _ => {
-            let dest = args
-                .targets_keys
-                .as_deref()
-                .or(args.keys.as_deref())
-                .ok_or_else(|| {
-                    SignerError::Usage(
-                        "--role targets needs --targets-keys FILE and/or --keys FILE".into(),
-                    )
-                })?;
-            (dest, args.keys.as_deref())
+            let dest = k.targets_or_root()?.ok_or_else(|| {
+                SignerError::Usage(
+                    "--role targets needs --targets-keys SOURCE and/or --keys SOURCE".into(),
+                )
+            })?;
+            (dest, k.root()?)
         }
     };
-    let mut files = vec![dest];
-    files.extend(root_keys);
-    let (l, trusted) = prepare(ctx, &args.io, &files, &args.check)?;
+    let mut srcs = vec![dest];
+    srcs.extend(root_keys);
+    let (l, trusted) = prepare(ctx, &args.io, &tarball_paths(&srcs), &args.check)?;
     l.require_draft()?;
     require_requested(
         ctx,
@@ -1036,9 +911,8 @@ pub fn add_offline_key(ctx: &mut Ctx<'_>, args: &AddKeyArgs) -> Result<Outcome> 
         args.check.accept_unexplained,
         |o| matches!(o, Operation::AddOfflineKey { role: r, .. } if *r == role),
     )?;
-    let pass = args.passphrase.source();
     let now = ctx.now;
-    let mut work = Work::new(&l, format!("add-offline-key --role {role}"), pass);
+    let mut work = Work::new(&l, format!("add-offline-key --role {role}"), keyset(ctx, k));
     let d = work.tarballs.open(dest, true)?;
     let existing: Vec<KeyId> = match role {
         Role::Targets => {
@@ -1055,12 +929,19 @@ pub fn add_offline_key(ctx: &mut Ctx<'_>, args: &AddKeyArgs) -> Result<Outcome> 
     };
     if let Some(f) = work.tarballs.find(&[d], &work.ci.signed, &existing, role)? {
         return Err(SignerError::ActiveKeyPresent {
-            path: dest.to_path_buf(),
+            path: PathBuf::from(work.tarballs.paths(&[d])),
             role,
             keyid: f.keyid,
         });
     }
-    let (new_id, new_key) = work.tarballs.generate(d, role, args.key_type.into())?;
+    let object = match dest {
+        KeySource::Pkcs11(u) => u.object.as_deref(),
+        KeySource::Tarball(_) => None,
+    };
+    let (new_id, new_key) = work
+        .tarballs
+        .generate(d, role, args.key_type.into(), object)?;
+    check_new_key(&l.current_ci.signed, &new_id, dest)?;
     let owner = work.owner(&now);
     let added = transform::add_offline_key(&work.ci.signed, role, new_key.public_key(), owner)?;
     let prev_prod = work.prod.signed.clone();
@@ -1101,8 +982,14 @@ pub fn add_offline_key(ctx: &mut Ctx<'_>, args: &AddKeyArgs) -> Result<Outcome> 
 /// `signer delete-offline-key`.
 pub fn delete_offline_key(ctx: &mut Ctx<'_>, args: &DeleteKeyArgs) -> Result<Outcome> {
     let role: Role = args.role.into();
-    let files: Vec<&Path> = args.keys.as_deref().into_iter().collect();
-    let (l, trusted) = prepare(ctx, &args.io, &files, &args.check)?;
+    args.src.refuse(
+        true,
+        true,
+        "is not used by delete-offline-key (only --keys)",
+    )?;
+    let keys = args.src.root()?;
+    let srcs: Vec<&KeySource> = keys.into_iter().collect();
+    let (l, trusted) = prepare(ctx, &args.io, &tarball_paths(&srcs), &args.check)?;
     l.require_draft()?;
     let op = Operation::DeleteOfflineKey {
         role,
@@ -1122,7 +1009,7 @@ pub fn delete_offline_key(ctx: &mut Ctx<'_>, args: &DeleteKeyArgs) -> Result<Out
     let mut work = Work::new(
         &l,
         format!("delete-offline-key --role {role}"),
-        args.passphrase.source(),
+        keyset(ctx, &args.src),
     );
     let removed =
         transform::remove_offline_key(&work.ci.signed, role, &args.keyid, online.as_ref())?;
@@ -1141,12 +1028,12 @@ pub fn delete_offline_key(ctx: &mut Ctx<'_>, args: &DeleteKeyArgs) -> Result<Out
     work.finalize(&removed, &prev_prod);
     work.plan.push(format!("remove {role} key {}", args.keyid));
     work.explain(&op, ctx.now, (None, None));
-    sign_if_given(ctx, &mut work, args.keys.as_deref())?;
+    sign_if_given(ctx, &mut work, keys)?;
     work.step_ops.push(op);
     finish(ctx, &trusted, work, &args.io.out, &args.check)
 }
 
-fn sign_if_given(ctx: &mut Ctx<'_>, work: &mut Work<'_>, keys: Option<&Path>) -> Result<()> {
+fn sign_if_given(ctx: &mut Ctx<'_>, work: &mut Work<'_>, keys: Option<&KeySource>) -> Result<()> {
     match keys {
         Some(k) => {
             let i = work.tarballs.open(k, false)?;
@@ -1162,8 +1049,11 @@ fn sign_if_given(ctx: &mut Ctx<'_>, work: &mut Work<'_>, keys: Option<&Path>) ->
 /// `signer set-threshold`.
 pub fn set_threshold(ctx: &mut Ctx<'_>, args: &ThresholdArgs) -> Result<Outcome> {
     let role: Role = args.role.into();
-    let files: Vec<&Path> = args.keys.as_deref().into_iter().collect();
-    let (l, trusted) = prepare(ctx, &args.io, &files, &args.check)?;
+    args.src
+        .refuse(true, true, "is not used by set-threshold (only --keys)")?;
+    let keys = args.src.root()?;
+    let srcs: Vec<&KeySource> = keys.into_iter().collect();
+    let (l, trusted) = prepare(ctx, &args.io, &tarball_paths(&srcs), &args.check)?;
     l.require_draft()?;
     let op = Operation::SetThreshold {
         role,
@@ -1179,7 +1069,7 @@ pub fn set_threshold(ctx: &mut Ctx<'_>, args: &ThresholdArgs) -> Result<Outcome>
     let mut work = Work::new(
         &l,
         format!("set-threshold --role {role} {}", args.threshold),
-        args.passphrase.source(),
+        keyset(ctx, &args.src),
     );
     let (ci, prod) =
         transform::set_threshold(&work.ci.signed, &work.prod.signed, role, args.threshold)?;
@@ -1194,19 +1084,30 @@ pub fn set_threshold(ctx: &mut Ctx<'_>, args: &ThresholdArgs) -> Result<Outcome>
         args.threshold
     ));
     work.explain(&op, ctx.now, (None, None));
-    sign_if_given(ctx, &mut work, args.keys.as_deref())?;
+    sign_if_given(ctx, &mut work, keys)?;
     work.step_ops.push(op);
     finish(ctx, &trusted, work, &args.io.out, &args.check)
 }
 
 /// `signer sign`.
 pub fn sign(ctx: &mut Ctx<'_>, args: &SignArgs) -> Result<Outcome> {
-    let files: Vec<&Path> = args.keys.iter().map(PathBuf::as_path).collect();
-    let (l, trusted) = prepare(ctx, &args.io, &files, &args.check)?;
+    args.src.refuse(
+        true,
+        true,
+        "is not used by sign (give root keys with --keys)",
+    )?;
+    if args.src.keys.is_empty() {
+        return Err(SignerError::Usage(
+            "sign needs --keys SOURCE (a root keys file or a pkcs11: URI; repeat for several)"
+                .into(),
+        ));
+    }
+    let srcs: Vec<&KeySource> = args.src.keys.iter().collect();
+    let (l, trusted) = prepare(ctx, &args.io, &tarball_paths(&srcs), &args.check)?;
     l.require_draft()?;
-    let mut work = Work::new(&l, "sign", args.passphrase.source());
+    let mut work = Work::new(&l, "sign", keyset(ctx, &args.src));
     let mut idx = Vec::new();
-    for f in &files {
+    for f in &srcs {
         idx.push(work.tarballs.open(f, false)?);
     }
     work.sign_roots(&idx, true)?;
@@ -1216,8 +1117,8 @@ pub fn sign(ctx: &mut Ctx<'_>, args: &SignArgs) -> Result<Outcome> {
 
 /// `signer sign-prod-targets`.
 pub fn sign_prod_targets(ctx: &mut Ctx<'_>, args: &SignTargetsArgs) -> Result<Outcome> {
-    let file = targets_file(args.targets_keys.as_deref(), args.keys.as_deref())?;
-    let (l, trusted) = prepare(ctx, &args.io, &[file], &args.check)?;
+    let file = targets_source(&args.src)?;
+    let (l, trusted) = prepare(ctx, &args.io, &tarball_paths(&[file]), &args.check)?;
     let tags: Vec<String> = if args.tags.is_empty() {
         l.prod_targets.keys().cloned().collect()
     } else {
@@ -1228,7 +1129,7 @@ pub fn sign_prod_targets(ctx: &mut Ctx<'_>, args: &SignTargetsArgs) -> Result<Ou
             "the bundle has no production targets to sign",
         ));
     }
-    let mut work = Work::new(&l, "sign-prod-targets", args.passphrase.source());
+    let mut work = Work::new(&l, "sign-prod-targets", keyset(ctx, &args.src));
     let i = work.tarballs.open(file, false)?;
     let key = work.targets_signer(&[i], &l.draft_ci.signed)?.key;
     for t in &tags {
@@ -1240,9 +1141,9 @@ pub fn sign_prod_targets(ctx: &mut Ctx<'_>, args: &SignTargetsArgs) -> Result<Ou
 
 /// `signer sign-wave`.
 pub fn sign_wave(ctx: &mut Ctx<'_>, args: &SignWaveArgs) -> Result<Outcome> {
-    let file = targets_file(args.targets_keys.as_deref(), args.keys.as_deref())?;
-    let (l, trusted) = prepare(ctx, &args.io, &[file], &args.check)?;
-    let mut work = Work::new(&l, "sign-wave", args.passphrase.source());
+    let file = targets_source(&args.src)?;
+    let (l, trusted) = prepare(ctx, &args.io, &tarball_paths(&[file]), &args.check)?;
+    let mut work = Work::new(&l, "sign-wave", keyset(ctx, &args.src));
     let i = work.tarballs.open(file, false)?;
     let key = work.targets_signer(&[i], &l.draft_ci.signed)?.key;
     work.sign_targets(true, &args.name, &key)?;
@@ -1252,9 +1153,16 @@ pub fn sign_wave(ctx: &mut Ctx<'_>, args: &SignWaveArgs) -> Result<Outcome> {
     finish(ctx, &trusted, work, &args.io.out, &args.check)
 }
 
-fn targets_file<'a>(targets_keys: Option<&'a Path>, keys: Option<&'a Path>) -> Result<&'a Path> {
-    targets_keys.or(keys).ok_or_else(|| {
-        SignerError::Usage("give the targets keys file with --targets-keys FILE".into())
+/// The targets key source of sign-prod-targets / sign-wave: --targets-keys, or one --keys.
+fn targets_source(k: &KeyArgs) -> Result<&KeySource> {
+    k.refuse(false, true, "is only for rotate-offline-key")?;
+    if k.targets_keys.is_some() && !k.keys.is_empty() {
+        return Err(SignerError::Usage(
+            "give the targets key with either --targets-keys or --keys, not both".into(),
+        ));
+    }
+    k.targets_or_root()?.ok_or_else(|| {
+        SignerError::Usage("give the targets keys source with --targets-keys SOURCE".into())
     })
 }
 

@@ -13,6 +13,7 @@ use shared::verify;
 
 use super::*;
 use crate::cli::{BundleIo, CheckArgs, KeyTypeArg, RoleArg};
+use crate::keysource::{KeyArgs, KeySource};
 use crate::keystore::PassphraseArgs;
 use crate::testutil::*;
 use crate::trust;
@@ -114,21 +115,46 @@ fn rotate_args(
     RotateArgs {
         role,
         first_time: first,
-        keys: keys.map(Path::to_path_buf),
-        targets_keys: tk.map(Path::to_path_buf),
+        src: ka(keys.map(Path::to_path_buf), tk.map(Path::to_path_buf)),
         key_type: KeyTypeArg::Ed25519,
         io,
-        passphrase: PassphraseArgs::default(),
         check: CheckArgs::default(),
     }
 }
 
 fn sign_args(keys: &[&Path], io: BundleIo) -> SignArgs {
     SignArgs {
-        keys: keys.iter().map(|p| p.to_path_buf()).collect(),
+        src: ka(
+            keys.iter().map(|p| p.to_path_buf()).collect::<Vec<_>>(),
+            None,
+        ),
         io,
-        passphrase: PassphraseArgs::default(),
         check: CheckArgs::default(),
+    }
+}
+
+/// Key-source arguments from tarball paths (`keys` may be a Vec for `sign`).
+fn ka(keys: impl IntoKeys, tk: Option<PathBuf>) -> KeyArgs {
+    KeyArgs {
+        keys: keys.into_keys(),
+        targets_keys: tk.map(KeySource::Tarball),
+        ..KeyArgs::default()
+    }
+}
+
+trait IntoKeys {
+    fn into_keys(self) -> Vec<KeySource>;
+}
+
+impl IntoKeys for Option<PathBuf> {
+    fn into_keys(self) -> Vec<KeySource> {
+        self.into_iter().map(KeySource::Tarball).collect()
+    }
+}
+
+impl IntoKeys for Vec<PathBuf> {
+    fn into_keys(self) -> Vec<KeySource> {
+        self.into_iter().map(KeySource::Tarball).collect()
     }
 }
 
@@ -712,12 +738,10 @@ fn targets_holder_then_root_holder() {
     let step1 = env.path("step1");
     let args = AddKeyArgs {
         role: RoleArg::Targets,
-        keys: None,
-        targets_keys: Some(tk.clone()),
         key_type: KeyTypeArg::Ed25519,
         io: io(&req, &step1),
-        passphrase: PassphraseArgs::default(),
         check: CheckArgs::default(),
+        src: ka(None, Some(tk.clone())),
     };
     let (r, text) = env.run(true, f.now, |ctx| add_offline_key(ctx, &args));
     let o = r.unwrap_or_else(|e| panic!("{e}\n{text}"));
@@ -811,10 +835,9 @@ fn expert_operations() {
     let th = |io| ThresholdArgs {
         role: RoleArg::Root,
         threshold: 1,
-        keys: Some(keys.clone()),
         io,
-        passphrase: PassphraseArgs::default(),
         check: CheckArgs::default(),
+        src: ka(Some(keys.clone()), None),
     };
     let (r, _) = env.run(true, f.now, |ctx| {
         set_threshold(ctx, &th(io(&req, &env.path("o"))))
@@ -845,12 +868,10 @@ fn expert_operations() {
     let s1 = env.path("s1");
     let add = AddKeyArgs {
         role: RoleArg::Targets,
-        keys: Some(keys.clone()),
-        targets_keys: Some(tk2.clone()),
         key_type: KeyTypeArg::Ed25519,
         io: io(&req, &s1),
-        passphrase: PassphraseArgs::default(),
         check: CheckArgs::default(),
+        src: ka(Some(keys.clone()), Some(tk2.clone())),
     };
     let (r, text) = env.run(true, f.now, |ctx| add_offline_key(ctx, &add));
     let o = r.unwrap_or_else(|e| panic!("{e}\n{text}"));
@@ -859,10 +880,9 @@ fn expert_operations() {
     let thr = ThresholdArgs {
         role: RoleArg::Targets,
         threshold: 3,
-        keys: None,
         io: io(&s1, &s2),
-        passphrase: PassphraseArgs::default(),
         check: CheckArgs::default(),
+        src: ka(None, None),
     };
     let (r, text) = env.run(true, f.now, |ctx| set_threshold(ctx, &thr));
     r.unwrap_or_else(|e| panic!("{e}\n{text}"));
@@ -879,10 +899,9 @@ fn expert_operations() {
     let del = DeleteKeyArgs {
         role: RoleArg::Targets,
         keyid: t_old.clone(),
-        keys: Some(keys.clone()),
         io: io(&s2, &s3),
-        passphrase: PassphraseArgs::default(),
         check: CheckArgs::default(),
+        src: ka(Some(keys.clone()), None),
     };
     let (r, _) = env.run(true, f.now, |ctx| delete_offline_key(ctx, &del));
     assert!(
@@ -910,22 +929,18 @@ fn expert_operations() {
     let s5 = env.path("s5");
     let spt = SignTargetsArgs {
         tags: vec![],
-        targets_keys: Some(tk.clone()),
-        keys: None,
         io: io(&s4, &s5),
-        passphrase: PassphraseArgs::default(),
         check: CheckArgs::default(),
+        src: ka(None, Some(tk.clone())),
     };
     let (r, text) = env.run(true, f.now, |ctx| sign_prod_targets(ctx, &spt));
     r.unwrap_or_else(|e| panic!("{e}\n{text}"));
     let s6 = env.path("s6");
     let sw = SignWaveArgs {
         name: "w1".into(),
-        targets_keys: Some(tk.clone()),
-        keys: None,
         io: io(&s5, &s6),
-        passphrase: PassphraseArgs::default(),
         check: CheckArgs::default(),
+        src: ka(None, Some(tk.clone())),
     };
     let (r, text) = env.run(true, f.now, |ctx| sign_wave(ctx, &sw));
     r.unwrap_or_else(|e| panic!("{e}\n{text}"));
@@ -1104,11 +1119,9 @@ fn wave_signing_without_a_transaction() {
     let out = env.path("o");
     let args = SignWaveArgs {
         name: "wave-9".into(),
-        targets_keys: Some(tk),
-        keys: None,
         io: io(&req, &out),
-        passphrase: PassphraseArgs::default(),
         check: CheckArgs::default(),
+        src: ka(None, Some(tk)),
     };
     let (r, text) = env.run(true, f.now, |ctx| sign_wave(ctx, &args));
     r.unwrap_or_else(|e| panic!("{e}\n{text}"));
@@ -1142,12 +1155,10 @@ fn add_root_key_for_a_second_admin() {
     );
     let args = AddKeyArgs {
         role: RoleArg::Root,
-        keys: Some(keys.clone()),
-        targets_keys: None,
         key_type: KeyTypeArg::Ed25519,
         io: io(&req, &env.path("x")),
-        passphrase: PassphraseArgs::default(),
         check: CheckArgs::default(),
+        src: ka(Some(keys.clone()), None),
     };
     // The file already holds an active root key.
     let (r, _) = env.run(true, f.now, |ctx| add_offline_key(ctx, &args));
@@ -1159,7 +1170,7 @@ fn add_root_key_for_a_second_admin() {
     let other = env.path("admin2.keys.tgz");
     let s1 = env.path("s1");
     let args = AddKeyArgs {
-        keys: Some(other.clone()),
+        src: ka(Some(other.clone()), None),
         io: io(&req, &s1),
         ..args
     };

@@ -4,8 +4,10 @@
 
 #[path = "common/factory.rs"]
 mod factory;
+#[path = "common/machine.rs"]
+mod machine;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use assert_cmd::Command;
 use predicates::prelude::*;
@@ -15,80 +17,7 @@ use shared::metadata::Role;
 use shared::verify;
 
 use factory::Factory;
-
-struct Machine {
-    tmp: tempfile::TempDir,
-}
-
-impl Machine {
-    fn new() -> Machine {
-        Machine {
-            tmp: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.tmp.path().join(name)
-    }
-
-    fn state(&self) -> PathBuf {
-        self.path("state")
-    }
-
-    /// `signer` with this machine's state directory, no terminal.
-    fn signer(&self) -> Command {
-        let mut c = Command::cargo_bin("signer").unwrap();
-        c.env("SIGNER_HOME", self.state())
-            .env_remove("SIGNER_KEYS_PASSPHRASE")
-            .env("NO_COLOR", "1")
-            .current_dir(self.tmp.path());
-        c
-    }
-
-    fn write_bundle(&self, name: &str, b: &TransferBundle) -> PathBuf {
-        let p = self.path(name);
-        std::fs::write(&p, b.to_bytes(Compression::Gzip).unwrap()).unwrap();
-        p
-    }
-
-    /// Identity and trust, as on first use.
-    fn set_up(&self, f: &Factory) -> String {
-        self.signer()
-            .args(["identity", "init"])
-            .assert()
-            .success()
-            .stdout(predicate::str::contains("age1"));
-        let root = self.path("root.json");
-        std::fs::write(&root, f.chain[0].to_json().unwrap()).unwrap();
-        // Without a terminal and without --yes nothing is pinned.
-        self.signer()
-            .args(["trust", "init"])
-            .arg(&root)
-            .assert()
-            .code(1)
-            .stderr(predicate::str::contains("--yes"));
-        self.signer()
-            .args(["trust", "init", "--yes"])
-            .arg(&root)
-            .assert()
-            .success()
-            .stdout(predicate::str::contains("fingerprint:"));
-        self.signer()
-            .args(["trust", "show"])
-            .assert()
-            .success()
-            .stdout(predicate::str::contains("version:      1"));
-        signer::identity::recipient(&self.state()).unwrap()
-    }
-}
-
-fn first_time_request(m: &Machine, f: &Factory, recipient: &str) -> PathBuf {
-    let sealed = signer::identity::encrypt_to(recipient, &f.first_root.to_json()).unwrap();
-    m.write_bundle(
-        "req.tufbundle",
-        &f.request(vec![Operation::FirstTimeRootRotation], Some(sealed)),
-    )
-}
+use machine::{first_time_request, Machine};
 
 fn rotate_root_first(m: &Machine, req: &Path, keys: &Path, out: &Path) -> Command {
     let mut c = m.signer();

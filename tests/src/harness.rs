@@ -184,6 +184,9 @@ pub struct WorldOptions {
     pub created: Option<Timestamp>,
     /// Print every command and its output as it runs (the demo).
     pub echo: bool,
+    /// Extra environment for every courier and signer run (e.g. `SOFTHSM2_CONF` of a test
+    /// token), so tests never change the environment of the shared test process.
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for WorldOptions {
@@ -197,6 +200,7 @@ impl Default for WorldOptions {
             root_expires_days: 365,
             created: None,
             echo: false,
+            env: Vec::new(),
         }
     }
 }
@@ -223,6 +227,7 @@ pub struct World {
     /// The USB stick.
     pub usb: PathBuf,
     echo: bool,
+    env: Vec<(String, String)>,
     runs: Mutex<Vec<Run>>,
 }
 
@@ -266,6 +271,7 @@ impl World {
             token,
             init: report,
             echo: opts.echo,
+            env: opts.env,
             runs: Mutex::new(Vec::new()),
         }
     }
@@ -340,6 +346,7 @@ impl World {
             .env("XDG_DATA_HOME", machine.home.join(".local/share"))
             .env("NO_COLOR", "1")
             .env_remove("FIOCTL_CONFIG")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(std::process::Stdio::null());
         let shown: Vec<String> = shown_args
             .iter()
@@ -488,10 +495,12 @@ impl World {
     /// Workflow 1, the first-time root rotation, as a user runs it: `signer identity init`
     /// (offline) → `courier config set-recipient` → `courier rotate-offline-key --role root
     /// --first-time` → `signer trust init` (fingerprints compared) → `signer inspect` →
-    /// `signer rotate-offline-key --role root --first-time` creating `keys` → `courier
+    /// `signer rotate-offline-key --role root --first-time` creating `keys` (a tarball path or
+    /// a `pkcs11:` URI) → `courier
     /// updates push --apply`. Bundles are `first.req.tufbundle` / `first.resp.tufbundle` on
     /// the USB stick. Returns the new offline root key id.
-    pub fn first_time_rotation(&self, machine: &Machine, keys: &Path) -> KeyId {
+    pub fn first_time_rotation(&self, machine: &Machine, keys: impl AsRef<OsStr>) -> KeyId {
+        let keys = keys.as_ref().to_string_lossy().into_owned();
         self.connect_identity(machine);
         let req = self.usb("first.req.tufbundle");
         let resp = self.usb("first.resp.tufbundle");
@@ -519,7 +528,7 @@ impl World {
                 "root",
                 "--first-time",
                 "--keys",
-                path_str(keys),
+                &keys,
                 path_str(&req),
                 "-o",
                 path_str(&resp),

@@ -3,6 +3,7 @@
 
 mod e2e_backup;
 mod e2e_expert;
+mod e2e_pkcs11;
 mod e2e_refusals;
 mod e2e_root;
 mod e2e_targets;
