@@ -20,7 +20,9 @@
 //!   would collide on case-insensitive file systems and are a classic confusion trick);
 //! * the number of entries, each member's size and the sum of the sizes are bounded by the
 //!   caller's [`Limits`];
-//! * non-zero bytes after the end-of-archive marker are refused.
+//! * the end-of-archive marker (two zero blocks) must be there, so a file cut at a member
+//!   boundary is refused instead of read as a smaller archive; non-zero bytes after it are
+//!   refused.
 //!
 //! GNU long names (`L`) and pax extended headers (`x`, keys `path` and `size`) are
 //! understood (through the `tar` crate). Every error names the entry and says what is
@@ -43,6 +45,9 @@ use zeroize::Zeroizing;
 
 /// Size of a tar block.
 const BLOCK: u64 = 512;
+
+/// The end-of-archive marker: two zero blocks.
+const END_MARKER: usize = 2 * BLOCK as usize;
 
 /// The two magic bytes that start every gzip stream.
 pub const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
@@ -287,6 +292,12 @@ pub enum ArchiveError {
         /// The limit.
         limit: u64,
     },
+    /// The archive stops without its end-of-archive marker (two zero blocks).
+    #[error("the tar archive ends without its end-of-archive marker after entry {last:?}: the file is truncated; use an intact copy")]
+    MissingEndMarker {
+        /// The last entry read (empty if none).
+        last: String,
+    },
     /// Non-zero data follows the end-of-archive marker.
     #[error("unexpected data after the end of the tar archive at byte {offset} (the file is damaged or was tampered with)")]
     TrailingData {
@@ -371,6 +382,46 @@ pub fn decompress<'a>(
     }
 }
 
+/// The error for an entry the `tar` crate cannot read, naming the entry from its raw header
+/// at `offset` when there is one (a GNU sparse entry is refused as such).
+fn unreadable_entry(
+    tar_bytes: &[u8],
+    offset: u64,
+    fallback_where: String,
+    e: std::io::Error,
+) -> ArchiveError {
+    let header = usize::try_from(offset)
+        .ok()
+        .and_then(|at| tar_bytes.get(at..at.checked_add(BLOCK as usize)?));
+    let Some(header) = header else {
+        return ArchiveError::Tar {
+            where_: fallback_where,
+            reason: e.to_string(),
+        };
+    };
+    let field = |range: std::ops::Range<usize>| {
+        let f = &header[range];
+        let len = f.iter().position(|&b| b == 0).unwrap_or(f.len());
+        String::from_utf8_lossy(&f[..len]).into_owned()
+    };
+    let (name, prefix) = (field(0..100), field(345..500));
+    let name = if header[257..262] == *b"ustar" && !prefix.is_empty() {
+        format!("{prefix}/{name}")
+    } else {
+        name
+    };
+    if header[156] == b'S' {
+        return ArchiveError::Entry {
+            entry: name,
+            problem: EntryProblem::Sparse,
+        };
+    }
+    ArchiveError::Tar {
+        where_: format!("at entry {name:?} (byte {offset})"),
+        reason: e.to_string(),
+    }
+}
+
 /// Reads a plain (already decompressed) tar stream; see [`read`].
 pub fn read_tar(tar_bytes: &[u8], limits: &Limits) -> Result<Vec<Member>, ArchiveError> {
     if tar_bytes.is_empty() {
@@ -399,10 +450,7 @@ pub fn read_tar(tar_bytes: &[u8], limits: &Limits) -> Result<Vec<Member>, Archiv
             Some(n) => format!("after entry {n:?}"),
             None => "in the first entry".to_string(),
         };
-        let mut entry = entry.map_err(|e| ArchiveError::Tar {
-            where_: where_(),
-            reason: e.to_string(),
-        })?;
+        let mut entry = entry.map_err(|e| unreadable_entry(tar_bytes, end, where_(), e))?;
         count += 1;
         if count > limits.max_entries {
             return Err(ArchiveError::TooManyEntries {
@@ -507,6 +555,13 @@ pub fn read_tar(tar_bytes: &[u8], limits: &Limits) -> Result<Vec<Member>, Archiv
     if let Some(pos) = tar_bytes[start..].iter().position(|&b| b != 0) {
         return Err(ArchiveError::TrailingData {
             offset: (start + pos) as u64,
+        });
+    }
+    // Without the marker, a file cut at a member boundary would read as a smaller archive
+    // (a keys tarball silently missing its last key).
+    if tar_bytes.len() - start < END_MARKER {
+        return Err(ArchiveError::MissingEndMarker {
+            last: last_name.unwrap_or_default(),
         });
     }
     Ok(members)
@@ -1111,6 +1166,35 @@ mod tests {
     }
 
     #[test]
+    fn refuses_a_tar_cut_at_a_member_boundary() {
+        let members = [
+            MemberRef {
+                name: "a.pub",
+                data: b"x",
+                mode: 0o600,
+            },
+            MemberRef {
+                name: "a.sec",
+                data: b"y",
+                mode: 0o600,
+            },
+        ];
+        let tar = write(&members, Compression::None).unwrap().to_vec();
+        // Header + data block of the first member only: a smaller, well-formed-looking tar.
+        for cut in [1024, 1536, tar.len() - 512] {
+            match read(&tar[..cut], &LIMITS) {
+                Err(ArchiveError::MissingEndMarker { last }) if cut == 1024 => {
+                    assert_eq!(last, "a.pub")
+                }
+                Err(ArchiveError::MissingEndMarker { .. }) => {}
+                Err(ArchiveError::Entry { .. }) if cut == 1536 => {} // header without data
+                other => panic!("cut at {cut}: {other:?}"),
+            }
+        }
+        assert_eq!(read(&tar, &LIMITS).unwrap().len(), 2);
+    }
+
+    #[test]
     fn not_an_archive_and_corruption() {
         assert!(matches!(read(b"", &LIMITS), Err(ArchiveError::Empty)));
         assert!(matches!(
@@ -1149,7 +1233,10 @@ mod tests {
         tar[1024 + 3] ^= 1;
         let err = read(&tar, &LIMITS).unwrap_err();
         assert!(matches!(err, ArchiveError::Tar { .. }), "{err}");
-        assert!(err.to_string().contains("after entry \"a\""), "{err}");
+        assert!(
+            err.to_string().contains("at entry \"b\" (byte 1024)"),
+            "{err}"
+        );
     }
 
     #[test]

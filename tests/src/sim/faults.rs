@@ -172,6 +172,22 @@ impl FromStr for FaultConfig {
     }
 }
 
+/// One request the server received, with the fault injected into it (if any): lets tests
+/// check what a client sent, e.g. that it retried only idempotent requests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestRecord {
+    /// HTTP method (`GET`, `PUT`, ...).
+    pub method: String,
+    /// Request path without the query.
+    pub path: String,
+    /// The fault injected into this request.
+    pub fault: Option<FaultKind>,
+}
+
+/// How many requests the journal keeps (the oldest are dropped), so a long-running server
+/// (the demo, benchmarks) does not grow without bound.
+const JOURNAL_CAP: usize = 10_000;
+
 /// Live fault state of a server: random config plus queued one-shot faults.
 #[derive(Debug)]
 pub(crate) struct Faults {
@@ -179,6 +195,7 @@ pub(crate) struct Faults {
     rng: StdRng,
     queued: VecDeque<(FaultKind, Option<String>)>,
     injected: u64,
+    journal: VecDeque<RequestRecord>,
 }
 
 impl Faults {
@@ -190,6 +207,7 @@ impl Faults {
             rng: StdRng::seed_from_u64(seed),
             queued: VecDeque::new(),
             injected: 0,
+            journal: VecDeque::new(),
         }
     }
 
@@ -197,9 +215,11 @@ impl Faults {
     pub fn set(&mut self, cfg: Option<FaultConfig>) {
         let injected = self.injected;
         let queued = std::mem::take(&mut self.queued);
+        let journal = std::mem::take(&mut self.journal);
         *self = Faults::new(cfg);
         self.injected = injected;
         self.queued = queued;
+        self.journal = journal;
     }
 
     /// Queues a one-shot fault for the next request whose path contains `path_contains`.
@@ -210,6 +230,26 @@ impl Faults {
     /// How many faults were injected so far.
     pub fn injected(&self) -> u64 {
         self.injected
+    }
+
+    /// Takes the journal of requests received since the last call.
+    pub fn take_journal(&mut self) -> Vec<RequestRecord> {
+        std::mem::take(&mut self.journal).into()
+    }
+
+    /// Decides the fault (if any) for a `method` request to `path` and records the request
+    /// in the journal.
+    pub fn decide_and_record(&mut self, method: &str, path: &str) -> Option<(FaultKind, Duration)> {
+        let decided = self.decide(path);
+        if self.journal.len() >= JOURNAL_CAP {
+            self.journal.pop_front();
+        }
+        self.journal.push_back(RequestRecord {
+            method: method.to_string(),
+            path: path.to_string(),
+            fault: decided.map(|d| d.0),
+        });
+        decided
     }
 
     /// Decides the fault (if any) for a request to `path`.

@@ -81,7 +81,7 @@ mod validate;
 mod waves;
 
 pub use error::SimError;
-pub use faults::{FaultConfig, FaultKind};
+pub use faults::{FaultConfig, FaultKind, RequestRecord};
 pub use init::{add_user, init_factory, InitOptions, InitReport};
 pub use inspect::{FactoryView, SignedBytes, TxInfo, WaveInfo};
 pub use server::{SimConfig, SimServer};

@@ -321,10 +321,11 @@ async fn log_mw(State(sim): State<AppState>, req: Request, next: Next) -> Respon
 /// Injects faults (see [`super::faults`] for when each kind acts).
 async fn faults_mw(State(sim): State<AppState>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
-    let Some((kind, delay)) = sim.faults().decide(&path) else {
+    let method = req.method().clone();
+    let decided = sim.faults().decide_and_record(method.as_str(), &path);
+    let Some((kind, delay)) = decided else {
         return next.run(req).await;
     };
-    let method = req.method().clone();
     let ctl = req.extensions().get::<ConnCtl>().cloned();
     let drop_connection = |ctl: Option<ConnCtl>| {
         sim.log(|| format!("{method} {path} -> connection dropped [fault {kind}]"));

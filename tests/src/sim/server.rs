@@ -16,7 +16,7 @@ use tokio::task::JoinSet;
 use tower::ServiceExt;
 
 use super::error::SimError;
-use super::faults::{FaultConfig, FaultKind};
+use super::faults::{FaultConfig, FaultKind, RequestRecord};
 use super::inspect::FactoryView;
 use super::routes::{self, ConnCtl, Sim};
 
@@ -206,6 +206,12 @@ impl SimServer {
     /// Number of faults injected so far.
     pub fn faults_injected(&self) -> u64 {
         self.sim.faults().injected()
+    }
+
+    /// The requests received since the last call (method, path, injected fault), oldest
+    /// first.
+    pub fn take_requests(&self) -> Vec<RequestRecord> {
+        self.sim.faults().take_journal()
     }
 
     /// A snapshot of a factory's committed state.

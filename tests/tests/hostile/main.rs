@@ -1,6 +1,11 @@
-//! Hostile input, faults and crashes through the real binaries (issue 10): tampering,
+//! Hostile input, faults and crashes through the real binaries (issue 10): tampering, server faults,
 //! secret hygiene and crash injection, one module per threat.
 
+/// The courier helpers of the API suite (the fault suite drives the same workflows).
+#[path = "../api/courier_support/mod.rs"]
+mod courier_support;
+
 mod hostile_crash;
+mod hostile_faults;
 mod hostile_secrets;
 mod hostile_tamper;
