@@ -96,11 +96,11 @@ pub const MAX_DOC_NAME: usize = 128;
 /// Errors of building, reading and combining bundles.
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
-    /// The archive layer refused the file.
-    #[error("bundle: {0}")]
+    /// The archive layer refused the file (callers name the file).
+    #[error(transparent)]
     Archive(#[from] ArchiveError),
-    /// The bundle file could not be read or written.
-    #[error("bundle: {0}")]
+    /// The bundle file could not be read or written (the message names the file).
+    #[error(transparent)]
     File(#[from] FsError),
     /// Not a bundle at all.
     #[error("not an offline TUF bundle: {0}")]

@@ -255,6 +255,17 @@ fn place_new(path: &Path, temp: &Path) -> Result<(), FsError> {
     }
 }
 
+/// Checks, before anything else is changed, that an atomic write of `path` can start: a
+/// temporary file is created next to it and removed again. Callers that write several files
+/// in a row (keys, then a response) probe the later ones first, so that a read-only or
+/// missing directory fails before the first write instead of between two of them.
+pub fn probe_writable(path: impl AsRef<Path>) -> Result<(), FsError> {
+    let (dir, name) = split(path.as_ref())?;
+    let (file, temp) = create_temp(&dir, &name, 0o600)?;
+    drop(file);
+    fs::remove_file(&temp).map_err(|source| FsError::CreateTemp { dir, source })
+}
+
 /// Returns the temporary files that an interrupted atomic write of `path` left behind
 /// (names `.<file name>.<16 hex>.tmp` in the same directory), sorted by name.
 ///
@@ -615,5 +626,18 @@ mod tests {
     fn crash_point_is_inert_for_other_names() {
         // The variable is not set to this name in tests, so nothing happens.
         crash_point("fsutil:test-never-set");
+    }
+    #[test]
+    fn probe_writable_leaves_nothing_and_names_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out.bin");
+        probe_writable(&target).unwrap();
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+        let missing = dir.path().join("no-such-dir").join("out.bin");
+        let err = probe_writable(&missing).unwrap_err().to_string();
+        assert!(
+            err.contains("no-such-dir") && err.contains("writable"),
+            "{err}"
+        );
     }
 }

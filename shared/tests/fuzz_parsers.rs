@@ -21,6 +21,7 @@
 //! `long_run` does `FUZZ_CASES` cases (default 1,000,000) per property with a random seed:
 //! `cargo test -p shared --release --test fuzz_parsers -- --ignored --nocapture`.
 
+#[macro_use]
 mod common;
 
 use std::cell::Cell;
@@ -79,7 +80,7 @@ fn run<S: Strategy>(
     if let Err(e) = result {
         panic!("{name}: {e}");
     }
-    eprintln!("fuzz_parsers: {name}: {} cases", tried.get());
+    report!("fuzz_parsers: {name}: {} cases", tried.get());
     tried.get()
 }
 
@@ -291,7 +292,7 @@ fn golden_bundle_mutations(cases: u32, deterministic: bool) -> usize {
             }
         },
     );
-    eprintln!(
+    report!(
         "fuzz_parsers: bundles: {} flips inside a gzip stream decompressed to the identical bundle and were accepted as it, the rest refused",
         same.get()
     );
@@ -330,7 +331,7 @@ fn keys_tarball_mutations(cases: u32, deterministic: bool) -> usize {
             }
         },
     );
-    eprintln!(
+    report!(
         "fuzz_parsers: keys tarballs: {} mutations accepted with identical keys (reorders, meaningless header bits), the rest refused",
         same.get()
     );
@@ -493,5 +494,5 @@ fn long_run() {
         + keys_tarball_mutations(cases, false)
         + arbitrary_bytes(cases, false)
         + metadata_mutations(cases, false);
-    eprintln!("fuzz_parsers: long run: {total} cases in all");
+    report!("fuzz_parsers: long run: {total} cases in all");
 }

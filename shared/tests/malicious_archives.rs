@@ -9,6 +9,7 @@
 //! case. Each must be refused with an error naming the member and the problem, and without
 //! holding memory the input did not pay for (measured with a counting allocator).
 
+#[macro_use]
 mod common;
 
 use std::io::Write;
@@ -268,7 +269,7 @@ fn hostile_entries_are_refused_naming_member_and_problem() {
     for (label, archive, needles) in cases {
         n += refused(label, &archive, &needles);
     }
-    eprintln!("malicious_archives: {total} hostile archives, {n} refusals checked (2 readers x plain/gzip)");
+    report!("malicious_archives: {total} hostile archives, {n} refusals checked (2 readers x plain/gzip)");
 }
 
 /// A gzip bomb: a few KB that expand to 4 GiB of zeros (one tar member declaring it). Both
@@ -311,7 +312,7 @@ fn gzip_bombs_stop_at_the_limit() {
         peak <= bound(&shared::bundle::LIMITS),
         "bundle reader held {peak} bytes"
     );
-    eprintln!(
+    report!(
         "malicious_archives: gzip bomb of {} bytes (expanding to {expanded} bytes) refused; peak memory {} MiB (keys reader), {} MiB (bundle reader)",
         bomb.len(),
         keys_peak >> 20,

@@ -64,6 +64,12 @@ pub enum AuditEvent {
         /// The tarball it was stored in.
         tarball: String,
     },
+    /// A keys tarball created by a run was removed again because the run failed before it
+    /// wrote the response that was to reference its keys (e.g. a full disk).
+    KeysFileDiscarded {
+        /// The removed tarball.
+        tarball: String,
+    },
     /// A key pair was restored from a paper backup (or another export) into a tarball.
     KeyRestored {
         /// Key id of the restored key.
@@ -448,16 +454,34 @@ pub fn record(state_dir: &Path, event: AuditEvent) -> Result<AuditRecord, AuditE
     })?;
     let line_hash = sha256_hex(&line);
     line.push(b'\n');
-    // One write with O_APPEND: the record lands at the end as a whole.
-    file.write_all(&line).map_err(io("append to"))?;
-    file.sync_all().map_err(io("sync"))?;
-    drop(file);
+    // One write with O_APPEND: the record lands at the end as a whole. A write that fails
+    // part way (a full disk writes what fits) is cut off again, so that the log stays whole
+    // and the next run can append; shrinking a file needs no space.
+    // The head is written next to the log: a directory where it cannot be must stop us
+    // before the log grows past its head.
+    fsutil::probe_writable(head_path(state_dir))?;
+    let old_len = file.metadata().map_err(io("read"))?.len();
+    let cut_back = |file: &std::fs::File| {
+        let _ = file.set_len(old_len).and_then(|()| file.sync_all());
+    };
+    if let Err(e) = file.write_all(&line).and_then(|()| file.sync_all()) {
+        cut_back(&file);
+        return Err(io("append to")(e));
+    }
     let head = AuditHead {
         seq,
         sha256: line_hash,
     };
     let head_bytes = serde_json::to_vec(&head).unwrap_or_default();
-    fsutil::write_atomic(head_path(state_dir), &head_bytes, 0o600)?;
+    // A head that cannot be written (a full disk) takes the record back out of the log, so
+    // that log and head still agree; a crash in between is what `check_head` tolerates.
+    if let Err(e) = fsutil::write_atomic(head_path(state_dir), &head_bytes, 0o600) {
+        // After the rename (only the directory sync failed) the new head is in place.
+        if !matches!(e, FsError::SyncDir { .. }) {
+            cut_back(&file);
+        }
+        return Err(e.into());
+    }
     Ok(rec)
 }
 
@@ -519,6 +543,9 @@ pub fn describe(event: &AuditEvent) -> String {
             tarball,
             source,
         } => format!("key restored: {role} {keyid} from {source} into {tarball}"),
+        AuditEvent::KeysFileDiscarded { tarball } => {
+            format!("keys file removed again (the run wrote no response): {tarball}")
+        }
         AuditEvent::KeyExported { keyid, form, path } => {
             format!("PRIVATE KEY EXPORTED ({form}): {keyid} to {path}")
         }

@@ -40,6 +40,16 @@ pub enum SignerError {
     /// The command line is incomplete or contradictory.
     #[error("{0}")]
     Usage(String),
+    /// The response could not be written after the keys files were saved; `cleanup` says
+    /// what was undone (keys files this run created and no response references).
+    #[error("{cause}; {cleanup}")]
+    ResponseNotWritten {
+        /// Why the response could not be written (shown in the message, not as a source, so
+        /// that it is said once).
+        cause: Box<SignerError>,
+        /// What happened to the keys saved before, and what to do.
+        cleanup: String,
+    },
     /// A file could not be read or written.
     #[error("{action} {path}: {source}")]
     Io {
@@ -63,7 +73,7 @@ pub enum SignerError {
     #[error(transparent)]
     Canonical(#[from] CanonicalError),
     /// A root transform is impossible.
-    #[error("{0}")]
+    #[error(transparent)]
     Transform(#[from] TransformError),
     /// The bundle is unusable (corrupt, wrong kind, inconsistent).
     #[error("bundle: {0}")]
@@ -173,7 +183,7 @@ pub enum SignerError {
     #[error(transparent)]
     Identity(#[from] crate::identity::IdentityError),
     /// The audit log refused a record.
-    #[error("{0}")]
+    #[error(transparent)]
     Audit(#[from] crate::audit::AuditError),
     /// A PKCS#11 token refused or failed.
     #[error(transparent)]
@@ -212,9 +222,38 @@ impl SignerError {
     }
 }
 
+/// The one line a failed command prints after `error: `: the error and its causes joined
+/// by `: `, leaving out a cause whose text the line already holds (most messages here name
+/// their cause themselves, and saying it twice only hides what to do).
+pub fn one_line(e: &anyhow::Error) -> String {
+    let mut line = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+    }
+    line
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_line_says_each_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file");
+        let fs = FsError::Read {
+            path: "/x".into(),
+            source: io,
+        };
+        let e = anyhow::Error::new(SignerError::Fs(fs)).context("loading the bundle");
+        assert_eq!(
+            one_line(&e),
+            "loading the bundle: cannot read /x: No such file"
+        );
+    }
 
     #[test]
     fn messages_say_what_to_do() {

@@ -438,6 +438,29 @@ impl KeySet {
         out
     }
 
+    /// Undoes [`KeySet::save`] for the keys files this run created (none existed before),
+    /// when what was to reference their keys could not be written: removes them and syncs
+    /// their directories. Returns each such file with the outcome of its removal.
+    pub fn discard_created_files(&self) -> Vec<(PathBuf, std::io::Result<()>)> {
+        self.sources
+            .iter()
+            .filter_map(|s| match s {
+                Source::File(t) if !t.existed && t.dirty && t.path.exists() => Some(&t.path),
+                _ => None,
+            })
+            .map(|path| {
+                let removed = std::fs::remove_file(path).and_then(|()| {
+                    let dir = match path.parent() {
+                        Some(d) if !d.as_os_str().is_empty() => d,
+                        _ => Path::new("."),
+                    };
+                    std::fs::File::open(dir)?.sync_all()
+                });
+                (path.clone(), removed)
+            })
+            .collect()
+    }
+
     /// Act phase: saves every changed keys file atomically and keeps the keys generated on
     /// tokens (recording which token holds them). `saved` is called once per created key
     /// with (key id, role, type, where) and once per written file with `None`.

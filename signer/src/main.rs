@@ -12,7 +12,7 @@ fn main() -> ExitCode {
             let code = e
                 .downcast_ref::<signer::error::SignerError>()
                 .map_or(1, signer::error::SignerError::exit_code);
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", signer::error::one_line(&e));
             ExitCode::from(code)
         }
     }

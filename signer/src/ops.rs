@@ -437,6 +437,8 @@ fn finish(
     ctx.ui
         .line(format!("  - write the response {}", out.display()));
     ctx.ui.confirm("Proceed?")?;
+    // A response that cannot be written must fail before any keys file changes.
+    fsutil::probe_writable(out)?;
 
     // Act 1: keys files.
     let state = ctx.state.path().to_path_buf();
@@ -444,50 +446,59 @@ fn finish(
         out: out.to_path_buf(),
         ..Outcome::default()
     };
-    fsutil::crash_point("signer:before-keys-save");
-    work.tarballs.save(|created, name| {
-        match created {
-            Some((id, role, kt)) => {
-                audit::record(
-                    &state,
-                    AuditEvent::KeyCreated {
-                        keyid: id.clone(),
-                        role: role.to_string(),
-                        keytype: kt.to_string(),
-                        tarball: name.to_string(),
-                    },
-                )?;
-                outcome
-                    .created
-                    .push((id.clone(), role, PathBuf::from(name)));
+    // Acts 1 (keys files) and 2 (the response). If the response cannot be written (a full
+    // disk), keys files this run created are removed again: no response references them.
+    let acted = (|| {
+        fsutil::crash_point("signer:before-keys-save");
+        work.tarballs.save(|created, name| {
+            match created {
+                Some((id, role, kt)) => {
+                    audit::record(
+                        &state,
+                        AuditEvent::KeyCreated {
+                            keyid: id.clone(),
+                            role: role.to_string(),
+                            keytype: kt.to_string(),
+                            tarball: name.to_string(),
+                        },
+                    )?;
+                    outcome
+                        .created
+                        .push((id.clone(), role, PathBuf::from(name)));
+                }
+                None => ctx.ui.line(format!("Wrote {name}")),
             }
-            None => ctx.ui.line(format!("Wrote {name}")),
-        }
-        Ok(())
-    })?;
-    fsutil::crash_point("signer:after-keys-save");
-    // Act 2: the response.
-    let upload = Upload {
-        txid: l.bundle.txid().to_string(),
-        ci_root: work.ci.clone(),
-        prod_root: work.prod.clone(),
-        targets_signatures: work.targets_sigs.clone(),
-        waves_signatures: work.waves_sigs.clone(),
+            Ok(())
+        })?;
+        fsutil::crash_point("signer:after-keys-save");
+        // Act 2: the response.
+        let upload = Upload {
+            txid: l.bundle.txid().to_string(),
+            ci_root: work.ci.clone(),
+            prod_root: work.prod.clone(),
+            targets_signatures: work.targets_sigs.clone(),
+            waves_signatures: work.waves_sigs.clone(),
+        };
+        let response = l
+            .bundle
+            .respond(StepInput {
+                signer: writer(),
+                time: ctx.now,
+                operations: std::mem::take(&mut work.step_ops),
+                upload,
+            })
+            .map_err(SignerError::bundle)?;
+        let bytes = response
+            .to_bytes(Compression::Gzip)
+            .map_err(SignerError::bundle)?;
+        fsutil::crash_point("signer:before-response-write");
+        fsutil::write_atomic(out, &bytes, bundle::FILE_MODE)?;
+        Ok((response, bytes))
+    })();
+    let (response, bytes) = match acted {
+        Ok(written) => written,
+        Err(e) => return Err(discard_created_keys(&state, &work.tarballs, e)),
     };
-    let response = l
-        .bundle
-        .respond(StepInput {
-            signer: writer(),
-            time: ctx.now,
-            operations: std::mem::take(&mut work.step_ops),
-            upload,
-        })
-        .map_err(SignerError::bundle)?;
-    let bytes = response
-        .to_bytes(Compression::Gzip)
-        .map_err(SignerError::bundle)?;
-    fsutil::crash_point("signer:before-response-write");
-    fsutil::write_atomic(out, &bytes, bundle::FILE_MODE)?;
     fsutil::crash_point("signer:after-response-write");
     for s in &work.signed {
         audit::record(
@@ -1200,6 +1211,43 @@ pub fn combine(ctx: &mut Ctx<'_>, args: &CombineArgs) -> Result<Outcome> {
         fingerprint: l.bundle.fingerprint(),
         ..Outcome::default()
     })
+}
+
+/// The error of a run that failed after it may have saved keys files: removes the keys files
+/// the run created (their keys are referenced by no response) and says so in the error.
+fn discard_created_keys(state: &Path, tarballs: &KeySet, e: SignerError) -> SignerError {
+    let discarded = tarballs.discard_created_files();
+    if discarded.is_empty() {
+        return e;
+    }
+    let mut said = Vec::new();
+    for (path, removed) in discarded {
+        match removed {
+            Ok(()) => {
+                let _ = audit::record(
+                    state,
+                    AuditEvent::KeysFileDiscarded {
+                        tarball: path.display().to_string(),
+                    },
+                );
+                said.push(format!(
+                    "{} (created by this run, referenced by no response) was removed again",
+                    path.display()
+                ));
+            }
+            Err(err) => said.push(format!(
+                "{} (created by this run, referenced by no response) could not be removed ({err}); delete it before running again",
+                path.display()
+            )),
+        }
+    }
+    SignerError::ResponseNotWritten {
+        cause: Box::new(e),
+        cleanup: format!(
+            "{}; nothing else changed, run the command again once the problem is fixed",
+            said.join("; ")
+        ),
+    }
 }
 
 #[cfg(test)]

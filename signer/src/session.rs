@@ -70,7 +70,11 @@ fn bundle_err(path: &Path, e: impl std::fmt::Display) -> SignerError {
 /// Reads and parses a bundle. Integrity (manifest, digests, sizes, layout) is checked by
 /// [`TransferBundle::read`]; this adds the parsing of its members.
 pub fn load(path: &Path) -> Result<Loaded> {
-    let bundle = TransferBundle::read(path).map_err(|e| bundle_err(path, e))?;
+    let bundle = TransferBundle::read(path).map_err(|e| match e {
+        // "cannot read FILE: reason" names the file already.
+        shared::bundle::BundleError::File(e) => SignerError::Fs(e),
+        other => bundle_err(path, other),
+    })?;
     from_bundle(path, bundle)
 }
 

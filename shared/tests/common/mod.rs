@@ -73,3 +73,12 @@ pub fn corpus_files(dir: &str) -> Vec<(String, Vec<u8>)> {
     files.sort();
     files
 }
+
+/// Prints a line of a suite's findings (how many cases it tried) to the real standard
+/// error, so that it shows in `cargo test` output even for passing tests.
+macro_rules! report {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}

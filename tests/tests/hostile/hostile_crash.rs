@@ -5,7 +5,7 @@
 //! file is absent (old state) or readable and holding the new key (new state), and if a
 //! response exists every key it references is in the keys files.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -14,12 +14,11 @@ use shared::metadata::Role;
 use shared::tarball::KeysTarball;
 use tests::harness::{bin_path, path_str, World, WorldOptions};
 
-/// Checks the invariants after one (possibly killed) run in `dir`; returns whether the
-/// run reached the new state.
-fn check(dir: &Path, root_keys_before: &[u8], label: &str) -> bool {
+/// Checks the invariants after one (possibly killed or failed) run in `dir` whose response
+/// goes to `out`; returns whether the run reached the new state.
+pub(crate) fn check(dir: &Path, out: &Path, root_keys_before: &[u8], label: &str) -> bool {
     let root_keys = dir.join("root.keys.tgz");
     let tk = dir.join("targets.keys.tgz");
-    let out = dir.join("resp.tufbundle");
     assert_eq!(
         std::fs::read(&root_keys).expect("root keys"),
         root_keys_before,
@@ -36,7 +35,7 @@ fn check(dir: &Path, root_keys_before: &[u8], label: &str) -> bool {
         None
     };
     if out.exists() {
-        let resp = TransferBundle::read(&out)
+        let resp = TransferBundle::read(out)
             .unwrap_or_else(|e| panic!("{label}: response unreadable: {e}"));
         let up = resp.upload().expect("upload");
         for id in up.ci_root.signed.role_keyids(Role::Targets) {
@@ -55,35 +54,42 @@ fn check(dir: &Path, root_keys_before: &[u8], label: &str) -> bool {
     targets.is_some()
 }
 
-#[test]
-fn killed_signer_never_loses_a_key() {
-    let w = World::new(WorldOptions::default());
-    let root_keys = w.offline.path("root.keys.tgz");
-    w.first_time_rotation(&w.offline, &root_keys);
-    let req = w.usb("targets.req.tufbundle");
-    w.courier([
-        "rotate-offline-key",
-        "--role",
-        "targets",
-        "--bundle",
-        path_str(&req),
-    ])
-    .ok();
-    let root_bytes = std::fs::read(&root_keys).expect("root keys");
-    let state = w.offline.signer_home();
-    let runs_dir = w.root.join("crash-runs");
-    let mut n = 0usize;
-    let mut new_state = 0usize;
-    let run = |n: usize,
-               crash: Option<&str>,
-               kill_after: Option<Duration>|
-     -> (std::path::PathBuf, Duration) {
-        let dir = runs_dir.join(format!("run-{n}"));
-        std::fs::create_dir_all(&dir).expect("run dir");
-        std::fs::write(dir.join("root.keys.tgz"), &root_bytes).expect("copy");
-        // Each run has its own signer state (audit log) copied from the prepared one.
+/// A factory whose root key was taken offline, with a targets-rotation request on the USB
+/// stick: the signer's rotation is then run many times, each run in a directory of its own
+/// holding a copy of the root keys file and of the signer state.
+pub(crate) struct Rotation {
+    /// The factory and its machines.
+    pub w: World,
+    /// The targets-rotation request.
+    pub req: PathBuf,
+    /// The root keys file as it was before any run.
+    pub root_bytes: Vec<u8>,
+}
+
+impl Rotation {
+    pub(crate) fn new() -> Rotation {
+        let w = World::new(WorldOptions::default());
+        let root_keys = w.offline.path("root.keys.tgz");
+        w.first_time_rotation(&w.offline, &root_keys);
+        let req = w.usb("targets.req.tufbundle");
+        w.request_rotation("targets", &req);
+        let root_bytes = std::fs::read(&root_keys).expect("root keys");
+        Rotation { w, req, root_bytes }
+    }
+
+    /// Fills `dir` with a copy of the root keys and of the signer state, and returns the
+    /// command rotating the targets key into `dir/targets.keys.tgz`, response to `out`.
+    pub(crate) fn command(&self, dir: &Path, out: &Path) -> Command {
+        std::fs::create_dir_all(dir).expect("run dir");
+        std::fs::write(dir.join("root.keys.tgz"), &self.root_bytes).expect("copy");
+        copy_dir(&self.w.offline.signer_home(), &dir.join("state"));
+        self.command_again(dir, out)
+    }
+
+    /// The same command in a `dir` prepared by [`Rotation::command`], as it is after the
+    /// earlier runs there (a retry).
+    pub(crate) fn command_again(&self, dir: &Path, out: &Path) -> Command {
         let st = dir.join("state");
-        copy_dir(&state, &st);
         let mut cmd = Command::new(bin_path("signer"));
         cmd.args([
             "--yes",
@@ -94,33 +100,48 @@ fn killed_signer_never_loses_a_key() {
             path_str(&dir.join("root.keys.tgz")),
             "--targets-keys",
             path_str(&dir.join("targets.keys.tgz")),
-            path_str(&req),
+            path_str(&self.req),
             "-o",
-            path_str(&dir.join("resp.tufbundle")),
+            path_str(out),
         ])
         .env("SIGNER_HOME", &st)
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-        if let Some(p) = crash {
-            cmd.env(shared::fsutil::CRASH_ENV, p);
-        }
-        let start = Instant::now();
-        let mut child = cmd.spawn().expect("spawn signer");
-        if let Some(d) = kill_after {
-            std::thread::sleep(d);
-            let _ = child.kill();
-        }
-        let status = child.wait().expect("wait");
-        if crash.is_some() {
-            assert!(
-                !status.success(),
-                "run {n}: crash point {crash:?} not reached"
-            );
-        }
-        (dir, start.elapsed())
-    };
+        cmd
+    }
+}
+
+#[test]
+fn killed_signer_never_loses_a_key() {
+    let r = Rotation::new();
+    let root_bytes = &r.root_bytes;
+    let runs_dir = r.w.root.join("crash-runs");
+    let mut n = 0usize;
+    let mut new_state = 0usize;
+    let run =
+        |n: usize, crash: Option<&str>, kill_after: Option<Duration>| -> (PathBuf, Duration) {
+            let dir = runs_dir.join(format!("run-{n}"));
+            let mut cmd = r.command(&dir, &dir.join("resp.tufbundle"));
+            if let Some(p) = crash {
+                cmd.env(shared::fsutil::CRASH_ENV, p);
+            }
+            let start = Instant::now();
+            let mut child = cmd.spawn().expect("spawn signer");
+            if let Some(d) = kill_after {
+                std::thread::sleep(d);
+                let _ = child.kill();
+            }
+            let status = child.wait().expect("wait");
+            if crash.is_some() {
+                assert!(
+                    !status.success(),
+                    "run {n}: crash point {crash:?} not reached"
+                );
+            }
+            (dir, start.elapsed())
+        };
     // Named crash points.
     for p in [
         "signer:before-keys-save",
@@ -131,7 +152,7 @@ fn killed_signer_never_loses_a_key() {
         "signer:after-response-write",
     ] {
         let (dir, _) = run(n, Some(p), None);
-        if check(&dir, &root_bytes, p) {
+        if check(&dir, &dir.join("resp.tufbundle"), root_bytes, p) {
             new_state += 1;
         }
         n += 1;
@@ -139,7 +160,12 @@ fn killed_signer_never_loses_a_key() {
     // An uninterrupted run gives the time scale for the timed kills.
     let (dir, full) = run(n, None, None);
     assert!(
-        check(&dir, &root_bytes, "uninterrupted"),
+        check(
+            &dir,
+            &dir.join("resp.tufbundle"),
+            root_bytes,
+            "uninterrupted"
+        ),
         "uninterrupted run completes"
     );
     n += 1;
@@ -150,19 +176,24 @@ fn killed_signer_never_loses_a_key() {
     for i in 0..kills {
         let d = full.mul_f64(i as f64 / kills as f64 * 1.1);
         let (dir, _) = run(n, None, Some(d));
-        if check(&dir, &root_bytes, &format!("SIGKILL after {d:?}")) {
+        if check(
+            &dir,
+            &dir.join("resp.tufbundle"),
+            root_bytes,
+            &format!("SIGKILL after {d:?}"),
+        ) {
             new_state += 1;
         }
         let _ = std::fs::remove_dir_all(&dir);
         n += 1;
     }
-    eprintln!(
+    tests::report!(
         "hostile_crash: {n} runs ({kills} timed SIGKILLs over {full:?}, 6 named crash points, 1 clean): keys never lost; {new_state} ended in the new state, {} in the old",
         n - new_state - 1
     );
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("mkdir");
     for e in std::fs::read_dir(from).expect("read_dir") {
         let e = e.expect("entry");

@@ -248,7 +248,7 @@ fn courier_survives_or_reports_server_faults() {
         one_case(seed, &mut tally);
     }
     let total: usize = tally.faults.values().sum();
-    eprintln!(
+    tests::report!(
         "hostile_faults: {} cases (seeds {SEEDS:?}, rate {RATE}), {} commands, {} attempts ({} failed cleanly), {total} faults seen {:?}, {} GET retries",
         SEEDS.end - SEEDS.start,
         tally.commands,

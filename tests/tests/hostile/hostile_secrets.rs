@@ -437,7 +437,7 @@ fn no_private_key_leaks_anywhere() {
     for p in &checked_modes {
         assert_eq!(mode(p), 0o600, "{} has mode {:o}", p.display(), mode(p));
     }
-    eprintln!(
+    tests::report!(
         "hostile_secrets: {} keys x {} encodings searched in {} files/streams ({} commands, {} bytes): no leak; {} secret files are 0600",
         secrets.len(),
         secrets[0].needles.len(),

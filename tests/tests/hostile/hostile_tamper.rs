@@ -545,7 +545,7 @@ fn every_tampered_member_is_refused() {
         .ok();
     assert_ne!(w.server_state(), server_before);
     w.device_check();
-    eprintln!(
+    tests::report!(
         "hostile_tamper: {} cases tried: {signer_cases} tampered requests refused by the signer, {courier_caught} more signed (offline-unknowable) but refused by the courier, {courier_cases} tampered responses refused by the courier, {} skipped by design ({}); genuine bundles accepted",
         signer_cases + courier_caught + courier_cases + skipped.len(),
         skipped.len(),

@@ -1,4 +1,4 @@
-//! Hostile input, faults and crashes through the real binaries (issue 10): tampering, server faults,
+//! Hostile input, faults and crashes through the real binaries (issue 10): tampering, server faults, a full disk,
 //! secret hygiene and crash injection, one module per threat.
 
 /// The courier helpers of the API suite (the fault suite drives the same workflows).
@@ -6,6 +6,7 @@
 mod courier_support;
 
 mod hostile_crash;
+mod hostile_disk;
 mod hostile_faults;
 mod hostile_secrets;
 mod hostile_tamper;
