@@ -105,6 +105,24 @@ fn rotate(
     c
 }
 
+/// A rotation that must succeed, with `args` (plus `--pin-file` when `pin`); the staged
+/// root must verify as the next root of `f`'s current one.
+fn rotate_ok(
+    f: &Factory,
+    (m, hsm): (&Machine, &SoftHsm),
+    role: &str,
+    (req, out): (&Path, &Path),
+    mut args: Vec<String>,
+    pin: bool,
+) -> Upload {
+    if pin {
+        args.extend(["--pin-file".to_string(), s(&hsm.pin_file())]);
+    }
+    let up = run_ok(rotate(m, hsm, role, req, out, &args), out);
+    verify::verify_root_step(f.current(), &up.ci_root).unwrap();
+    up
+}
+
 /// The one root key id of the staged CI root in `up`.
 fn root_key(up: &Upload) -> KeyId {
     let ids = up.ci_root.signed.role_keyids(Role::Root);
@@ -173,19 +191,22 @@ fn first_time_into_a_token_then_token_to_token_then_targets_in_a_tarball() {
     hsm.init_token("factory-root");
     hsm.init_token("factory-root-2");
     let recipient = m.set_up(&f);
-    let pin = ["--pin-file".to_string(), s(&hsm.pin_file())];
 
     // First-time rotation: the new root key is created on the token.
     let req = first_time_request(&m, &f, &recipient);
     let out = m.path("resp1");
-    let mut args = vec![
-        "--first-time".to_string(),
-        "--keys".into(),
-        hsm.uri("factory-root", Some("root-2026")),
-    ];
-    args.extend(pin.clone());
-    let up = run_ok(rotate(&m, &hsm, "root", &req, &out, &args), &out);
-    verify::verify_root_step(f.current(), &up.ci_root).unwrap();
+    let up = rotate_ok(
+        &f,
+        (&m, &hsm),
+        "root",
+        (&req, &out),
+        vec![
+            "--first-time".to_string(),
+            "--keys".into(),
+            hsm.uri("factory-root", Some("root-2026")),
+        ],
+        true,
+    );
     let first = root_key(&up);
     assert_eq!(tokens_json(&m)[first.as_str()]["token"], "factory-root");
     assert_eq!(methods(&up), vec!["ed25519", "ed25519"]);
@@ -194,14 +215,19 @@ fn first_time_into_a_token_then_token_to_token_then_targets_in_a_tarball() {
     // Later rotation token → another token (its PIN from the URI's pin-source).
     let req = m.write_bundle("req2", &f.request(vec![Operation::RootRotation], None));
     let out = m.path("resp2");
-    let args = vec![
-        "--keys".to_string(),
-        hsm.uri_with_pin("factory-root", None),
-        "--new-keys".into(),
-        hsm.uri_with_pin("factory-root-2", Some("root-2027")),
-    ];
-    let up = run_ok(rotate(&m, &hsm, "root", &req, &out, &args), &out);
-    verify::verify_root_step(f.current(), &up.ci_root).unwrap();
+    let up = rotate_ok(
+        &f,
+        (&m, &hsm),
+        "root",
+        (&req, &out),
+        vec![
+            "--keys".to_string(),
+            hsm.uri_with_pin("factory-root", None),
+            "--new-keys".into(),
+            hsm.uri_with_pin("factory-root-2", Some("root-2027")),
+        ],
+        false,
+    );
     let second = root_key(&up);
     assert_ne!(second, first);
     assert_eq!(tokens_json(&m)[second.as_str()]["token"], "factory-root-2");
@@ -215,15 +241,19 @@ fn first_time_into_a_token_then_token_to_token_then_targets_in_a_tarball() {
     let req = m.write_bundle("req3", &f.request(vec![Operation::TargetsRotation], None));
     let out = m.path("resp3");
     let tk = m.path("targets.keys.tgz");
-    let mut args = vec![
-        "--keys".to_string(),
-        hsm.uri("factory-root-2", None),
-        "--targets-keys".into(),
-        s(&tk),
-    ];
-    args.extend(pin.clone());
-    let up = run_ok(rotate(&m, &hsm, "targets", &req, &out, &args), &out);
-    verify::verify_root_step(f.current(), &up.ci_root).unwrap();
+    let up = rotate_ok(
+        &f,
+        (&m, &hsm),
+        "targets",
+        (&req, &out),
+        vec![
+            "--keys".to_string(),
+            hsm.uri("factory-root-2", None),
+            "--targets-keys".into(),
+            s(&tk),
+        ],
+        true,
+    );
     assert!(tk.exists());
     let new_targets = up.ci_root.signed.role_keyids(Role::Targets).to_vec();
     assert_eq!(new_targets.len(), 2);
@@ -265,15 +295,19 @@ fn root_key_moves_from_a_tarball_to_a_token_rsa_and_back() {
     let prepared = generate(&m, &hsm, "factory-root", "root-rsa", &["--key-type", "rsa"]);
     let req = m.write_bundle("req2", &f.request(vec![Operation::RootRotation], None));
     let out = m.path("resp2");
-    let mut args = vec![
-        "--keys".to_string(),
-        s(&keys),
-        "--new-keys".into(),
-        hsm.uri("factory-root", Some("root-rsa")),
-    ];
-    args.extend(pin.clone());
-    let up = run_ok(rotate(&m, &hsm, "root", &req, &out, &args), &out);
-    verify::verify_root_step(f.current(), &up.ci_root).unwrap();
+    let up = rotate_ok(
+        &f,
+        (&m, &hsm),
+        "root",
+        (&req, &out),
+        vec![
+            "--keys".to_string(),
+            s(&keys),
+            "--new-keys".into(),
+            hsm.uri("factory-root", Some("root-rsa")),
+        ],
+        true,
+    );
     assert_eq!(root_key(&up), prepared);
     let mut ms = methods(&up);
     ms.sort();
@@ -294,15 +328,19 @@ fn root_key_moves_from_a_tarball_to_a_token_rsa_and_back() {
 
     // And back: token → a new tarball.
     let back = m.path("root2.keys.tgz");
-    let mut args = vec![
-        "--keys".to_string(),
-        hsm.uri("factory-root", None),
-        "--new-keys".into(),
-        s(&back),
-    ];
-    args.extend(pin.clone());
-    let up = run_ok(rotate(&m, &hsm, "root", &req, &out, &args), &out);
-    verify::verify_root_step(f.current(), &up.ci_root).unwrap();
+    let up = rotate_ok(
+        &f,
+        (&m, &hsm),
+        "root",
+        (&req, &out),
+        vec![
+            "--keys".to_string(),
+            hsm.uri("factory-root", None),
+            "--new-keys".into(),
+            s(&back),
+        ],
+        true,
+    );
     assert!(back.exists());
     assert_ne!(root_key(&up), in_tarball);
     assert_ne!(root_key(&up), prepared);

@@ -417,6 +417,38 @@ impl World {
         .ok()
     }
 
+    /// `signer --yes rotate-offline-key --role targets --keys KEYS --targets-keys TARGETS
+    /// REQUEST -o RESPONSE` on `machine`, which must succeed: the offline targets key goes
+    /// into (or is rotated within) `targets_keys`, the roots are signed with `keys` (a keys
+    /// tarball or a `pkcs11:` URI).
+    pub fn rotate_targets(
+        &self,
+        machine: &Machine,
+        keys: impl AsRef<OsStr>,
+        targets_keys: &Path,
+        request: &Path,
+        response: &Path,
+    ) -> Run {
+        let keys = keys.as_ref().to_string_lossy().into_owned();
+        self.signer(
+            machine,
+            [
+                "--yes",
+                "rotate-offline-key",
+                "--role",
+                "targets",
+                "--keys",
+                &keys,
+                "--targets-keys",
+                path_str(targets_keys),
+                path_str(request),
+                "-o",
+                path_str(response),
+            ],
+        )
+        .ok()
+    }
+
     /// `courier updates push RESPONSE --apply`, which must succeed.
     pub fn push_apply(&self, response: &Path) -> Run {
         self.courier(["updates", "push", path_str(response), "--apply"])

@@ -97,23 +97,7 @@ fn expert_mode_operations() {
     let req = w.usb("t1.req.tufbundle");
     let resp = w.usb("t1.resp.tufbundle");
     w.request_rotation("targets", &req);
-    w.signer(
-        &w.offline,
-        [
-            "--yes",
-            "rotate-offline-key",
-            "--role",
-            "targets",
-            "--keys",
-            p(&root_keys),
-            "--targets-keys",
-            p(&targets_keys),
-            p(&req),
-            "-o",
-            p(&resp),
-        ],
-    )
-    .ok();
+    w.rotate_targets(&w.offline, &root_keys, &targets_keys, &req, &resp);
     w.push_apply(&resp);
     let t1 = offline_targets(&w);
     assert_eq!(t1.len(), 1);

@@ -36,35 +36,12 @@ fn root_key_on_a_token_through_courier_and_simulator() {
     // Targets rotation: the targets key in a tarball, the roots signed on the token.
     let req = w.usb("targets.req.tufbundle");
     let resp = w.usb("targets.resp.tufbundle");
-    w.courier([
-        "rotate-offline-key",
-        "--role",
-        "targets",
-        "--bundle",
-        path_str(&req),
-    ])
-    .ok();
+    w.request_rotation("targets", &req);
     let tk = w.offline.path("targets.keys.tgz");
-    w.signer(
-        &w.offline,
-        [
-            "--yes",
-            "rotate-offline-key",
-            "--role",
-            "targets",
-            "--keys",
-            &hsm.uri_with_pin("factory-root", None),
-            "--targets-keys",
-            path_str(&tk),
-            path_str(&req),
-            "-o",
-            path_str(&resp),
-        ],
-    )
-    .ok()
-    .says("token labelled");
-    w.courier(["updates", "push", path_str(&resp), "--apply"])
-        .ok();
+    let keys = hsm.uri_with_pin("factory-root", None);
+    w.rotate_targets(&w.offline, &keys, &tk, &req, &resp)
+        .says("token labelled");
+    w.push_apply(&resp);
     let report = w.device_check();
     assert_eq!((report.ci_version, report.prod_version), (3, 3));
     let root = w.view().ci_root().unwrap();

@@ -47,23 +47,7 @@ fn factory(name: &str) -> (World, std::path::PathBuf, std::path::PathBuf) {
     let req = w.usb("t.req.tufbundle");
     let resp = w.usb("t.resp.tufbundle");
     w.request_rotation("targets", &req);
-    w.signer(
-        &w.offline,
-        [
-            "--yes",
-            "rotate-offline-key",
-            "--role",
-            "targets",
-            "--keys",
-            path_str(&keys),
-            "--targets-keys",
-            path_str(&targets),
-            path_str(&req),
-            "-o",
-            path_str(&resp),
-        ],
-    )
-    .ok();
+    w.rotate_targets(&w.offline, &keys, &targets, &req, &resp);
     w.push_apply(&resp);
     assert_eq!(w.device_check().ci_version, 3);
     (w, keys, targets)
