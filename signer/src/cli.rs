@@ -149,15 +149,18 @@ pub struct InspectArgs {
     /// Machine-readable JSON output.
     #[arg(long)]
     pub json: bool,
-    /// Also check which keys this root keys file holds.
-    #[arg(long, value_name = "FILE")]
-    pub keys: Option<PathBuf>,
-    /// Also check which keys this targets keys file holds.
-    #[arg(long, value_name = "FILE")]
-    pub targets_keys: Option<PathBuf>,
+    /// Also check which keys this root key source holds (a keys tarball or a PKCS#11 URI).
+    #[arg(long, value_name = "SOURCE")]
+    pub keys: Option<crate::keysource::KeySource>,
+    /// Also check which keys this targets key source holds (a keys tarball or a PKCS#11 URI).
+    #[arg(long, value_name = "SOURCE")]
+    pub targets_keys: Option<crate::keysource::KeySource>,
     /// Passphrase of encrypted keys files.
     #[command(flatten)]
     pub passphrase: crate::keystore::PassphraseArgs,
+    /// PIN of PKCS#11 tokens.
+    #[command(flatten)]
+    pub pin: crate::keysource::PinArgs,
     /// Treat expired roots as warnings instead of reasons not to sign.
     #[arg(long)]
     pub allow_expired: bool,

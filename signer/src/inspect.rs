@@ -22,6 +22,7 @@ use shared::verify;
 use crate::cli::InspectArgs;
 use crate::error::{Result, SignerError, EXIT_MUST_NOT_SIGN};
 use crate::intent;
+use crate::keysource::{KeySigner, KeySource};
 use crate::keystore;
 use crate::session::{self, Loaded};
 use crate::state::StateDir;
@@ -297,7 +298,7 @@ pub fn build_report(
     now: &Timestamp,
     allow_expired: bool,
     color: bool,
-    keys: &[(String, shared::tarball::KeysTarball)],
+    keys: &[HeldKeys],
 ) -> Result<(Report, Vec<String>)> {
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
@@ -496,24 +497,24 @@ pub fn build_report(
         .chain(l.current_ci.signed.role_keyids(Role::Root))
         .collect();
     let offline_ids: BTreeSet<&KeyId> = offline_targets.iter().copied().collect();
-    for (path, tb) in keys {
-        let infos = tb.keys().map_err(|e| SignerError::Tarball {
-            path: path.into(),
-            reason: e.to_string(),
-        })?;
+    for HeldKeys {
+        name: path,
+        count,
+        private,
+    } in keys
+    {
         let mut holds_root = Vec::new();
         let mut holds_targets = Vec::new();
-        for i in infos.iter().filter(|i| i.sec_file.is_some()) {
-            if root_ids.contains(&i.keyid) {
-                holds_root.push(i.keyid.short());
+        for id in private {
+            if root_ids.contains(id) {
+                holds_root.push(id.short());
             }
-            if offline_ids.contains(&i.keyid) {
-                holds_targets.push(i.keyid.short());
+            if offline_ids.contains(id) {
+                holds_targets.push(id.short());
             }
         }
         key_lines.push(format!(
-            "{path}: {} key(s); active root: {}; active offline targets: {}",
-            infos.len(),
+            "{path}: {count} key(s); active root: {}; active offline targets: {}",
             if holds_root.is_empty() {
                 "none".into()
             } else {
@@ -701,14 +702,70 @@ fn print_report(ui: &mut Ui, r: &Report, diffs: &[String]) {
     }
 }
 
+/// What one key source named to `inspect` (`--keys`, `--targets-keys`) holds.
+#[derive(Debug, Clone)]
+pub struct HeldKeys {
+    /// How the report names the source (a path, or the token's label).
+    pub name: String,
+    /// How many keys it holds (for a token: of the keys of the current and staged roots).
+    pub count: usize,
+    /// The key ids it holds a private key for.
+    pub private: Vec<KeyId>,
+}
+
+impl HeldKeys {
+    /// Opens `src`: a keys tarball is read; a PKCS#11 token is searched for the private keys
+    /// of the current and the staged CI root (their public halves hashed to key ids).
+    pub fn of(
+        l: &Loaded,
+        src: &KeySource,
+        pass: &keystore::PassphraseSource,
+        pin_file: Option<&std::path::Path>,
+    ) -> Result<HeldKeys> {
+        match src {
+            KeySource::Tarball(path) => {
+                let tb = keystore::open(path, pass)?;
+                let infos = tb.keys().map_err(|e| SignerError::Tarball {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
+                Ok(HeldKeys {
+                    name: path.display().to_string(),
+                    count: infos.len(),
+                    private: infos
+                        .into_iter()
+                        .filter(|i| i.sec_file.is_some())
+                        .map(|i| i.keyid)
+                        .collect(),
+                })
+            }
+            KeySource::Pkcs11(uri) => {
+                let token = crate::pkcs11::Token::open(uri, pin_file, "")?;
+                let mut private = BTreeSet::new();
+                for root in [&l.current_ci.signed, &l.draft_ci.signed] {
+                    let ids: Vec<KeyId> = root.keys.keys().cloned().collect();
+                    for k in token.find(root, &ids)? {
+                        private.insert(k.keyid().clone());
+                    }
+                }
+                Ok(HeldKeys {
+                    name: format!("the token labelled {:?}", token.label()),
+                    count: private.len(),
+                    private: private.into_iter().collect(),
+                })
+            }
+        }
+    }
+}
+
 /// `signer inspect`: prints the report and returns the exit status (0 or
 /// [`EXIT_MUST_NOT_SIGN`]).
 pub fn run(state: &StateDir, ui: &mut Ui, now: &Timestamp, args: &InspectArgs) -> Result<u8> {
     let l = session::load(&args.bundle)?;
     let pass = args.passphrase.source();
     let mut keys = Vec::new();
-    for p in [&args.keys, &args.targets_keys].into_iter().flatten() {
-        keys.push((p.display().to_string(), keystore::open(p, &pass)?));
+    for src in [&args.keys, &args.targets_keys].into_iter().flatten() {
+        keys.push(HeldKeys::of(&l, src, &pass, args.pin.pin_file.as_deref())?);
     }
     let (report, diffs) = build_report(&l, state, now, args.allow_expired, ui.color(), &keys)?;
     if args.json {

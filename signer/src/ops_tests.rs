@@ -1044,6 +1044,7 @@ fn inspect_reports_and_exit_status() {
         targets_keys: None,
         passphrase: PassphraseArgs::default(),
         allow_expired: false,
+        pin: Default::default(),
     };
     let (mut ui, out) = Ui::scripted("", false, false);
     let code = crate::inspect::run(&env.state, &mut ui, &f.now, &args(&req, false)).unwrap();

@@ -214,6 +214,25 @@ fn first_time_into_a_token_then_token_to_token_then_targets_in_a_tarball() {
 
     // Later rotation token → another token (its PIN from the URI's pin-source).
     let req = m.write_bundle("req2", &f.request(vec![Operation::RootRotation], None));
+    // `inspect` finds the active root key on the token, like in a keys tarball.
+    let shown = signer(&m, &hsm)
+        .args([
+            "inspect",
+            &s(&req),
+            "--keys",
+            &hsm.uri("factory-root", None),
+        ])
+        .args(["--pin-file", &s(&hsm.pin_file())])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        text.contains(&format!(
+            "the token labelled \"factory-root\": 1 key(s); active root: {}",
+            first.short()
+        )),
+        "{text}"
+    );
     let out = m.path("resp2");
     let up = rotate_ok(
         &f,
