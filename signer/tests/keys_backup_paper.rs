@@ -9,6 +9,12 @@ use shared::metadata::Role;
 use shared::tarball::KeysTarball;
 use signer::keys_cmd::{self, paper, KeysCommand, KeysError};
 use signer::keystore::{self, KeystoreError};
+use std::path::Path;
+
+/// A path as a command-line argument.
+fn p(path: &Path) -> &str {
+    path.to_str().expect("UTF-8 test path")
+}
 
 /// The `keys` subcommands as they parse from a command line.
 #[derive(Parser)]
@@ -104,11 +110,11 @@ fn encrypted_tarball_backup_stays_encrypted() {
         &[
             "backup",
             "--keys",
-            keys.to_str().unwrap(),
+            p(&keys),
             "--to",
-            media.to_str().unwrap(),
+            p(&media),
             "--passphrase-file",
-            pf.to_str().unwrap(),
+            p(&pf),
         ],
     )
     .unwrap();
@@ -260,13 +266,7 @@ fn corrupted_sheet_line_is_reported_by_number() {
     let state = dir.path().join("state");
     let err = run(
         &state,
-        &[
-            "restore",
-            "--from",
-            bad.to_str().unwrap(),
-            "--keys",
-            target.to_str().unwrap(),
-        ],
+        &["restore", "--from", p(&bad), "--keys", p(&target)],
     )
     .unwrap_err();
     assert!(err.to_string().contains("line 120"), "{err}");
@@ -332,11 +332,11 @@ fn sheet_of_another_key_is_refused() {
         &[
             "restore",
             "--groups-file",
-            groups.to_str().unwrap(),
+            p(&groups),
             "--keyid",
             key.keyid().as_str(),
             "--keys",
-            target.to_str().unwrap(),
+            p(&target),
             "--role",
             "targets",
         ],
@@ -389,11 +389,11 @@ fn active_root_key_from_root_json() {
         &[
             "print",
             "--keys",
-            keys.to_str().unwrap(),
+            p(&keys),
             "--root",
-            root.to_str().unwrap(),
+            p(&root),
             "--out",
-            sheet.to_str().unwrap(),
+            p(&sheet),
         ],
     )
     .unwrap();
@@ -402,30 +402,13 @@ fn active_root_key_from_root_json() {
     assert!(sheet_text.contains("created:   2026-01-02T03:04:05Z"));
 
     // list shows which key is active and never private bytes.
-    let listing = run(
-        &state,
-        &[
-            "list",
-            "--keys",
-            keys.to_str().unwrap(),
-            "--root",
-            root.to_str().unwrap(),
-        ],
-    )
-    .unwrap();
+    let listing = run(&state, &["list", "--keys", p(&keys), "--root", p(&root)]).unwrap();
     assert!(listing.contains("active: yes, role(s) root"), "{listing}");
     assert!(listing.contains("active: no"), "{listing}");
     assert!(!listing.contains(&hex::encode([2u8; 32])), "{listing}");
     let json = run(
         &state,
-        &[
-            "list",
-            "--keys",
-            keys.to_str().unwrap(),
-            "--root",
-            root.to_str().unwrap(),
-            "--json",
-        ],
+        &["list", "--keys", p(&keys), "--root", p(&root), "--json"],
     )
     .unwrap();
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
@@ -461,13 +444,7 @@ fn export_root_flag_is_required_on_the_command_line() {
     let state = dir.path().join("state");
     let err = run(
         &state,
-        &[
-            "export-root",
-            "--keys",
-            keys.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ],
+        &["export-root", "--keys", p(&keys), "--out", p(&out)],
     )
     .unwrap_err();
     assert!(
@@ -481,9 +458,9 @@ fn export_root_flag_is_required_on_the_command_line() {
         &[
             "export-root",
             "--keys",
-            keys.to_str().unwrap(),
+            p(&keys),
             "--out",
-            out.to_str().unwrap(),
+            p(&out),
             "--i-understand-this-exports-a-private-key",
         ],
     )
