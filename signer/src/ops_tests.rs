@@ -76,6 +76,21 @@ impl Env {
         p
     }
 
+    /// `rotate-offline-key` with `--yes` at `now` (bundle `req` to `out`), returning its
+    /// result and output.
+    fn rotate(
+        &self,
+        now: Timestamp,
+        (role, first): (RoleArg, bool),
+        keys: Option<&Path>,
+        tk: Option<&Path>,
+        (req, out): (&Path, &Path),
+    ) -> (Result<Outcome>, String) {
+        self.run(true, now, |ctx| {
+            rotate_offline_key(ctx, &rotate_args(role, first, keys, tk, io(req, out)))
+        })
+    }
+
     /// Runs `f` with `--yes` (or no terminal and no `--yes`), returning its result and output.
     fn run<T>(
         &self,
@@ -204,12 +219,13 @@ fn first_time(f: &mut Factory) -> (Env, PathBuf) {
     let req = env.write("req1.tufbundle", &req);
     let keys = env.path("root.keys.tgz");
     let out = env.path("resp1.tufbundle");
-    let (r, text) = env.run(true, f.now, |ctx| {
-        rotate_offline_key(
-            ctx,
-            &rotate_args(RoleArg::Root, true, Some(&keys), None, io(&req, &out)),
-        )
-    });
+    let (r, text) = env.rotate(
+        f.now,
+        (RoleArg::Root, true),
+        Some(&keys),
+        None,
+        (&req, &out),
+    );
     let outcome = r.unwrap_or_else(|e| panic!("{e}\n{text}"));
     assert_eq!(outcome.created.len(), 1);
     apply(f, &out);
@@ -277,12 +293,13 @@ fn first_time_root_rotation() {
 
     // Running it again: the keys file exists now.
     let out2 = env.path("resp2.tufbundle");
-    let (r, _) = env.run(true, f.now, |ctx| {
-        rotate_offline_key(
-            ctx,
-            &rotate_args(RoleArg::Root, true, Some(&keys), None, io(&req, &out2)),
-        )
-    });
+    let (r, _) = env.rotate(
+        f.now,
+        (RoleArg::Root, true),
+        Some(&keys),
+        None,
+        (&req, &out2),
+    );
     assert!(matches!(r, Err(SignerError::KeysFileExists(_))), "{r:?}");
 
     // After the server applied it, the next bundle advances the pin.
@@ -294,18 +311,13 @@ fn first_time_root_rotation() {
     );
     let out3 = env.path("resp3.tufbundle");
     let tk = env.path("targets.keys.tgz");
-    let (r, text) = env.run(true, f.now, |ctx| {
-        rotate_offline_key(
-            ctx,
-            &rotate_args(
-                RoleArg::Targets,
-                false,
-                Some(&keys),
-                Some(&tk),
-                io(&req2, &out3),
-            ),
-        )
-    });
+    let (r, text) = env.rotate(
+        f.now,
+        (RoleArg::Targets, false),
+        Some(&keys),
+        Some(&tk),
+        (&req2, &out3),
+    );
     let o = r.unwrap_or_else(|e| panic!("{e}\n{text}"));
     assert!(o.pin_advanced);
     assert_eq!(env.pinned_version(), 2);
@@ -326,12 +338,13 @@ fn first_time_refusals() {
             Some(env.sealed_first_root(&f)),
         ),
     );
-    let (r, _) = env.run(true, f.now, |ctx| {
-        rotate_offline_key(
-            ctx,
-            &rotate_args(RoleArg::Root, false, Some(&keys), None, io(&req, &out)),
-        )
-    });
+    let (r, _) = env.rotate(
+        f.now,
+        (RoleArg::Root, false),
+        Some(&keys),
+        None,
+        (&req, &out),
+    );
     assert!(matches!(r, Err(SignerError::Usage(_))), "{r:?}");
 
     // Secret encrypted to another identity.
@@ -341,12 +354,13 @@ fn first_time_refusals() {
         "b",
         &f.request(vec![Operation::FirstTimeRootRotation], Some(sealed)),
     );
-    let (r, _) = env.run(true, f.now, |ctx| {
-        rotate_offline_key(
-            ctx,
-            &rotate_args(RoleArg::Root, true, Some(&keys), None, io(&req, &out)),
-        )
-    });
+    let (r, _) = env.rotate(
+        f.now,
+        (RoleArg::Root, true),
+        Some(&keys),
+        None,
+        (&req, &out),
+    );
     assert!(matches!(r, Err(SignerError::Identity(_))), "{r:?}");
     assert!(!keys.exists());
 
@@ -356,12 +370,13 @@ fn first_time_refusals() {
         "c",
         &f.request(vec![Operation::FirstTimeRootRotation], Some(sealed)),
     );
-    let (r, _) = env.run(true, f.now, |ctx| {
-        rotate_offline_key(
-            ctx,
-            &rotate_args(RoleArg::Root, true, Some(&keys), None, io(&req, &out)),
-        )
-    });
+    let (r, _) = env.rotate(
+        f.now,
+        (RoleArg::Root, true),
+        Some(&keys),
+        None,
+        (&req, &out),
+    );
     assert!(
         matches!(&r, Err(SignerError::Refused(m)) if m.contains("not the root key")),
         "{r:?}"
@@ -369,12 +384,13 @@ fn first_time_refusals() {
 
     // Not requested: a bundle for a targets rotation.
     let req = env.write("d", &f.request(vec![Operation::TargetsRotation], None));
-    let (r, _) = env.run(true, f.now, |ctx| {
-        rotate_offline_key(
-            ctx,
-            &rotate_args(RoleArg::Root, true, Some(&keys), None, io(&req, &out)),
-        )
-    });
+    let (r, _) = env.rotate(
+        f.now,
+        (RoleArg::Root, true),
+        Some(&keys),
+        None,
+        (&req, &out),
+    );
     assert!(
         matches!(&r, Err(SignerError::Refused(m)) if m.contains("does not request")),
         "{r:?}"
@@ -594,12 +610,13 @@ fn leftover_temp_file_is_explained() {
     std::fs::write(&leftover, b"partial").unwrap();
     let req = env.write("r", &f.request(vec![Operation::RootRotation], None));
     let out = env.path("o");
-    let (r, _) = env.run(true, f.now, |ctx| {
-        rotate_offline_key(
-            ctx,
-            &rotate_args(RoleArg::Root, false, Some(&keys), None, io(&req, &out)),
-        )
-    });
+    let (r, _) = env.rotate(
+        f.now,
+        (RoleArg::Root, false),
+        Some(&keys),
+        None,
+        (&req, &out),
+    );
     match r {
         Err(e @ SignerError::LeftoverTemp { .. }) => {
             assert!(e.to_string().contains("NEW PRIVATE KEY"))
@@ -616,12 +633,13 @@ fn later_root_rotation_signs_with_old_and_new() {
     let old_root = f.current().signed.role_keyids(Role::Root)[0].clone();
     let req = env.write("r", &f.request(vec![Operation::RootRotation], None));
     let out = env.path("o");
-    let (r, text) = env.run(true, f.now, |ctx| {
-        rotate_offline_key(
-            ctx,
-            &rotate_args(RoleArg::Root, false, Some(&keys), None, io(&req, &out)),
-        )
-    });
+    let (r, text) = env.rotate(
+        f.now,
+        (RoleArg::Root, false),
+        Some(&keys),
+        None,
+        (&req, &out),
+    );
     let o = r.unwrap_or_else(|e| panic!("{e}\n{text}"));
     let up = response(&out).upload().unwrap().clone();
     let new_id = &o.created[0].0;
@@ -645,18 +663,13 @@ fn targets_rotations_resign_what_the_old_key_signed() {
     // First targets rotation: all production targets are signed with the new key.
     let req = env.write("r1", &f.request(vec![Operation::TargetsRotation], None));
     let out = env.path("o1");
-    let (r, text) = env.run(true, f.now, |ctx| {
-        rotate_offline_key(
-            ctx,
-            &rotate_args(
-                RoleArg::Targets,
-                false,
-                Some(&keys),
-                Some(&tk),
-                io(&req, &out),
-            ),
-        )
-    });
+    let (r, text) = env.rotate(
+        f.now,
+        (RoleArg::Targets, false),
+        Some(&keys),
+        Some(&tk),
+        (&req, &out),
+    );
     let o = r.unwrap_or_else(|e| panic!("{e}\n{text}"));
     let t1 = o.created[0].0.clone();
     assert_eq!(o.created[0].2, tk);
@@ -696,18 +709,13 @@ fn targets_rotations_resign_what_the_old_key_signed() {
     f.waves.get_mut("wave-5").unwrap().add_signature(wave_sig);
     let req = env.write("r2", &f.request(vec![Operation::TargetsRotation], None));
     let out = env.path("o2");
-    let (r, text) = env.run(true, f.now, |ctx| {
-        rotate_offline_key(
-            ctx,
-            &rotate_args(
-                RoleArg::Targets,
-                false,
-                Some(&keys),
-                Some(&tk),
-                io(&req, &out),
-            ),
-        )
-    });
+    let (r, text) = env.rotate(
+        f.now,
+        (RoleArg::Targets, false),
+        Some(&keys),
+        Some(&tk),
+        (&req, &out),
+    );
     let o = r.unwrap_or_else(|e| panic!("{e}\n{text}"));
     let t2 = o.created[0].0.clone();
     let up = response(&out).upload().unwrap().clone();
@@ -1199,18 +1207,13 @@ fn targets_rotation_refuses_altered_carried_targets() {
     let tk = env.path("targets.keys.tgz");
     let req = env.write("r1", &f.request(vec![Operation::TargetsRotation], None));
     let out = env.path("o1");
-    let (r, text) = env.run(true, f.now, |ctx| {
-        rotate_offline_key(
-            ctx,
-            &rotate_args(
-                RoleArg::Targets,
-                false,
-                Some(&keys),
-                Some(&tk),
-                io(&req, &out),
-            ),
-        )
-    });
+    let (r, text) = env.rotate(
+        f.now,
+        (RoleArg::Targets, false),
+        Some(&keys),
+        Some(&tk),
+        (&req, &out),
+    );
     let err = r.expect_err(&text).to_string();
     assert!(
         err.contains("prod-targets/main.json carries no valid signature"),
