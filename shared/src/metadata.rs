@@ -314,11 +314,22 @@ impl Root {
 impl SignedRoot {
     /// Parses a root document.
     pub fn from_json(bytes: &[u8]) -> Result<SignedRoot, MetadataError> {
-        serde_json::from_slice(bytes).map_err(|e| MetadataError::Parse {
-            what: "root.json",
-            reason: e.to_string(),
-        })
+        parse_signable(bytes, "root.json")
     }
+}
+
+/// Parses a signable document, refusing one that has no canonical form (duplicate member
+/// names, numbers with a fractional part, nesting beyond [`canonical::MAX_DEPTH`]): serde
+/// alone keeps the last of two duplicate members, so what is shown and signed could differ
+/// from what another JSON parser reads from the same bytes. (The canonical form itself is
+/// not parsed: it writes control characters raw, which JSON text may not contain.)
+fn parse_signable<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    what: &'static str,
+) -> Result<T, MetadataError> {
+    let parse_err = |reason: String| MetadataError::Parse { what, reason };
+    canonical::canonicalize(bytes).map_err(|e| parse_err(e.to_string()))?;
+    serde_json::from_slice(bytes).map_err(|e| parse_err(e.to_string()))
 }
 
 /// One target of a `targets.json`.
@@ -373,10 +384,7 @@ pub type SignedTargets = Signed<Targets>;
 impl SignedTargets {
     /// Parses a targets document.
     pub fn from_json(bytes: &[u8]) -> Result<SignedTargets, MetadataError> {
-        serde_json::from_slice(bytes).map_err(|e| MetadataError::Parse {
-            what: "targets.json",
-            reason: e.to_string(),
-        })
+        parse_signable(bytes, "targets.json")
     }
 }
 
@@ -473,5 +481,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("root.json"), "{err}");
+    }
+
+    #[test]
+    fn documents_without_a_canonical_form_are_refused() {
+        let dup = br#"{"signatures":[],"signed":{"_type":"Targets","expires":"2030-01-01T00:00:00Z","version":1,"targets":{"a":{"length":1,"hashes":{}},"a":{"length":2,"hashes":{}}}}}"#;
+        let err = SignedTargets::from_json(dup).unwrap_err().to_string();
+        assert!(
+            err.contains("targets.json") && err.contains("appears twice"),
+            "{err}"
+        );
+        let frac = br#"{"signatures":[],"signed":{"_type":"Targets","expires":"2030-01-01T00:00:00Z","version":1,"targets":{"a":{"length":1,"hashes":{},"custom":{"x":1.5}}}}}"#;
+        assert!(SignedTargets::from_json(frac).is_err());
+        let ok = br#"{"signatures":[],"signed":{"_type":"Targets","expires":"2030-01-01T00:00:00Z","version":1,"targets":{"a":{"length":1,"hashes":{},"custom":{"x":1}}}}}"#;
+        SignedTargets::from_json(ok).unwrap();
     }
 }
