@@ -125,6 +125,11 @@ pub enum Command {
     #[command(subcommand)]
     Waves(WavesCommand),
 
+    /// Expiry radar: days left for the CI and production roots, production targets per tag
+    /// and wave targets; warnings at --warn, exit status 6 within --critical (for cron);
+    /// --ics FILE writes calendar reminders for the renewing ceremonies.
+    Expiry(crate::expiry::ExpiryArgs),
+
     /// The courier's own settings (the signer's age recipient).
     #[command(subcommand)]
     Config(ConfigCommand),

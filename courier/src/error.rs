@@ -11,6 +11,7 @@
 //! | 3 | the server refused the request (HTTP 4xx): nothing was changed by it |
 //! | 4 | network or server failure (no connection, timeout, HTTP 5xx): try again later |
 //! | 5 | stale bundle: the bundle no longer matches the factory's transaction; pull and sign again |
+//! | 6 | `courier expiry`: a document is expired or expires within the critical horizon |
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -32,6 +33,8 @@ pub enum ExitCode {
     Network = 4,
     /// The bundle is stale: the transaction changed since the request was pulled.
     Stale = 5,
+    /// `courier expiry`: something expires within the critical horizon (or has expired).
+    Expiring = 6,
 }
 
 impl ExitCode {
@@ -49,7 +52,8 @@ Exit codes:
   2  usage error (unknown flag, missing or invalid argument)
   3  the server refused the request (HTTP 4xx); it changed nothing
   4  network or server failure (no connection, timeout, HTTP 5xx); try again later
-  5  stale bundle: the transaction changed since the request was pulled; pull and sign again";
+  5  stale bundle: the transaction changed since the request was pulled; pull and sign again
+  6  expiry: a document is expired or expires within the critical horizon";
 
 /// Everything that can make a courier command fail.
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +101,9 @@ pub enum CourierError {
     /// (e.g. an apply that may be partially done); exit code 4.
     #[error("{0}")]
     Uncertain(String),
+    /// `courier expiry` found documents expired or within the critical horizon (exit 6).
+    #[error("{0}")]
+    Expiring(String),
     /// An error with extra context in front of it; the exit code is the inner error's.
     #[error("{context}: {source}")]
     Context {
@@ -115,6 +122,7 @@ impl CourierError {
             CourierError::Api(e) => e.exit_code(),
             CourierError::Stale { .. } => ExitCode::Stale,
             CourierError::Uncertain(_) => ExitCode::Network,
+            CourierError::Expiring(_) => ExitCode::Expiring,
             CourierError::Context { source, .. } => source.exit_code(),
             _ => ExitCode::Error,
         }
@@ -188,6 +196,7 @@ mod tests {
             ExitCode::Refused,
             ExitCode::Network,
             ExitCode::Stale,
+            ExitCode::Expiring,
         ] {
             assert!(EXIT_CODES_HELP.contains(&format!("  {}  ", code.code())));
         }

@@ -14,7 +14,7 @@
 //! * [`bundles`] — building request bundles and checking response bundles;
 //! * [`root`] (`show-root`), [`updates`] (the `updates` expert commands), [`rotate`]
 //!   (`rotate-offline-key`), [`targets`] (`prod-targets`), [`waves`] (`waves`),
-//!   [`completions`] (`completions`, `man`);
+//!   [`completions`] (`completions`, `man`), [`expiry`] (`expiry`, the expiry radar);
 //! * [`error`] — errors and exit codes.
 
 pub mod api;
@@ -23,6 +23,7 @@ pub mod cli;
 pub mod completions;
 pub mod config;
 pub mod error;
+pub mod expiry;
 pub mod review;
 pub mod root;
 pub mod rotate;
@@ -146,6 +147,7 @@ pub fn run(cli: Cli, env: EnvLookup<'_>) -> Result<()> {
         Command::Updates(cmd) => updates::run(&ctx, cmd),
         Command::ProdTargets(cmd) => targets::run(&ctx, cmd),
         Command::Waves(cmd) => waves::run(&ctx, cmd),
+        Command::Expiry(args) => expiry::run(&ctx, &args),
         Command::Config(ConfigCommand::SetRecipient(args)) => {
             config::set_recipient(&ctx.paths, &args.recipient)
         }

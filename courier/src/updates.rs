@@ -355,6 +355,23 @@ fn status_cmd(ctx: &Ctx, json: bool) -> Result<()> {
             s.issues.warnings.len()
         ));
     }
+    if let Some(ci) = &txn.updated_ci {
+        let mut c = shared::status::Checklist::default();
+        c.add_root("CI root", ci, &txn.current_ci.signed)
+            .map_err(|e| CourierError::Server(format!("cannot check the staged CI root: {e}")))?;
+        if let Some(prod) = txn.effective_updated_prod() {
+            c.add_root("production root", &prod, &txn.current_prod_or_ci().signed)
+                .map_err(|e| {
+                    CourierError::Server(format!("cannot check the staged production root: {e}"))
+                })?;
+        }
+        lines.push("Missing-signature checklist (owners from x-key-owners):".to_string());
+        lines.extend(
+            c.lines(&std::collections::BTreeMap::new())
+                .into_iter()
+                .map(|l| format!("  {l}")),
+        );
+    }
     for l in lines {
         out(&l);
     }

@@ -14,6 +14,8 @@
 //! * [`archive`] — hardened tar/tar.gz reading and deterministic writing;
 //! * [`tarball`] — offline keys tarballs in fioctl's layout, key search like `findTufSigners`;
 //! * [`bundle`] — transfer bundles (request/response), fingerprints, signer steps, combining;
+//! * [`status`] — the missing-signature checklist of a transaction (ceremony aid);
+//! * [`expiry`] — the expiry radar: days left, horizons, RFC 5545 reminders (ceremony aid);
 //!
 //! The crate never opens a socket. File I/O is limited to the modules that own a file format
 //! (keys tarballs, transfer bundles) and is always atomic.
@@ -22,9 +24,11 @@ pub mod archive;
 pub mod bundle;
 pub mod canonical;
 pub mod changes;
+pub mod expiry;
 pub mod fsutil;
 pub mod keys;
 pub mod metadata;
+pub mod status;
 pub mod tarball;
 pub mod transform;
 pub mod verify;

@@ -32,9 +32,33 @@ pub struct Cli {
     #[arg(long, short = 'y', global = true)]
     pub yes: bool,
 
+    /// How a signature over a root draft is confirmed on the terminal: `yes` (type yes) or
+    /// `digest` (type the first 8 characters of the draft's SHA-256 digest shown on screen,
+    /// so the person must read what they sign). `--yes` still skips the question. Set it once
+    /// for a machine with the environment variable.
+    #[arg(
+        long,
+        global = true,
+        env = "SIGNER_ROOT_CONFIRMATION",
+        value_enum,
+        default_value = "yes",
+        value_name = "HOW"
+    )]
+    pub root_confirmation: RootConfirmation,
+
     /// The command.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How root signatures are confirmed (`--root-confirmation`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum RootConfirmation {
+    /// Type `yes`.
+    #[default]
+    Yes,
+    /// Type the first 8 characters of the draft's digest.
+    Digest,
 }
 
 /// Top-level commands.
@@ -44,6 +68,13 @@ pub enum Command {
     /// diff of every staged root, key changes, targets to be signed, warnings and
     /// recommendations. Exits with status 3 if the bundle must not be signed as it is.
     Inspect(InspectArgs),
+
+    /// The missing-signature checklist of a bundle: for the CI and production root drafts,
+    /// every production tag and every wave, the signatures present, the threshold, and for
+    /// each missing one the keyid and who holds it (keys file from this machine's audit log
+    /// or --keys, owner and date from the root's `x-key-owners`). Exits with status 4 while
+    /// signatures are missing.
+    Status(crate::status::StatusArgs),
 
     /// The trusted root pinned on this machine.
     #[command(subcommand)]

@@ -29,7 +29,8 @@ Exit codes:
   0  success
   1  error; nothing was signed and no keys file was changed unless the message says so
   2  usage error (unknown flag, missing or invalid argument)
-  3  inspect: the bundle must not be signed as it is";
+  3  inspect: the bundle must not be signed as it is
+  4  status: signatures are still missing";
 
 /// Shorthand for results of signer functions.
 pub type Result<T, E = SignerError> = std::result::Result<T, E>;
@@ -173,6 +174,15 @@ pub enum SignerError {
     /// The person declined.
     #[error("not confirmed; nothing was changed")]
     Declined,
+    /// The characters typed to confirm a root signature are not the start of the draft's
+    /// digest.
+    #[error("`{typed}` is not the start of the draft digest {expected}…; nothing was changed (read the digest shown above and type its first 8 characters)")]
+    DigestMismatch {
+        /// What the person typed.
+        typed: String,
+        /// The 8 characters that were expected.
+        expected: String,
+    },
     /// The operation is not possible for this bundle.
     #[error("{0}")]
     Refused(String),

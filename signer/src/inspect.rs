@@ -501,6 +501,7 @@ pub fn build_report(
         name: path,
         count,
         private,
+        ..
     } in keys
     {
         let mut holds_root = Vec::new();
@@ -707,6 +708,8 @@ fn print_report(ui: &mut Ui, r: &Report, diffs: &[String]) {
 pub struct HeldKeys {
     /// How the report names the source (a path, or the token's label).
     pub name: String,
+    /// How checklists name where a key is: the file name, or `token "LABEL"`.
+    pub location: String,
     /// How many keys it holds (for a token: of the keys of the current and staged roots).
     pub count: usize,
     /// The key ids it holds a private key for.
@@ -731,6 +734,10 @@ impl HeldKeys {
                 })?;
                 Ok(HeldKeys {
                     name: path.display().to_string(),
+                    location: path.file_name().map_or_else(
+                        || path.display().to_string(),
+                        |n| n.to_string_lossy().into_owned(),
+                    ),
                     count: infos.len(),
                     private: infos
                         .into_iter()
@@ -750,6 +757,7 @@ impl HeldKeys {
                 }
                 Ok(HeldKeys {
                     name: format!("the token labelled {:?}", token.label()),
+                    location: format!("token {:?}", token.label()),
                     count: private.len(),
                     private: private.into_iter().collect(),
                 })
@@ -774,6 +782,15 @@ pub fn run(state: &StateDir, ui: &mut Ui, now: &Timestamp, args: &InspectArgs) -
         ui.line(text);
     } else {
         print_report(ui, &report, &diffs);
+        let holders = crate::status::holders(state.path(), &keys);
+        ui.line("");
+        for line in crate::status::section(&crate::status::checklist(&l)?, &holders) {
+            ui.line(line);
+        }
+        ui.line("");
+        for line in crate::status::expiry_section(&l, now) {
+            ui.line(line);
+        }
     }
     Ok(if report.must_not_sign {
         EXIT_MUST_NOT_SIGN

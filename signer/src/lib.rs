@@ -14,7 +14,8 @@
 //! * [`inspect`] — `signer inspect`; [`intent`] — the intent check;
 //! * [`ops`] — rotate/add/delete keys, set thresholds, sign, combine;
 //! * [`identity`] — the age identity; [`keystore`] — plain and encrypted keys files;
-//!   [`keys_cmd`] — `signer keys …`; [`audit`] — the append-only audit log.
+//!   [`keys_cmd`] — `signer keys …`; [`audit`] — the append-only audit log;
+//! * [`status`] — `signer status`, the missing-signature checklist.
 
 pub mod audit;
 pub mod cli;
@@ -30,6 +31,7 @@ pub mod ops;
 pub mod pkcs11;
 pub mod session;
 pub mod state;
+pub mod status;
 pub mod trust;
 pub mod ui;
 
@@ -52,10 +54,12 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
 /// Runs a parsed command line with the given UI and time (for tests and embedding).
 pub fn run_with(cli: Cli, ui: &mut Ui, now: Timestamp) -> anyhow::Result<u8> {
     let state = StateDir::resolve(cli.state.as_deref())?;
+    ui.set_digest_confirmation(cli.root_confirmation == cli::RootConfirmation::Digest);
     let dir = state.path().to_path_buf();
     let mut ctx = ops::Ctx { state, ui, now };
     match cli.command {
         Command::Inspect(a) => return Ok(inspect::run(&ctx.state, ctx.ui, &now, &a)?),
+        Command::Status(a) => return Ok(status::run(&ctx.state, ctx.ui, &a)?),
         Command::Trust(TrustCommand::Init(a)) => {
             trust::init(
                 &ctx.state,

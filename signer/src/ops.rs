@@ -436,7 +436,16 @@ fn finish(
     }
     ctx.ui
         .line(format!("  - write the response {}", out.display()));
-    ctx.ui.confirm("Proceed?")?;
+    match work.signed.iter().find(|e| e.document == "ci-root") {
+        Some(ci) => {
+            ctx.ui.line(format!(
+                "Draft CI root v{} digest (SHA-256 of its signed part): {}",
+                work.ci.signed.version, ci.sha256
+            ));
+            ctx.ui.confirm_digest("Proceed?", &ci.sha256)?;
+        }
+        None => ctx.ui.confirm("Proceed?")?,
+    }
     // A response that cannot be written must fail before any keys file changes.
     fsutil::probe_writable(out)?;
 

@@ -1221,3 +1221,44 @@ fn targets_rotation_refuses_altered_carried_targets() {
     );
     assert!(!out.exists() && !tk.exists());
 }
+
+#[test]
+fn root_signature_confirmed_by_typing_the_draft_digest() {
+    let mut f = Factory::new();
+    let (env, keys) = first_time(&mut f);
+    let req = env.write("r", &f.request(vec![Operation::SignRoot], None));
+    let out = env.path("o");
+    let args = sign_args(&[&keys], io(&req, &out));
+    let typed = |answer: &str| {
+        let (mut ui, shown) = Ui::scripted(answer, true, false);
+        ui.set_digest_confirmation(true);
+        let mut ctx = Ctx {
+            state: env.state.clone(),
+            ui: &mut ui,
+            now: f.now,
+        };
+        (sign(&mut ctx, &args), shown.text())
+    };
+    // `yes` is not enough; the digest shown is the draft's.
+    let (r, text) = typed("yes\n");
+    assert!(
+        matches!(r, Err(SignerError::DigestMismatch { .. })),
+        "{r:?}"
+    );
+    assert!(!out.exists());
+    let digest = text
+        .lines()
+        .find_map(|l| l.split_once("digest (SHA-256 of its signed part): "))
+        .map(|(_, d)| d.trim().to_string())
+        .unwrap_or_else(|| panic!("no digest shown: {text}"));
+    let draft = f.server_draft();
+    assert_eq!(
+        digest,
+        sha256_hex(&draft.canonical_signed().unwrap()),
+        "{text}"
+    );
+    // Its first 8 characters confirm.
+    let (r, text) = typed(&format!("{}\n", &digest[..8]));
+    r.unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert!(out.exists());
+}

@@ -3,13 +3,18 @@
 //! Every operation that creates a key or makes a signature asks for confirmation. On a
 //! terminal the person types `yes`; with `--yes` the question is skipped (and the output
 //! says so); with neither a terminal nor `--yes` the command refuses, so a script can never
-//! sign by accident.
+//! sign by accident. Signatures over root drafts can require more: with
+//! `--root-confirmation digest` the person types the first [`DIGEST_PREFIX`] characters of
+//! the draft's digest shown on screen ([`Ui::confirm_digest`]).
 
 use std::cell::RefCell;
 use std::io::{BufRead, IsTerminal, Write};
 use std::rc::Rc;
 
 use crate::error::{Result, SignerError};
+
+/// How many leading characters of a draft's digest are typed to confirm a root signature.
+pub const DIGEST_PREFIX: usize = 8;
 
 /// Output, input and the confirmation policy of one command run.
 pub struct Ui {
@@ -18,6 +23,7 @@ pub struct Ui {
     interactive: bool,
     color: bool,
     yes: bool,
+    digest_confirmation: bool,
 }
 
 impl Ui {
@@ -33,6 +39,7 @@ impl Ui {
             interactive,
             color,
             yes,
+            digest_confirmation: false,
         }
     }
 
@@ -46,6 +53,7 @@ impl Ui {
             interactive,
             color: false,
             yes,
+            digest_confirmation: false,
         };
         (ui, buf)
     }
@@ -58,6 +66,11 @@ impl Ui {
     /// Whether `--yes` was given.
     pub fn yes(&self) -> bool {
         self.yes
+    }
+
+    /// Requires typing the digest prefix (instead of `yes`) in [`Ui::confirm_digest`].
+    pub fn set_digest_confirmation(&mut self, on: bool) {
+        self.digest_confirmation = on;
     }
 
     /// Writes one line of output.
@@ -74,23 +87,50 @@ impl Ui {
 
     /// Fails unless the person confirms `question` (or `--yes` was given).
     pub fn confirm(&mut self, question: &str) -> Result<()> {
+        match self.ask(question, "Type 'yes' to continue: ")? {
+            Some(answer) if answer.eq_ignore_ascii_case("yes") => Ok(()),
+            Some(_) => Err(SignerError::Declined),
+            None => Ok(()),
+        }
+    }
+
+    /// Confirms a signature over a root draft whose SHA-256 digest (hex) is `digest`: like
+    /// [`Ui::confirm`], but with digest confirmation on the person must type the first
+    /// [`DIGEST_PREFIX`] characters of `digest` (any case) instead of `yes`.
+    pub fn confirm_digest(&mut self, question: &str, digest: &str) -> Result<()> {
+        if !self.digest_confirmation {
+            return self.confirm(question);
+        }
+        let expected: String = digest.chars().take(DIGEST_PREFIX).collect();
+        let prompt =
+            format!("Type the first {DIGEST_PREFIX} characters of the draft digest to continue: ");
+        match self.ask(question, &prompt)? {
+            Some(typed) if typed.eq_ignore_ascii_case(&expected) => Ok(()),
+            Some(typed) if typed.is_empty() => Err(SignerError::Declined),
+            Some(typed) => Err(SignerError::DigestMismatch {
+                typed: typed.chars().take(2 * DIGEST_PREFIX).collect(),
+                expected,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Asks `question` followed by `prompt` and returns the trimmed answer; `None` when
+    /// `--yes` answered it; an error without a terminal.
+    fn ask(&mut self, question: &str, prompt: &str) -> Result<Option<String>> {
         if self.yes {
             self.line(format!("{question} yes (--yes)"));
-            return Ok(());
+            return Ok(None);
         }
         if !self.interactive {
             return Err(SignerError::NeedsConfirmation);
         }
-        self.print(format!("{question} Type 'yes' to continue: "));
+        self.print(format!("{question} {prompt}"));
         let mut answer = String::new();
         self.input
             .read_line(&mut answer)
             .map_err(|e| SignerError::io("cannot read the answer from", "stdin", e))?;
-        if answer.trim().eq_ignore_ascii_case("yes") {
-            Ok(())
-        } else {
-            Err(SignerError::Declined)
-        }
+        Ok(Some(answer.trim().to_string()))
     }
 }
 
@@ -139,5 +179,41 @@ mod tests {
 
         let (mut ui, _) = Ui::scripted("", true, false);
         assert!(matches!(ui.confirm("Sign?"), Err(SignerError::Declined)));
+    }
+
+    #[test]
+    fn digest_confirmation_policy() {
+        let digest = "3fa9c0d1e2b3";
+        let typed = |answer: &str, interactive: bool, yes: bool, on: bool| {
+            let (mut ui, out) = Ui::scripted(answer, interactive, yes);
+            ui.set_digest_confirmation(on);
+            (ui.confirm_digest("Sign?", digest), out.text())
+        };
+        // Off: plain yes.
+        assert!(typed("yes\n", true, false, false).0.is_ok());
+        // On: the digest prefix, any case; `yes` is no longer enough.
+        let (r, shown) = typed("3FA9C0D1\n", true, false, true);
+        r.unwrap();
+        assert!(shown.contains("first 8 characters of the draft digest"));
+        assert!(matches!(
+            typed("yes\n", true, false, true).0,
+            Err(SignerError::DigestMismatch { .. })
+        ));
+        let e = typed("3fa9c0d\n", true, false, true).0.unwrap_err();
+        assert!(e
+            .to_string()
+            .contains("`3fa9c0d` is not the start of the draft digest 3fa9c0d1"));
+        assert!(matches!(
+            typed("\n", true, false, true).0,
+            Err(SignerError::Declined)
+        ));
+        // --yes still works; without a terminal it still refuses.
+        let (r, shown) = typed("", false, true, true);
+        r.unwrap();
+        assert!(shown.contains("(--yes)"));
+        assert!(matches!(
+            typed("3fa9c0d1\n", false, false, true).0,
+            Err(SignerError::NeedsConfirmation)
+        ));
     }
 }

@@ -205,3 +205,110 @@ fn refusals_through_the_binary() {
         .stderr(predicate::str::contains("--accept-unexplained"));
     assert!(!m.path("o2").exists());
 }
+
+#[test]
+fn status_lists_missing_signatures_and_who_holds_the_keys() {
+    let mut f = Factory::new();
+    let m = Machine::new();
+    let recipient = m.set_up(&f);
+    let req = first_time_request(&m, &f, &recipient);
+    // Nothing signed yet: the initial key is needed, no keys file on this machine has it.
+    m.signer()
+        .arg("status")
+        .arg(&req)
+        .assert()
+        .code(4)
+        .stdout(predicate::str::contains(format!(
+            "CI root: 0 of 1 root signatures, missing {} (keys file unknown here",
+            f.first_root.keyid().short()
+        )));
+
+    let keys = m.path("root.keys.tgz");
+    let out = m.path("resp.tufbundle");
+    rotate_root_first(&m, &req, &keys, &out)
+        .arg("--yes")
+        .assert()
+        .success();
+    m.signer()
+        .arg("status")
+        .arg(&out)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "CI root: 1 of 1 root signatures — complete",
+        ))
+        .stdout(predicate::str::contains("Every threshold is met."));
+
+    // Applied; the next transaction only re-signs: the new key is named with the keys file
+    // it was created in (audit log), its date and owner (x-key-owners).
+    let up = TransferBundle::read(&out)
+        .unwrap()
+        .upload()
+        .unwrap()
+        .clone();
+    let new_key = up.ci_root.signed.role_keyids(Role::Root)[0].clone();
+    f.apply(up.ci_root, up.prod_root);
+    f.add_prod_targets("main", 7);
+    let req2 = m.write_bundle("req2", &f.request(vec![Operation::SignRoot], None));
+    let today = f.now.date();
+    m.signer()
+        .arg("status")
+        .arg(&req2)
+        .assert()
+        .code(4)
+        .stdout(predicate::str::contains(format!(
+            "CI root: 0 of 1 root signatures, missing {} (root.keys.tgz, created {today}; owner ",
+            new_key.short()
+        )))
+        .stdout(predicate::str::contains(
+            "production root: 0 of 1 root signatures",
+        ))
+        .stdout(predicate::str::contains("production targets main: "));
+    // inspect shows the same checklist.
+    m.signer()
+        .arg("inspect")
+        .arg(&req2)
+        .assert()
+        .stdout(predicate::str::contains(
+            "Signatures (missing-signature checklist):",
+        ))
+        .stdout(predicate::str::contains(format!(
+            "CI root: 0 of 1 root signatures, missing {}",
+            new_key.short()
+        )));
+}
+
+#[test]
+fn digest_confirmation_is_configured_per_machine_and_yes_still_works() {
+    let f = Factory::new();
+    let m = Machine::new();
+    let recipient = m.set_up(&f);
+    let req = first_time_request(&m, &f, &recipient);
+    let keys = m.path("root.keys.tgz");
+    let out = m.path("resp.tufbundle");
+    // An unknown mode is a usage error naming the variable's values.
+    rotate_root_first(&m, &req, &keys, &out)
+        .env("SIGNER_ROOT_CONFIRMATION", "maybe")
+        .arg("--yes")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("possible values: yes, digest"));
+    // Digest confirmation without a terminal and without --yes: refused, nothing written.
+    rotate_root_first(&m, &req, &keys, &out)
+        .env("SIGNER_ROOT_CONFIRMATION", "digest")
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(
+            "Draft CI root v2 digest (SHA-256 of its signed part): ",
+        ))
+        .stderr(predicate::str::contains("needs confirmation"));
+    assert!(!keys.exists() && !out.exists());
+    // --yes answers it for scripts.
+    rotate_root_first(&m, &req, &keys, &out)
+        .env("SIGNER_ROOT_CONFIRMATION", "digest")
+        .arg("--yes")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Proceed? yes (--yes)"));
+    assert!(out.exists());
+}

@@ -1,0 +1,139 @@
+//! `courier expiry`: the expiry radar of the factory, from what the Factory API serves —
+//! the current CI and production roots (`root/updates`), production targets of every tag
+//! (`prod-targets/`) and the targets of every active wave (`wave-targets/`). Snapshot,
+//! timestamp and CI targets metadata are signed by the server's online keys and not served
+//! by this API; the server renews them itself.
+//!
+//! The days-left arithmetic, horizons and the calendar are [`shared::expiry`]; this module
+//! fetches, prints, writes the `--ics` file atomically and turns "critical" into exit 6.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use shared::expiry::{self, Horizons};
+use shared::metadata::{SignedTargets, Timestamp};
+
+use crate::error::{CourierError, Result};
+use crate::updates::Txn;
+use crate::{out, out_json, Ctx};
+
+/// Options of `courier expiry`.
+#[derive(Debug, Args)]
+pub struct ExpiryArgs {
+    /// Warn about documents that expire within this horizon (`60d`, `8w`, or days).
+    #[arg(long, value_name = "DAYS", default_value = "60d")]
+    pub warn: String,
+    /// Exit with status 6 when a document expires within this horizon (or has expired).
+    #[arg(long, value_name = "DAYS", default_value = "14d")]
+    pub critical: String,
+    /// Write calendar reminders (RFC 5545 .ics) for the ceremonies that renew each document:
+    /// one all-day event on the day the critical horizon starts, with an alarm a week before.
+    #[arg(long, value_name = "FILE")]
+    pub ics: Option<PathBuf>,
+    /// Print JSON for scripts instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Pretend the time is this (RFC 3339; for tests and planning).
+    #[arg(long, value_name = "TIME", hide = true)]
+    pub now: Option<String>,
+}
+
+fn parse_targets(name: &str, raw: &str) -> Result<SignedTargets> {
+    SignedTargets::from_json(raw.as_bytes()).map_err(|e| {
+        CourierError::Server(format!("the server sent unreadable targets {name}: {e}"))
+    })
+}
+
+/// Runs `courier expiry`.
+pub fn run(ctx: &Ctx, args: &ExpiryArgs) -> Result<()> {
+    let usage = |e: expiry::ExpiryError| CourierError::Usage(e.to_string());
+    let h = Horizons::new(
+        expiry::parse_days(&args.warn).map_err(usage)?,
+        expiry::parse_days(&args.critical).map_err(usage)?,
+    )
+    .map_err(usage)?;
+    let now = match &args.now {
+        Some(t) => {
+            Timestamp::parse(t).map_err(|e| CourierError::Usage(format!("--now {t}: {e}")))?
+        }
+        None => Timestamp::now(),
+    };
+    let client = ctx.client()?;
+    let txn = Txn::fetch(&client)?;
+    let root_renew = "renew with a root ceremony (`courier updates init`, then sign offline)";
+    let mut docs = vec![(
+        format!("CI root v{}", txn.current_ci.signed.version),
+        txn.current_ci.signed.expires,
+        root_renew.to_string(),
+    )];
+    if let Some(p) = &txn.current_prod {
+        docs.push((
+            format!("production root v{}", p.signed.version),
+            p.signed.expires,
+            root_renew.to_string(),
+        ));
+    }
+    for (tag, raw) in client.prod_targets(&[])?.unwrap_or_default() {
+        let t = parse_targets(&tag, raw.get())?;
+        docs.push((
+            format!("production targets {tag} v{}", t.signed.version),
+            t.signed.expires,
+            format!("re-sign offline (`courier prod-targets pull --tags {tag}`)"),
+        ));
+    }
+    for (name, raw) in client.wave_targets(&[])?.unwrap_or_default() {
+        let t = parse_targets(&name, raw.get())?;
+        docs.push((
+            format!("wave {name} v{}", t.signed.version),
+            t.signed.expires,
+            "finish or re-create the wave before it expires".to_string(),
+        ));
+    }
+    let items = expiry::assess(docs, &now, &h);
+    if let Some(path) = &args.ics {
+        let cal = expiry::ics(&items, client.factory(), &now, &h);
+        shared::fsutil::write_atomic(path, cal.as_bytes(), 0o644)
+            .map_err(|e| CourierError::Other(e.to_string()))?;
+    }
+    if args.json {
+        out_json(&serde_json::json!({
+            "factory": client.factory(),
+            "now": now.to_string(),
+            "horizons": h,
+            "items": items,
+            "not-served": ["snapshot", "timestamp", "ci-targets"],
+        }));
+    } else {
+        out(&format!(
+            "Expiry radar for {} at {} (warn within {} days, critical within {}):",
+            client.factory(),
+            now,
+            h.warn_days,
+            h.critical_days
+        ));
+        for l in expiry::lines(&items) {
+            out(&format!("  {l}"));
+        }
+        out("  snapshot, timestamp and CI targets: signed and renewed by the server's online keys (not served by the API)");
+        if let Some(path) = &args.ics {
+            out(&format!(
+                "Calendar reminders written to {}.",
+                path.display()
+            ));
+        }
+    }
+    if expiry::any_critical(&items) {
+        let names: Vec<&str> = items
+            .iter()
+            .filter(|i| i.level <= expiry::Level::Critical)
+            .map(|i| i.what.as_str())
+            .collect();
+        return Err(CourierError::Expiring(format!(
+            "{} document(s) expired or expiring within {} days: {}",
+            names.len(),
+            h.critical_days,
+            names.join(", ")
+        )));
+    }
+    Ok(())
+}
