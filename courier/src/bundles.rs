@@ -23,7 +23,6 @@ use std::path::Path;
 
 use serde::Serialize;
 use serde_json::value::RawValue;
-use shared::archive::Compression;
 use shared::bundle::{self, BundleKind, Operation, RequestInput, TransferBundle, Upload, Writer};
 use shared::keys::{KeyId, PublicKey, Signature};
 use shared::metadata::{Role, SignedRoot, SignedTargets, Timestamp};
@@ -489,7 +488,7 @@ pub fn write_request(
     wave: Option<WaveRecord>,
 ) -> Result<TransferBundle> {
     let b = TransferBundle::new_request(input).map_err(bundle_err)?;
-    let bytes = b.to_bytes(Compression::Gzip).map_err(bundle_err)?;
+    let bytes = b.encoded(bundle::WRITE_COMPRESSION).map_err(bundle_err)?;
     check_new_file(path)?;
     let store = ctx.state();
     let digest = b.digest().to_string();
@@ -611,7 +610,7 @@ pub fn load_response(
             store.dir().display()
         ))
     })?;
-    let request = TransferBundle::from_bytes(&req_bytes).map_err(|e| {
+    let request = TransferBundle::from_vec(req_bytes).map_err(|e| {
         CourierError::Bundle(format!(
             "the kept copy of request {} is damaged: {e}",
             record.fingerprint

@@ -49,6 +49,10 @@ const BLOCK: u64 = 512;
 /// The end-of-archive marker: two zero blocks.
 const END_MARKER: usize = 2 * BLOCK as usize;
 
+/// How many times its compressed size a gzip stream's own size claim is believed when
+/// reserving memory for it (beyond that the buffer grows as data actually arrives).
+const GZIP_HINT_RATIO: u64 = 8;
+
 /// The two magic bytes that start every gzip stream.
 pub const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
@@ -363,7 +367,21 @@ pub fn decompress<'a>(
         Compression::Gzip => {
             let limit = limits.max_stream_size();
             let mut decoder = flate2::bufread::GzDecoder::new(bytes);
-            let mut out = Zeroizing::new(Vec::new());
+            // The gzip trailer's ISIZE (length mod 2^32) sizes the buffer once, so growing it
+            // does not leave copies behind. It is written by whoever wrote the file: trusted
+            // only up to a plausible ratio (JSON deflates about 3-5x), so that a few forged
+            // bytes cannot make the reader reserve hundreds of megabytes up front.
+            let plausible = (bytes.len() as u64).saturating_mul(GZIP_HINT_RATIO);
+            let hint = bytes
+                .len()
+                .checked_sub(4)
+                .map(|at| {
+                    u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+                })
+                .map_or(0, |n| u64::from(n).min(limit).min(plausible));
+            let mut out = Zeroizing::new(Vec::with_capacity(
+                usize::try_from(hint).unwrap_or(0).saturating_add(1),
+            ));
             (&mut decoder)
                 .take(limit.saturating_add(1))
                 .read_to_end(&mut out)

@@ -47,6 +47,7 @@
 //! signed transactions: signatures are merged per document by key id, and different signed
 //! content is refused.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::Path;
@@ -56,7 +57,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::archive::{self, ArchiveError, Compression, Limits, MemberRef};
+use crate::archive::{self, ArchiveError, Compression, Limits, MemberRef, TarStream};
 use crate::canonical;
 use crate::fsutil::{self, FsError};
 use crate::keys::{KeyId, Signature};
@@ -86,6 +87,10 @@ pub const WAVES_DIR: &str = "waves/";
 pub const MEMBER_MODE: u32 = 0o644;
 /// Mode of a bundle file written by [`TransferBundle::write_atomic`].
 pub const FILE_MODE: u32 = 0o600;
+/// The compression courier and signer write bundles with: plain tar. Gzip (level 6) of a
+/// 200 MB bundle cost more than everything else the signer does with it (BENCHMARKS.md);
+/// readers accept both forms, which have the same digest.
+pub const WRITE_COMPRESSION: Compression = Compression::None;
 /// Largest bundle file accepted, in bytes.
 pub const MAX_FILE_SIZE: u64 = 256 * 1024 * 1024;
 /// Archive limits for bundles: 10 000 members, 32 MiB each, 256 MiB in all.
@@ -913,6 +918,17 @@ impl TransferBundle {
 
     /// Parses and fully validates a bundle (gzip or plain; see the module documentation).
     pub fn from_bytes(bytes: &[u8]) -> Result<TransferBundle, BundleError> {
+        TransferBundle::parse(Cow::Borrowed(bytes))
+    }
+
+    /// Like [`from_bytes`](Self::from_bytes), taking the file bytes: a plain-tar bundle keeps
+    /// them as its tar stream instead of copying them.
+    pub fn from_vec(bytes: Vec<u8>) -> Result<TransferBundle, BundleError> {
+        TransferBundle::parse(Cow::Owned(bytes))
+    }
+
+    fn parse(file: Cow<'_, [u8]>) -> Result<TransferBundle, BundleError> {
+        let bytes: &[u8] = &file;
         if bytes.len() as u64 > MAX_FILE_SIZE {
             return Err(BundleError::NotABundle(format!(
                 "larger than {MAX_FILE_SIZE} bytes"
@@ -942,6 +958,7 @@ impl TransferBundle {
                 "tar headers, padding or end marker differ from the canonical encoding".into(),
             ));
         }
+        drop(reencoded);
         drop(refs);
         let mut iter = read.into_iter();
         let first = iter
@@ -1016,12 +1033,19 @@ impl TransferBundle {
         }
         let (upload, record) = validate_content(&manifest, &members)?;
         let digest = Sha256Digest::of(&tar);
+        // Keep one copy of the stream: the decompressed buffer, or the file bytes themselves
+        // when they are the plain tar and owned.
+        let tar = match tar {
+            TarStream::Owned(mut v) => std::mem::take(&mut *v),
+            // `decompress` borrows the whole input for a plain tar.
+            TarStream::Borrowed(_) => file.into_owned(),
+        };
         Ok(TransferBundle {
             manifest,
             members,
             upload,
             record,
-            tar: tar.to_vec(),
+            tar,
             digest,
         })
     }
@@ -1029,14 +1053,20 @@ impl TransferBundle {
     /// Reads and validates a bundle file.
     pub fn read(path: impl AsRef<Path>) -> Result<TransferBundle, BundleError> {
         let bytes = fsutil::read_limited(path, MAX_FILE_SIZE)?;
-        TransferBundle::from_bytes(&bytes)
+        TransferBundle::from_vec(bytes)
     }
 
     /// The bundle file bytes, plain tar or gzip. Both forms have the same digest.
     pub fn to_bytes(&self, compression: Compression) -> Result<Vec<u8>, BundleError> {
+        Ok(self.encoded(compression)?.into_owned())
+    }
+
+    /// The bundle file bytes like [`to_bytes`](Self::to_bytes), borrowing the tar stream
+    /// instead of copying it when `compression` is [`Compression::None`].
+    pub fn encoded(&self, compression: Compression) -> Result<Cow<'_, [u8]>, BundleError> {
         match compression {
-            Compression::None => Ok(self.tar.clone()),
-            Compression::Gzip => Ok(archive::gzip(&self.tar)?.to_vec()),
+            Compression::None => Ok(Cow::Borrowed(&self.tar)),
+            Compression::Gzip => Ok(Cow::Owned(archive::gzip(&self.tar)?.to_vec())),
         }
     }
 
@@ -1046,7 +1076,7 @@ impl TransferBundle {
         path: impl AsRef<Path>,
         compression: Compression,
     ) -> Result<(), BundleError> {
-        let bytes = self.to_bytes(compression)?;
+        let bytes = self.encoded(compression)?;
         Ok(fsutil::write_atomic(path, &bytes, FILE_MODE)?)
     }
 

@@ -19,7 +19,6 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use shared::archive::Compression;
 use shared::bundle::{self, Operation, StepInput, TransferBundle, Upload, Writer};
 use shared::fsutil;
 use shared::keys::{KeyId, PrivateKey, Signature};
@@ -498,13 +497,14 @@ fn finish(
             })
             .map_err(SignerError::bundle)?;
         let bytes = response
-            .to_bytes(Compression::Gzip)
+            .encoded(bundle::WRITE_COMPRESSION)
             .map_err(SignerError::bundle)?;
         fsutil::crash_point("signer:before-response-write");
         fsutil::write_atomic(out, &bytes, bundle::FILE_MODE)?;
-        Ok((response, bytes))
+        let file_sha256 = sha256_hex(&bytes);
+        Ok((response, file_sha256))
     })();
-    let (response, bytes) = match acted {
+    let (response, file_sha256) = match acted {
         Ok(written) => written,
         Err(e) => return Err(discard_created_keys(&state, &work.tarballs, e)),
     };
@@ -525,7 +525,7 @@ fn finish(
         &state,
         AuditEvent::BundleWritten {
             path: out.display().to_string(),
-            sha256: sha256_hex(&bytes),
+            sha256: file_sha256,
         },
     )?;
     outcome.fingerprint = response.fingerprint();
@@ -1198,7 +1198,7 @@ pub fn combine(ctx: &mut Ctx<'_>, args: &CombineArgs) -> Result<Outcome> {
     let combined: TransferBundle =
         bundle::combine(&a.bundle, &b.bundle).map_err(SignerError::bundle)?;
     let bytes = combined
-        .to_bytes(Compression::Gzip)
+        .encoded(bundle::WRITE_COMPRESSION)
         .map_err(SignerError::bundle)?;
     fsutil::write_atomic(&args.out, &bytes, bundle::FILE_MODE)?;
     audit::record(

@@ -234,7 +234,10 @@ fn first_time_into_a_token_then_token_to_token_then_targets_in_a_tarball() {
         "{text}"
     );
     // `status` says which token holds the missing root signatures' key (from tokens.json).
-    let status = signer(&m, &hsm).args(["status", &s(&req)]).output().unwrap();
+    let status = signer(&m, &hsm)
+        .args(["status", &s(&req)])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&status.stdout);
     assert_eq!(status.status.code(), Some(4), "{text}");
     assert!(
