@@ -7,9 +7,11 @@
 //! The days-left arithmetic, horizons and the calendar are [`shared::expiry`]; this module
 //! fetches, prints, writes the `--ics` file atomically and turns "critical" into exit 6.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clap::Args;
+use serde_json::value::RawValue;
 use shared::expiry::{self, Horizons};
 use shared::metadata::{SignedTargets, Timestamp};
 
@@ -61,34 +63,26 @@ pub fn run(ctx: &Ctx, args: &ExpiryArgs) -> Result<()> {
     let client = ctx.client()?;
     let txn = Txn::fetch(&client)?;
     let root_renew = "renew with a root ceremony (`courier updates init`, then sign offline)";
-    let mut docs = vec![(
-        format!("CI root v{}", txn.current_ci.signed.version),
-        txn.current_ci.signed.expires,
-        root_renew.to_string(),
-    )];
-    if let Some(p) = &txn.current_prod {
-        docs.push((
-            format!("production root v{}", p.signed.version),
-            p.signed.expires,
-            root_renew.to_string(),
-        ));
-    }
-    for (tag, raw) in client.prod_targets(&[])?.unwrap_or_default() {
-        let t = parse_targets(&tag, raw.get())?;
-        docs.push((
-            format!("production targets {tag} v{}", t.signed.version),
-            t.signed.expires,
-            format!("re-sign offline (`courier prod-targets pull --tags {tag}`)"),
-        ));
-    }
-    for (name, raw) in client.wave_targets(&[])?.unwrap_or_default() {
-        let t = parse_targets(&name, raw.get())?;
-        docs.push((
-            format!("wave {name} v{}", t.signed.version),
-            t.signed.expires,
-            "finish or re-create the wave before it expires".to_string(),
-        ));
-    }
+    let mut docs = expiry::root_docs("", &txn.current_ci, txn.current_prod.as_ref(), root_renew);
+    let parse_all = |served: Option<BTreeMap<String, Box<RawValue>>>| {
+        served
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(name, raw)| Ok((name.clone(), parse_targets(&name, raw.get())?)))
+            .collect::<Result<Vec<(String, SignedTargets)>>>()
+    };
+    let tags = parse_all(client.prod_targets(&[])?)?;
+    docs.extend(expiry::targets_docs(
+        "production targets",
+        tags.iter().map(|(k, t)| (k.as_str(), t)),
+        |tag| format!("re-sign offline (`courier prod-targets pull --tags {tag}`)"),
+    ));
+    let waves = parse_all(client.wave_targets(&[])?)?;
+    docs.extend(expiry::targets_docs(
+        "wave",
+        waves.iter().map(|(k, t)| (k.as_str(), t)),
+        |_| "finish or re-create the wave before it expires".to_string(),
+    ));
     let items = expiry::assess(docs, &now, &h);
     if let Some(path) = &args.ics {
         let cal = expiry::ics(&items, client.factory(), &now, &h);

@@ -7,7 +7,47 @@
 
 use serde::Serialize;
 
-use crate::metadata::Timestamp;
+use crate::metadata::{SignedRoot, SignedTargets, Timestamp};
+
+/// One document for [`assess`]: what it is, when it expires, what renews it.
+pub type Doc = (String, Timestamp, String);
+
+/// A CI root and its production root as `{prefix}CI root vN` / `{prefix}production root vN`.
+pub fn root_docs(
+    prefix: &str,
+    ci: &SignedRoot,
+    prod: Option<&SignedRoot>,
+    renew: &str,
+) -> Vec<Doc> {
+    std::iter::once(("CI", ci))
+        .chain(prod.map(|p| ("production", p)))
+        .map(|(kind, r)| {
+            (
+                format!("{prefix}{kind} root v{}", r.signed.version),
+                r.signed.expires,
+                renew.to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Targets documents as `{kind} NAME vN` (`production targets main v12`, `wave w1 v3`), each
+/// renewed as `renew(NAME)` says.
+pub fn targets_docs<'a>(
+    kind: &str,
+    docs: impl IntoIterator<Item = (&'a str, &'a SignedTargets)>,
+    renew: impl Fn(&str) -> String,
+) -> Vec<Doc> {
+    docs.into_iter()
+        .map(|(name, t)| {
+            (
+                format!("{kind} {name} v{}", t.signed.version),
+                t.signed.expires,
+                renew(name),
+            )
+        })
+        .collect()
+}
 
 /// Why a horizon could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -213,6 +253,19 @@ pub fn fold_line(line: &str, out: &mut String) {
     out.push_str("\r\n");
 }
 
+/// Lower-case ASCII letters and digits of `s`, anything else as `-` (for UIDs).
+fn uid_slug(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
 /// An RFC 5545 calendar with one event per item that is not already expired: the ceremony
 /// day is `critical_days` before the expiry (today if that has passed), all day, with an
 /// alarm a week before. `factory` goes in the summaries and UIDs; `now` is DTSTAMP.
@@ -229,27 +282,7 @@ pub fn ics(items: &[Item], factory: &str, now: &Timestamp, h: &Horizons) -> Stri
             day = *now;
         }
         let end = day.plus_days(1);
-        let slug: String = i
-            .what
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_lowercase()
-                } else {
-                    '-'
-                }
-            })
-            .collect();
-        let fslug: String = factory
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_lowercase()
-                } else {
-                    '-'
-                }
-            })
-            .collect();
+        let (slug, fslug) = (uid_slug(&i.what), uid_slug(factory));
         lines.extend([
             "BEGIN:VEVENT".to_string(),
             format!("UID:{slug}-{}@{fslug}.offline-tuf", i.expires.unix()),

@@ -16,6 +16,7 @@
 //! * [`bundle`] — transfer bundles (request/response), fingerprints, signer steps, combining;
 //! * [`status`] — the missing-signature checklist of a transaction (ceremony aid);
 //! * [`expiry`] — the expiry radar: days left, horizons, RFC 5545 reminders (ceremony aid);
+//! * [`shamir`] — Shamir secret sharing over GF(2⁸) (split backups of the root key);
 //!
 //! The crate never opens a socket. File I/O is limited to the modules that own a file format
 //! (keys tarballs, transfer bundles) and is always atomic.
@@ -28,6 +29,7 @@ pub mod expiry;
 pub mod fsutil;
 pub mod keys;
 pub mod metadata;
+pub mod shamir;
 pub mod status;
 pub mod tarball;
 pub mod transform;

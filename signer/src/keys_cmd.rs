@@ -181,7 +181,7 @@ pub enum KeysError {
     Audit(#[from] audit::AuditError),
 }
 
-fn tarball_err(path: &Path) -> impl FnOnce(TarballError) -> KeysError + '_ {
+pub(crate) fn tarball_err(path: &Path) -> impl FnOnce(TarballError) -> KeysError + '_ {
     move |source| KeysError::Tarball {
         path: path.to_path_buf(),
         source: Box::new(source),
@@ -241,6 +241,25 @@ pub enum KeysCommand {
     /// token supports it, else RSA-4096. Only the public key leaves the token; a later
     /// rotation with `--new-keys` naming the same `object=` uses it as the new key.
     Generate(crate::pkcs11::GenerateArgs),
+    /// Split the active root key into printable Shamir shares: any K of N sheets restore it.
+    ///
+    /// One sheet per share (mode 0600, for printing), each with the factory, keyid, share
+    /// number, threshold, numbered hex lines with a check code each and QR codes. Fewer than
+    /// K sheets reveal nothing about the key. Restore with `signer keys combine`.
+    Split(crate::keys_split::SplitArgs),
+    /// Rebuild the root key from at least K share sheets into a keys tarball.
+    ///
+    /// Every line's check code is verified (a wrong line is reported with its sheet and
+    /// number), sheets of another factory or another split are refused, and the rebuilt key
+    /// must have the sheets' keyid.
+    Combine(crate::keys_split::CombineArgs),
+    /// Prove that a backup of the root key works, without touching it.
+    ///
+    /// Restores the backup (tarball copy, exported key file, paper sheet or share sheets) in
+    /// a temporary directory, signs a throwaway draft of the next root version with the
+    /// active root key it holds and verifies that signature against the factory's current
+    /// root (from --bundle, verified from the pinned root, or the root pinned for --factory).
+    Drill(crate::keys_drill::DrillArgs),
 }
 
 /// Options of `signer keys list`.
@@ -626,14 +645,14 @@ pub fn backup(src: &Path, dir: &Path, pass: &PassphraseSource) -> Result<BackupR
     })
 }
 
-fn write_secret_file(path: &Path, bytes: &[u8]) -> Result<(), KeysError> {
+pub(crate) fn write_secret_file(path: &Path, bytes: &[u8]) -> Result<(), KeysError> {
     fsutil::write_atomic_new(path, bytes, 0o600).map_err(|e| match e {
         FsError::AlreadyExists { path } => KeysError::OutputExists { path },
         other => other.into(),
     })
 }
 
-fn refuse_existing(path: &Path) -> Result<(), KeysError> {
+pub(crate) fn refuse_existing(path: &Path) -> Result<(), KeysError> {
     if std::fs::symlink_metadata(path).is_ok() {
         Err(KeysError::OutputExists {
             path: path.to_path_buf(),
@@ -716,6 +735,26 @@ pub struct RestoreReport {
     pub from_qr: bool,
 }
 
+/// Reads and parses a paper sheet, groups file or scanned QR texts (every line's check code
+/// verified; errors name the file and the line).
+pub fn read_sheet(source: &Path) -> Result<paper::ParsedSheet, KeysError> {
+    read_sheet_text(source).map(|(_, parsed)| parsed)
+}
+
+/// [`read_sheet`], also returning the sheet's text (secret: zeroized on drop).
+pub fn read_sheet_text(
+    source: &Path,
+) -> Result<(Zeroizing<String>, paper::ParsedSheet), KeysError> {
+    let sheet_err = |problem| KeysError::Sheet {
+        source_file: source.to_path_buf(),
+        problem,
+    };
+    let bytes = Zeroizing::new(fsutil::read_limited(source, MAX_SHEET_FILE)?);
+    let text = std::str::from_utf8(&bytes).map_err(|_| sheet_err(paper::SheetError::NotText))?;
+    let parsed = paper::parse(text).map_err(sheet_err)?;
+    Ok((Zeroizing::new(text.to_string()), parsed))
+}
+
 /// Rebuilds the key on the sheet / groups file `source` and adds it to the tarball at
 /// `keys` (created if missing) for `role`. `expected` is a keyid given on the command line.
 pub fn restore(
@@ -725,15 +764,32 @@ pub fn restore(
     role: Role,
     pass: &PassphraseSource,
 ) -> Result<RestoreReport, KeysError> {
-    let sheet_err = |problem| KeysError::Sheet {
-        source_file: source.to_path_buf(),
-        problem,
-    };
-    let text = Zeroizing::new(fsutil::read_limited(source, MAX_SHEET_FILE)?);
-    let text = std::str::from_utf8(&text).map_err(|_| sheet_err(paper::SheetError::NotText))?;
-    let parsed = paper::parse(text).map_err(sheet_err)?;
-    let key = parsed.rebuild(expected).map_err(sheet_err)?;
+    let parsed = read_sheet(source)?;
+    let key = parsed
+        .rebuild(expected)
+        .map_err(|problem| KeysError::Sheet {
+            source_file: source.to_path_buf(),
+            problem,
+        })?;
+    let (sec_file, created_tarball) = add_restored_key(&key, keys, role, pass)?;
+    Ok(RestoreReport {
+        sec_file,
+        keyid: key.keyid().clone(),
+        keytype: key.public_key().keytype().to_string(),
+        created_tarball,
+        from_qr: parsed.from_qr,
+    })
+}
 
+/// Adds a restored private key to the tarball at `keys` (created if missing) for `role`,
+/// refusing a key it already holds. Returns the `.sec` entry and whether the tarball was
+/// created.
+pub fn add_restored_key(
+    key: &PrivateKey,
+    keys: &Path,
+    role: Role,
+    pass: &PassphraseSource,
+) -> Result<(String, bool), KeysError> {
     let (mut tarball, existed) = keystore::open_or_empty(keys, pass)?;
     if let Some(found) = tarball
         .private_key(key.keyid())
@@ -746,25 +802,31 @@ pub fn restore(
         });
     }
     let (keyid, _) = tarball
-        .add_private_key(role, &key)
+        .add_private_key(role, key)
         .map_err(tarball_err(keys))?;
     if existed {
         keystore::save(keys, &tarball, pass)?;
     } else {
         keystore::save_new(keys, &tarball, pass)?;
     }
-    Ok(RestoreReport {
-        sec_file: format!(
-            "{}fioctl-{}-{}.sec",
-            shared::tarball::KEYS_DIR,
-            role.as_str(),
-            keyid
-        ),
-        keyid,
-        keytype: key.public_key().keytype().to_string(),
-        created_tarball: !existed,
-        from_qr: parsed.from_qr,
-    })
+    let sec_file = format!(
+        "{}fioctl-{}-{}.sec",
+        shared::tarball::KEYS_DIR,
+        role.as_str(),
+        keyid
+    );
+    Ok((sec_file, !existed))
+}
+
+/// Prints where a restored key went: "Created|Updated TARBALL with ENTRY.".
+pub fn print_restored(
+    out: &mut dyn Write,
+    created: bool,
+    tarball: &Path,
+    sec_file: &str,
+) -> std::io::Result<()> {
+    let verb = if created { "Created" } else { "Updated" };
+    writeln!(out, "{verb} {} with {sec_file}.", tarball.display())
 }
 
 /// Runs `signer keys …`, printing to stdout.
@@ -883,6 +945,9 @@ pub fn run_with_output(
                 a.out.display()
             )?;
         }
+        KeysCommand::Split(a) => crate::keys_split::run_split(a, state_dir, out)?,
+        KeysCommand::Combine(a) => crate::keys_split::run_combine(a, state_dir, out)?,
+        KeysCommand::Drill(a) => crate::keys_drill::run(a, state_dir, out)?,
         KeysCommand::Restore(a) => {
             let source = a.from.as_ref().or(a.groups_file.as_ref()).ok_or_else(|| {
                 anyhow::anyhow!(
@@ -916,17 +981,7 @@ pub fn run_with_output(
                 "{how} and the rebuilt {} key has the sheet's keyid {}.",
                 report.keytype, report.keyid
             )?;
-            writeln!(
-                out,
-                "{} {} with {}.",
-                if report.created_tarball {
-                    "Created"
-                } else {
-                    "Updated"
-                },
-                a.keys.display(),
-                report.sec_file
-            )?;
+            print_restored(out, report.created_tarball, &a.keys, &report.sec_file)?;
         }
     }
     Ok(())
@@ -1089,7 +1144,7 @@ pub mod paper {
     }
 
     /// The payload of a key: ED25519 seed, or RSA PKCS#1 PEM bytes.
-    fn payload(key: &PrivateKey) -> Result<Zeroizing<Vec<u8>>, SheetError> {
+    pub fn payload(key: &PrivateKey) -> Result<Zeroizing<Vec<u8>>, SheetError> {
         #[derive(serde::Deserialize)]
         struct Sec {
             keyval: Val,
@@ -1248,24 +1303,53 @@ pub mod paper {
     pub fn qr_texts(key: &PrivateKey) -> Result<Vec<Zeroizing<String>>, SheetError> {
         let payload = payload(key)?;
         let hex = qr_hex(key, &payload)?;
-        Ok(qr_parts(key.public_key().keytype(), key.keyid(), &hex)?
+        qr_texts_for(key.public_key().keytype(), key.keyid(), &hex)
+    }
+
+    /// The QR texts of a sheet whose QR type field is `qr_type` and whose QR codes carry
+    /// `hex` (e.g. a share sheet: `SHARE` and its payload), in part order.
+    pub fn qr_texts_for(
+        qr_type: &str,
+        keyid: &KeyId,
+        hex: &str,
+    ) -> Result<Vec<Zeroizing<String>>, SheetError> {
+        Ok(qr_parts(qr_type, keyid, hex)?
             .into_iter()
             .map(|(text, _)| text)
             .collect())
     }
 
-    /// Renders the sheet for `key` (a secret: the result is zeroized on drop).
-    pub fn render(key: &PrivateKey, info: &SheetInfo) -> Result<Zeroizing<String>, SheetError> {
-        let payload = payload(key)?;
-        let hex = Zeroizing::new(hex::encode(&payload[..]));
-        let keytype = key.public_key().keytype().to_string();
-        let keyid = key.keyid().clone();
-        let lines: Vec<&str> = hex
+    /// What a printed sheet shows around its numbered lines: used for whole keys
+    /// ([`render`]) and for Shamir shares (`crate::keys_split`).
+    pub struct SheetLayout<'a> {
+        /// The title (upper case), e.g. `OFFLINE TUF ROOT KEY - PAPER BACKUP`.
+        pub title: String,
+        /// Lines under the title saying why the sheet is secret and where to keep it.
+        pub warning: Vec<String>,
+        /// `name: value` header lines (`keyid`, `key type` and `lines` are read back).
+        pub headers: Vec<(&'a str, String)>,
+        /// How to restore, printed before the lines.
+        pub restore: Vec<String>,
+        /// The payload as lowercase hex: cut into the numbered, checked lines.
+        pub hex: &'a str,
+        /// The type field of the QR texts (`ED25519`, `RSA`, `SHARE`).
+        pub qr_type: &'a str,
+        /// The hex the QR codes carry (may differ from `hex`, e.g. RSA DER).
+        pub qr_hex: &'a str,
+        /// The keyid in the QR texts.
+        pub keyid: &'a KeyId,
+    }
+
+    /// Renders a sheet (a secret: the result is zeroized on drop): title, headers, the
+    /// numbered lines with their check codes, and the QR codes.
+    pub fn render_layout(l: &SheetLayout<'_>) -> Result<Zeroizing<String>, SheetError> {
+        let lines: Vec<&str> = l
+            .hex
             .as_bytes()
             .chunks(LINE_CHARS)
             .map(|c| std::str::from_utf8(c).unwrap_or_default())
             .collect();
-        let qrs = qr_parts(&keytype, &keyid, &qr_hex(key, &payload)?)?;
+        let qrs = qr_parts(l.qr_type, l.keyid, l.qr_hex)?;
         let long = qrs.len() > 1;
 
         let qr_size: usize = qrs.iter().map(|(c, i)| c.len() + i.len() + 200).sum();
@@ -1273,39 +1357,17 @@ pub mod paper {
         let rule = "=".repeat(76);
         // Writing to a String cannot fail; the results are ignored on purpose.
         let _ = writeln!(s, "{rule}");
-        let _ = writeln!(
-            s,
-            " OFFLINE TUF {} KEY - PAPER BACKUP",
-            info.role.to_uppercase()
-        );
+        let _ = writeln!(s, " {}", l.title);
         let _ = writeln!(s, "{rule}");
-        let _ = writeln!(
-            s,
-            " SECRET. Whoever holds this sheet can sign your factory's TUF {} metadata.",
-            info.role
-        );
-        let _ = writeln!(
-            s,
-            " Keep it in a safe. Never photograph or scan it with a networked device."
-        );
+        for w in &l.warning {
+            let _ = writeln!(s, " {w}");
+        }
         let _ = writeln!(s);
-        let _ = writeln!(s, " format:    {FORMAT}");
-        let _ = writeln!(s, " keyid:     {keyid}");
-        let _ = writeln!(s, " key type:  {keytype}");
-        let _ = writeln!(s, " role:      {}", info.role);
-        let _ = writeln!(
-            s,
-            " content:   {}",
-            describe_payload(key.key_type(), payload.len())
-        );
-        let _ = writeln!(
-            s,
-            " created:   {}",
-            info.created_at.as_deref().unwrap_or("unknown")
-        );
-        let _ = writeln!(s, " printed:   {}", info.printed_at);
-        let _ = writeln!(s, " from:      {}", info.source);
-        let _ = writeln!(s, " lines:     {}", lines.len());
+        let width = l.headers.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 3;
+        for (k, v) in &l.headers {
+            let _ = writeln!(s, " {:<width$}{v}", format!("{k}:"));
+        }
+        let _ = writeln!(s, " {:<width$}{}", "lines:", lines.len());
         let _ = writeln!(s);
         let _ = writeln!(
             s,
@@ -1315,16 +1377,9 @@ pub mod paper {
             s,
             " check code: the first {CHECK_CHARS} hex digits of SHA-256(\"<number>:<line's digits>\")."
         );
-        let _ = writeln!(s, " To restore (every line and the keyid are verified):");
-        let _ = writeln!(
-            s,
-            "   signer keys restore --from SHEET.txt --keys root.keys.tgz --role {}",
-            info.role
-        );
-        let _ = writeln!(
-            s,
-            "   (only the numbered lines, typed into a file: --groups-file FILE --keyid ID)"
-        );
+        for r in &l.restore {
+            let _ = writeln!(s, " {r}");
+        }
         let _ = writeln!(s);
         for (i, line) in lines.iter().enumerate() {
             let n = i + 1;
@@ -1351,8 +1406,8 @@ pub mod paper {
                 s,
                 " QR code {} of {total}: keyid {}, text `{QR_PREFIX} {} …` ({} characters)",
                 i + 1,
-                keyid.short(),
-                keytype.to_ascii_uppercase(),
+                l.keyid.short(),
+                l.qr_type.to_ascii_uppercase(),
                 content.len()
             );
             let _ = writeln!(s);
@@ -1363,6 +1418,54 @@ pub mod paper {
         let _ = writeln!(s);
         let _ = writeln!(s, "{rule}");
         Ok(s)
+    }
+
+    /// Renders the sheet for `key` (a secret: the result is zeroized on drop).
+    pub fn render(key: &PrivateKey, info: &SheetInfo) -> Result<Zeroizing<String>, SheetError> {
+        let payload = payload(key)?;
+        let hex = Zeroizing::new(hex::encode(&payload[..]));
+        let keytype = key.public_key().keytype().to_string();
+        let qr_hex = qr_hex(key, &payload)?;
+        render_layout(&SheetLayout {
+            title: format!(
+                "OFFLINE TUF {} KEY - PAPER BACKUP",
+                info.role.to_uppercase()
+            ),
+            warning: vec![
+                format!(
+                    "SECRET. Whoever holds this sheet can sign your factory's TUF {} metadata.",
+                    info.role
+                ),
+                "Keep it in a safe. Never photograph or scan it with a networked device."
+                    .to_string(),
+            ],
+            headers: vec![
+                ("format", FORMAT.to_string()),
+                ("keyid", key.keyid().to_string()),
+                ("key type", keytype.clone()),
+                ("role", info.role.clone()),
+                ("content", describe_payload(key.key_type(), payload.len())),
+                (
+                    "created",
+                    info.created_at.as_deref().unwrap_or("unknown").to_string(),
+                ),
+                ("printed", info.printed_at.clone()),
+                ("from", info.source.clone()),
+            ],
+            restore: vec![
+                "To restore (every line and the keyid are verified):".to_string(),
+                format!(
+                    "  signer keys restore --from SHEET.txt --keys root.keys.tgz --role {}",
+                    info.role
+                ),
+                "  (only the numbered lines, typed into a file: --groups-file FILE --keyid ID)"
+                    .to_string(),
+            ],
+            hex: &hex,
+            qr_type: &keytype,
+            qr_hex: &qr_hex,
+            keyid: key.keyid(),
+        })
     }
 
     /// A parsed sheet (secret: the payload is zeroized on drop).
@@ -1390,7 +1493,8 @@ pub mod paper {
         }
     }
 
-    fn header_value<'a>(line: &'a str, name: &str) -> Option<&'a str> {
+    /// The value of a `name: value` line (name compared without case), if `line` is one.
+    pub fn header_value<'a>(line: &'a str, name: &str) -> Option<&'a str> {
         let (k, v) = line.split_once(':')?;
         k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
     }
@@ -1639,6 +1743,22 @@ pub mod paper {
     }
 
     impl ParsedSheet {
+        /// A sheet read by other means (e.g. Shamir shares combined): `payload` as
+        /// [`payload`] makes it.
+        pub fn new(keyid: &KeyId, keytype: &str, payload: Zeroizing<Vec<u8>>) -> ParsedSheet {
+            ParsedSheet {
+                keyid: Some(keyid.to_string()),
+                keytype: Some(keytype.to_string()),
+                from_qr: false,
+                payload,
+            }
+        }
+
+        /// The bytes the lines (or QR texts) hold (secret).
+        pub fn payload(&self) -> &[u8] {
+            &self.payload
+        }
+
         /// Rebuilds the private key and checks its keyid against the sheet and `expected`
         /// (from the command line; at least one of the two is required).
         pub fn rebuild(&self, expected: Option<&KeyId>) -> Result<PrivateKey, SheetError> {

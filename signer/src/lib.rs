@@ -14,7 +14,9 @@
 //! * [`inspect`] — `signer inspect`; [`intent`] — the intent check;
 //! * [`ops`] — rotate/add/delete keys, set thresholds, sign, combine;
 //! * [`identity`] — the age identity; [`keystore`] — plain and encrypted keys files;
-//!   [`keys_cmd`] — `signer keys …`; [`audit`] — the append-only audit log;
+//!   [`keys_cmd`] — `signer keys …`; [`keys_split`] — `keys split` / `keys combine` (Shamir
+//!   shares of the root key); [`keys_drill`] — `keys drill` (restore drill of a backup);
+//!   [`audit`] — the append-only audit log;
 //! * [`status`] — `signer status`, the missing-signature checklist.
 
 pub mod audit;
@@ -24,6 +26,8 @@ pub mod identity;
 pub mod inspect;
 pub mod intent;
 pub mod keys_cmd;
+pub mod keys_drill;
+pub mod keys_split;
 pub mod keyset;
 pub mod keysource;
 pub mod keystore;

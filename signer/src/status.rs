@@ -157,45 +157,26 @@ pub fn expiry_section(l: &Loaded, now: &Timestamp) -> Vec<String> {
         warn_days: EXPIRY_WARN_DAYS,
         critical_days: EXPIRY_CRITICAL_DAYS,
     };
-    let root = "root ceremony".to_string();
-    let mut docs = vec![(
-        format!("current CI root v{}", l.current_ci.signed.version),
-        l.current_ci.signed.expires,
-        root.clone(),
-    )];
-    if let Some(p) = &l.current_prod {
-        docs.push((
-            format!("current production root v{}", p.signed.version),
-            p.signed.expires,
-            root.clone(),
-        ));
-    }
+    let root = "root ceremony";
+    let mut docs = expiry::root_docs("current ", &l.current_ci, l.current_prod.as_ref(), root);
     if l.has_draft || l.bundle.upload().is_some() {
-        docs.push((
-            format!("staged CI root v{}", l.draft_ci.signed.version),
-            l.draft_ci.signed.expires,
-            root.clone(),
-        ));
-        docs.push((
-            format!("staged production root v{}", l.draft_prod.signed.version),
-            l.draft_prod.signed.expires,
+        docs.extend(expiry::root_docs(
+            "staged ",
+            &l.draft_ci,
+            Some(&l.draft_prod),
             root,
         ));
     }
-    for (tag, t) in &l.prod_targets {
-        docs.push((
-            format!("production targets {tag}"),
-            t.signed.expires,
-            "sign-prod-targets".to_string(),
-        ));
-    }
-    for (name, t) in &l.waves {
-        docs.push((
-            format!("wave {name}"),
-            t.signed.expires,
-            "finish or re-create the wave".to_string(),
-        ));
-    }
+    docs.extend(expiry::targets_docs(
+        "production targets",
+        l.prod_targets.iter().map(|(k, t)| (k.as_str(), t)),
+        |_| "sign-prod-targets".to_string(),
+    ));
+    docs.extend(expiry::targets_docs(
+        "wave",
+        l.waves.iter().map(|(k, t)| (k.as_str(), t)),
+        |_| "finish or re-create the wave".to_string(),
+    ));
     let mut lines = vec![format!(
         "Expiry (warning within {EXPIRY_WARN_DAYS} days, critical within {EXPIRY_CRITICAL_DAYS}; `courier expiry` for the live factory):"
     )];

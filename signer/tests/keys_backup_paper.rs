@@ -507,3 +507,110 @@ fn restore_needs_exactly_one_source() {
     ])
     .is_ok());
 }
+
+#[test]
+fn shamir_shares_of_an_rsa_key_any_three_of_five_and_scanned_qr_texts() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let keys = dir.path().join("root.keys.tgz");
+    let key = rsa_key();
+    save_tarball(&keys, &[(Role::Root, &key)]);
+    let out = dir.path().join("shares");
+    let said = run(
+        &state,
+        &[
+            "split",
+            "--keys",
+            keys.to_str().unwrap(),
+            "--factory",
+            "acme",
+            "--shares",
+            "5",
+            "--threshold",
+            "3",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    )
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    assert!(said.contains("any 3 restore it"), "{said}");
+    let sheet = |x: usize| out.join(format!("acme-root-share-{x}-of-5.txt"));
+    let text = std::fs::read_to_string(sheet(1)).unwrap();
+    assert!(
+        text.contains("key type:   RSA") && text.contains("QR code 2 of"),
+        "{text}"
+    );
+    for l in text.lines() {
+        assert!(l.chars().count() <= 80, "too wide for paper: {l}");
+    }
+    // No sheet holds the key's PEM lines (each is a share, not the key).
+    let pem_hex = hex::encode(keys_common::RSA_FIXTURE_PEM.as_bytes());
+    assert!(!text.replace(' ', "").contains(&pem_hex[..32]));
+
+    // Three sheets in any order; the first one as scanned QR texts only.
+    let hex: String = text
+        .lines()
+        .filter_map(|l| {
+            let (n, rest) = l.trim().split_once(':')?;
+            n.parse::<usize>().ok()?;
+            Some(
+                rest.split('|')
+                    .next()?
+                    .split_whitespace()
+                    .collect::<String>(),
+            )
+        })
+        .collect();
+    let scanned = dir.path().join("share-1-scanned.txt");
+    let texts = paper::qr_texts_for("SHARE", key.keyid(), &hex).unwrap();
+    let lines: Vec<&str> = texts.iter().map(|t| t.as_str()).collect();
+    std::fs::write(&scanned, lines.join("\n")).unwrap();
+    let restored = dir.path().join("restored.keys.tgz");
+    let said = run(
+        &state,
+        &[
+            "combine",
+            sheet(5).to_str().unwrap(),
+            scanned.to_str().unwrap(),
+            sheet(3).to_str().unwrap(),
+            "--out",
+            restored.to_str().unwrap(),
+        ],
+    )
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    assert!(said.contains("shares 1, 3, 5 of a 3-of-5 split"), "{said}");
+    let t = KeysTarball::read(&restored).unwrap();
+    let found = t.private_key(key.keyid()).unwrap().unwrap();
+    assert_eq!(&found.key.to_json()[..], &key.to_json()[..]);
+
+    // A whole-key paper sheet is not a share; two shares of five are too few.
+    let paper_sheet = dir.path().join("paper.txt");
+    keys_cmd::print_sheet(&keys, None, &paper_sheet, &pass("pw")).unwrap();
+    let e = run(
+        &state,
+        &[
+            "combine",
+            paper_sheet.to_str().unwrap(),
+            sheet(2).to_str().unwrap(),
+            "--out",
+            "x.tgz",
+        ],
+    )
+    .unwrap_err();
+    assert!(format!("{e:#}").contains("not a key share sheet"), "{e:#}");
+    let e = run(
+        &state,
+        &[
+            "combine",
+            sheet(1).to_str().unwrap(),
+            sheet(2).to_str().unwrap(),
+            "--out",
+            "x.tgz",
+        ],
+    )
+    .unwrap_err();
+    assert!(
+        format!("{e:#}").contains("2 share(s) given (1, 2) but this split needs 3 of 5"),
+        "{e:#}"
+    );
+}

@@ -19,7 +19,10 @@
 //!   a [`Run`]; check it with [`Run::ok`], [`Run::fails`], [`Run::says`].
 //!   [`World::transcript`] lists every run (`E2E_TRANSCRIPT=1` prints it when the world is
 //!   dropped).
-//! * Workflow steps: [`World::connect_identity`] (signer identity → courier recipient),
+//! * Workflow steps: [`World::request_first_time_rotation`], [`World::request_rotation`],
+//!   [`World::rotate_root`] / [`World::rotate_root_with`], [`World::sign_with`],
+//!   [`World::backup_keys`], [`World::push_apply`],
+//!   [`World::connect_identity`] (signer identity → courier recipient),
 //!   [`World::pin_trust`] (show-root → `signer trust init`, fingerprints compared with
 //!   [`World::courier_fingerprint`]), [`World::first_time_rotation`] (workflow 1 whole).
 //! * Checking: [`World::device_check`]; [`World::view`] (the simulator's committed state);
@@ -399,6 +402,71 @@ impl World {
         .ok()
     }
 
+    /// `courier rotate-offline-key --role root --first-time --bundle REQUEST`, which must
+    /// succeed: the request of the first-time root rotation.
+    pub fn request_first_time_rotation(&self, request: &Path) -> Run {
+        self.courier([
+            "rotate-offline-key",
+            "--role",
+            "root",
+            "--first-time",
+            "--bundle",
+            path_str(request),
+        ])
+        .ok()
+    }
+
+    /// `signer --yes rotate-offline-key --role root [--first-time] --keys KEYS REQUEST -o
+    /// RESPONSE` on `machine` (not checked: refusals are tested with it too): a root key
+    /// rotation signed with the root key in KEYS, the new key added to KEYS.
+    pub fn rotate_root(
+        &self,
+        machine: &Machine,
+        keys: impl AsRef<OsStr>,
+        request: &Path,
+        response: &Path,
+        first_time: bool,
+    ) -> Run {
+        let keys = keys.as_ref().to_string_lossy().into_owned();
+        let mut args = vec!["--yes", "rotate-offline-key", "--role", "root"];
+        if first_time {
+            args.push("--first-time");
+        }
+        args.extend(["--keys", &keys, path_str(request), "-o", path_str(response)]);
+        self.signer(machine, &args)
+    }
+
+    /// [`World::rotate_root`] (not first-time), which must succeed.
+    pub fn rotate_root_with(
+        &self,
+        machine: &Machine,
+        keys: &Path,
+        request: &Path,
+        response: &Path,
+    ) -> Run {
+        self.rotate_root(machine, keys, request, response, false)
+            .ok()
+    }
+
+    /// `signer keys backup --keys KEYS --to DIR` on `machine`, which must succeed; returns
+    /// the path of the copy.
+    pub fn backup_keys(&self, machine: &Machine, keys: &Path, dir: &Path) -> PathBuf {
+        std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        self.signer(
+            machine,
+            [
+                "keys",
+                "backup",
+                "--keys",
+                path_str(keys),
+                "--to",
+                path_str(dir),
+            ],
+        )
+        .ok();
+        dir.join(keys.file_name().expect("keys file name"))
+    }
+
     /// `signer --yes sign --keys KEYS INPUT -o OUTPUT` on `machine`, which must succeed: the
     /// root key holder signs the staged roots of a request or of an earlier step.
     pub fn sign_with(&self, machine: &Machine, keys: &Path, input: &Path, output: &Path) -> Run {
@@ -536,37 +604,13 @@ impl World {
         self.connect_identity(machine);
         let req = self.usb("first.req.tufbundle");
         let resp = self.usb("first.resp.tufbundle");
-        let out = self
-            .courier([
-                "rotate-offline-key",
-                "--role",
-                "root",
-                "--first-time",
-                "--bundle",
-                path_str(&req),
-            ])
-            .ok();
+        let out = self.request_first_time_rotation(&req);
         let fp = self.pin_trust(machine, &[]);
         out.says(&fp);
         self.signer(machine, ["inspect", path_str(&req)])
             .ok()
             .says("first-time-root-rotation");
-        self.signer(
-            machine,
-            [
-                "--yes",
-                "rotate-offline-key",
-                "--role",
-                "root",
-                "--first-time",
-                "--keys",
-                &keys,
-                path_str(&req),
-                "-o",
-                path_str(&resp),
-            ],
-        )
-        .ok();
+        self.rotate_root(machine, keys, &req, &resp, true).ok();
         self.courier(["updates", "push", path_str(&resp), "--apply"])
             .ok();
         let root = self.view().ci_root().expect("ci root");

@@ -20,20 +20,7 @@ fn backup_export_print_restore_then_rotate_with_the_restored_key() {
 
     // 1. A copy of the tarball on backup media, verified by reading it back.
     let media = w.root.join("backup-media");
-    std::fs::create_dir_all(&media).unwrap();
-    w.signer(
-        &w.offline,
-        [
-            "keys",
-            "backup",
-            "--keys",
-            path_str(&keys),
-            "--to",
-            path_str(&media),
-        ],
-    )
-    .ok();
-    let copy = media.join("root.keys.tgz");
+    let copy = w.backup_keys(&w.offline, &keys, &media);
     assert_eq!(std::fs::read(&copy).unwrap(), std::fs::read(&keys).unwrap());
     // ...and never over an existing file.
     w.signer(
@@ -154,21 +141,7 @@ fn backup_export_print_restore_then_rotate_with_the_restored_key() {
     let req = w.usb("rotate.req.tufbundle");
     let resp = w.usb("rotate.resp.tufbundle");
     w.request_rotation("root", &req);
-    w.signer(
-        &w.offline2,
-        [
-            "--yes",
-            "rotate-offline-key",
-            "--role",
-            "root",
-            "--keys",
-            path_str(&restored),
-            path_str(&req),
-            "-o",
-            path_str(&resp),
-        ],
-    )
-    .ok();
+    w.rotate_root_with(&w.offline2, &restored, &req, &resp);
     w.push_apply(&resp).says("root is now version 3");
     let report = w.device_check();
     assert_eq!(report.ci_version, 3);

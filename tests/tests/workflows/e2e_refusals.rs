@@ -18,20 +18,7 @@ fn rotate_root(
     input: &std::path::Path,
     out: &std::path::Path,
 ) -> tests::harness::Run {
-    w.signer(
-        m,
-        [
-            "--yes",
-            "rotate-offline-key",
-            "--role",
-            "root",
-            "--keys",
-            path_str(keys),
-            path_str(input),
-            "-o",
-            path_str(out),
-        ],
-    )
+    w.rotate_root(m, keys, input, out, false)
 }
 
 /// A factory with its root key offline and an offline targets key in a separate tarball.

@@ -1,0 +1,260 @@
+//! `signer keys drill`: proves that a backup of the root key works, without touching it.
+//!
+//! The backup — a copy of the keys tarball, an exported key file, a paper sheet, or Shamir
+//! share sheets — is restored into a keys tarball in a fresh temporary directory (mode 0700,
+//! removed afterwards); the active root key is looked up there against the factory's
+//! **current** root, which comes from a request bundle (verified from the pinned root like
+//! every bundle) or from the root pinned on this machine; a throwaway draft of the next root
+//! version is signed with it and the signature verified against the current root's root
+//! keys. The draft is discarded, nothing is written outside the temporary directory, and the
+//! backup itself is only read (a tarball is copied first and the copy opened).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::{ArgGroup, Args};
+use shared::fsutil;
+use shared::keys::PrivateKey;
+use shared::metadata::{Role, SignedRoot, Timestamp};
+use shared::tarball::KeysTarball;
+use shared::{transform, verify};
+
+use crate::keys_cmd::{self, KeysError};
+use crate::keystore::{self, PassphraseArgs, PassphraseSource};
+use crate::state::StateDir;
+use crate::{session, trust};
+
+/// Largest exported key file read.
+const MAX_KEY_FILE: u64 = 1024 * 1024;
+
+/// Options of `signer keys drill`.
+#[derive(Debug, Clone, Args)]
+#[command(group(ArgGroup::new("backup").required(true).args(["keys", "key_file", "sheet", "shares"])))]
+#[command(group(ArgGroup::new("against").required(true).args(["bundle", "factory"])))]
+pub struct DrillArgs {
+    /// A copy of the keys tarball (as written by `keys backup`; *.tgz.age is decrypted).
+    #[arg(long, value_name = "TARBALL")]
+    pub keys: Option<PathBuf>,
+    /// An exported root key file (`keys export-root`).
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+    /// A paper sheet (`keys print`), typed lines or scanned QR texts.
+    #[arg(long, value_name = "SHEET")]
+    pub sheet: Option<PathBuf>,
+    /// Share sheets (`keys split`), at least the threshold of them.
+    #[arg(long, value_name = "SHEET", num_args = 1..)]
+    pub shares: Vec<PathBuf>,
+    /// A request bundle from the courier: its current root (verified from the root pinned
+    /// on this machine) is the factory's current root.
+    #[arg(long, value_name = "BUNDLE")]
+    pub bundle: Option<PathBuf>,
+    /// Use the root pinned on this machine for this factory (it may be older than the
+    /// factory's current root; a fresh bundle is better).
+    #[arg(long, value_name = "NAME")]
+    pub factory: Option<String>,
+    /// Passphrase options for an encrypted tarball copy.
+    #[command(flatten)]
+    pub passphrase: PassphraseArgs,
+}
+
+/// Why a drill failed. Messages never contain key material.
+#[derive(Debug, thiserror::Error)]
+pub enum DrillError {
+    /// Restoring or reading failed.
+    #[error(transparent)]
+    Keys(#[from] KeysError),
+    /// Restoring from shares failed.
+    #[error(transparent)]
+    Shares(#[from] crate::keys_split::SplitError),
+    /// The factory's current root could not be established.
+    #[error(transparent)]
+    Trust(#[from] crate::error::SignerError),
+    /// The backup is not of this factory's active root key.
+    #[error(
+        "DRILL FAILED: {backup} holds none of the root keys of {factory}'s current root v{version} \
+         ({keyids}): it is not a backup of this factory's active root key (another factory's, or \
+         a key rotated out since)"
+    )]
+    WrongKey {
+        /// The backup.
+        backup: String,
+        /// The factory.
+        factory: String,
+        /// Current root version.
+        version: u64,
+        /// Its root keyids (short).
+        keyids: String,
+    },
+    /// The signature over the throwaway draft did not verify.
+    #[error("DRILL FAILED: the signature of the restored key {keyid} over a draft root does not verify against the current root: {reason}")]
+    Signature {
+        /// The key.
+        keyid: String,
+        /// Why.
+        reason: String,
+    },
+    /// Temporary directory or file problems.
+    #[error("cannot use a temporary directory for the drill: {0}")]
+    Temp(#[from] std::io::Error),
+}
+
+/// What a passed drill showed.
+#[derive(Debug)]
+pub struct DrillReport {
+    /// The factory.
+    pub factory: String,
+    /// The current root's version.
+    pub version: u64,
+    /// Where the current root came from.
+    pub root_source: String,
+    /// The restored key.
+    pub keyid: shared::keys::KeyId,
+    /// The current root's root threshold.
+    pub threshold: u64,
+    /// What the backup was.
+    pub backup: String,
+}
+
+/// The factory's current root: from the bundle (chain verified from the pin) or the pin.
+fn current_root(
+    a: &DrillArgs,
+    state: &StateDir,
+    now: &Timestamp,
+) -> Result<(String, SignedRoot, String), DrillError> {
+    if let Some(b) = &a.bundle {
+        let loaded = session::load(b)?;
+        // Expiry does not matter for a drill: the key must work whatever the date.
+        session::trust(&loaded, state, now, true)?;
+        return Ok((
+            loaded.bundle.factory().to_string(),
+            loaded.current_ci.clone(),
+            format!("the bundle {}", b.display()),
+        ));
+    }
+    let factory = a.factory.clone().unwrap_or_default();
+    let (path, pin) = trust::load_pin(state, &factory)?;
+    Ok((factory, pin.root, format!("the pin {}", path.display())))
+}
+
+/// Restores the backup into a tarball at `into` (a temporary directory); returns it opened
+/// and a description of the backup.
+fn restore_into(a: &DrillArgs, dir: &Path) -> Result<(PathBuf, KeysTarball, String), DrillError> {
+    let plain = PassphraseSource::auto(None);
+    let restored = dir.join("drill.keys.tgz");
+    if let Some(src) = &a.keys {
+        // Open a copy: the real file is only read.
+        let name = src
+            .file_name()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| "copy.tgz".into());
+        let copy = dir.join(name);
+        std::fs::copy(src, &copy)?;
+        let t = keystore::open(&copy, &a.passphrase.source()).map_err(KeysError::from)?;
+        return Ok((copy, t, format!("the tarball copy {}", src.display())));
+    }
+    let what = if let Some(f) = &a.key_file {
+        let bytes = zeroize::Zeroizing::new(
+            fsutil::read_limited(f, MAX_KEY_FILE).map_err(KeysError::from)?,
+        );
+        let key = PrivateKey::from_json(&bytes).map_err(|e| KeysError::Root {
+            path: f.clone(),
+            reason: format!("not a private key file ({e})"),
+        })?;
+        keys_cmd::add_restored_key(&key, &restored, Role::Root, &plain)?;
+        format!("the key file {}", f.display())
+    } else if let Some(s) = &a.sheet {
+        keys_cmd::restore(s, None, &restored, Role::Root, &plain)?;
+        format!("the paper sheet {}", s.display())
+    } else {
+        let (key, _) = crate::keys_split::rebuild(&a.shares, None)?;
+        keys_cmd::add_restored_key(&key, &restored, Role::Root, &plain)?;
+        format!(
+            "the share sheets {}",
+            a.shares
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    let t = keystore::open(&restored, &plain).map_err(KeysError::from)?;
+    Ok((restored, t, what))
+}
+
+/// Runs the drill (see the module documentation).
+pub fn drill(a: &DrillArgs, state: &StateDir, now: &Timestamp) -> Result<DrillReport, DrillError> {
+    let (factory, current, root_source) = current_root(a, state, now)?;
+    let tmp = tempfile::Builder::new().prefix("signer-drill-").tempdir()?;
+    let (restored, tarball, backup) = restore_into(a, tmp.path())?;
+    let ids = current.signed.role_keyids(Role::Root).to_vec();
+    let found = match tarball.find_one_signer(&current.signed, &ids) {
+        Ok(f) => f,
+        Err(e) if e.is_not_found() => {
+            return Err(DrillError::WrongKey {
+                backup,
+                factory,
+                version: current.signed.version,
+                keyids: ids.iter().map(|k| k.short()).collect::<Vec<_>>().join(", "),
+            })
+        }
+        Err(e) => return Err(keys_cmd::tarball_err(&restored)(e).into()),
+    };
+    // A throwaway draft of the next version, signed by the restored key only.
+    let mut draft = current.clone();
+    draft.signatures.clear();
+    draft.signed.version += 1;
+    draft.signed.expires = transform::one_year_after(now);
+    let signed =
+        transform::sign_root(&draft, &[&found.key]).map_err(|e| DrillError::Signature {
+            keyid: found.keyid.to_string(),
+            reason: e.to_string(),
+        })?;
+    let msg = signed
+        .canonical_signed()
+        .map_err(|e| DrillError::Signature {
+            keyid: found.keyid.to_string(),
+            reason: e.to_string(),
+        })?;
+    let report = verify::signature_report(&current.signed, Role::Root, &msg, &signed.signatures);
+    if !report.valid.contains(&found.keyid) {
+        return Err(DrillError::Signature {
+            keyid: found.keyid.to_string(),
+            reason: report
+                .ignored
+                .iter()
+                .map(|(_, why)| why.clone())
+                .collect::<Vec<_>>()
+                .join("; "),
+        });
+    }
+    drop(tarball);
+    tmp.close()?;
+    Ok(DrillReport {
+        factory,
+        version: current.signed.version,
+        root_source,
+        keyid: found.keyid,
+        threshold: report.threshold,
+        backup,
+    })
+}
+
+/// Runs `signer keys drill`, printing the result.
+pub fn run(a: &DrillArgs, state_dir: &Path, out: &mut dyn Write) -> anyhow::Result<()> {
+    let r = drill(a, &StateDir::at(state_dir), &Timestamp::now())?;
+    writeln!(
+        out,
+        "Drill passed: restored {} in a temporary directory; its key {} is a root key of {}'s \
+         current root v{} (from {}).",
+        r.backup, r.keyid, r.factory, r.version, r.root_source
+    )?;
+    writeln!(
+        out,
+        "A throwaway draft root v{} signed with it verifies against the current root (root \
+         threshold {}). The draft and the temporary directory were discarded; the backup was \
+         only read.",
+        r.version + 1,
+        r.threshold
+    )?;
+    Ok(())
+}
