@@ -99,6 +99,18 @@ pub enum AuditEvent {
         /// SHA-256 (hex) of both.
         sha256: String,
     },
+    /// A restore drill proved that a backup signs for the factory's current root
+    /// (`keys drill`; the throwaway signature is not kept).
+    BackupDrilled {
+        /// Key id of the root key the backup holds.
+        keyid: KeyId,
+        /// What the backup was (form and path).
+        backup: String,
+        /// The factory.
+        factory: String,
+        /// Version of the current root it was verified against.
+        root_version: u64,
+    },
     /// A signature was made.
     SignatureMade {
         /// The operation that made it (e.g. `rotate-offline-key --role root`).
@@ -554,6 +566,14 @@ pub fn describe(event: &AuditEvent) -> String {
             copy,
             sha256,
         } => format!("tarball backed up: {source} -> {copy} (sha256 {sha256})"),
+        AuditEvent::BackupDrilled {
+            keyid,
+            backup,
+            factory,
+            root_version,
+        } => format!(
+            "backup drill passed: {backup} holds root key {keyid} of {factory} root v{root_version}"
+        ),
         AuditEvent::SignatureMade {
             operation,
             document,

@@ -7,7 +7,8 @@
 //! every bundle) or from the root pinned on this machine; a throwaway draft of the next root
 //! version is signed with it and the signature verified against the current root's root
 //! keys. The draft is discarded, nothing is written outside the temporary directory, and the
-//! backup itself is only read (a tarball is copied first and the copy opened).
+//! backup itself is only read (a tarball is copied first and the copy opened). A passed drill
+//! is recorded in the audit log (`backup-drilled`).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ use shared::metadata::{Role, SignedRoot, Timestamp};
 use shared::tarball::KeysTarball;
 use shared::{transform, verify};
 
+use crate::audit::{self, AuditEvent};
 use crate::keys_cmd::{self, KeysError};
 use crate::keystore::{self, PassphraseArgs, PassphraseSource};
 use crate::state::StateDir;
@@ -240,8 +242,20 @@ pub fn drill(a: &DrillArgs, state: &StateDir, now: &Timestamp) -> Result<DrillRe
 }
 
 /// Runs `signer keys drill`, printing the result.
+///
+/// A passed drill is recorded in the audit log of `state_dir`.
 pub fn run(a: &DrillArgs, state_dir: &Path, out: &mut dyn Write) -> anyhow::Result<()> {
+    audit::verify(state_dir)?;
     let r = drill(a, &StateDir::at(state_dir), &Timestamp::now())?;
+    audit::record(
+        state_dir,
+        AuditEvent::BackupDrilled {
+            keyid: r.keyid.clone(),
+            backup: r.backup.clone(),
+            factory: r.factory.clone(),
+            root_version: r.version,
+        },
+    )?;
     writeln!(
         out,
         "Drill passed: restored {} in a temporary directory; its key {} is a root key of {}'s \

@@ -351,6 +351,9 @@ fn restore_drill_of_every_backup_form_and_of_another_factorys_backup() {
     drill(&["--keys", path_str(&copy)], &["--factory", "acme"])
         .ok()
         .says("current root v1");
+    // Each drill is on record.
+    let log = w.signer(&w.offline, ["audit", "show"]).ok().stdout;
+    assert_eq!(log.matches("backup drill passed").count(), 5, "{log}");
     // The backups were only read; nothing was left next to them; the server is untouched.
     unchanged.assert_unchanged();
     let after: Vec<usize> = [&media, &w.offline.home]
