@@ -288,10 +288,11 @@ fn fetch_docs(
         bundle::validate_doc_name(&name).map_err(|e| {
             CourierError::Server(format!("the server sent {what} with an unusable name: {e}"))
         })?;
-        SignedTargets::from_json(raw.get().as_bytes()).map_err(|e| {
+        SignedTargets::check_json(raw.get().as_bytes()).map_err(|e| {
             CourierError::Server(format!("the server sent unreadable {what} {name:?}: {e}"))
         })?;
-        out.insert(name, raw.get().as_bytes().to_vec());
+        // The document text as served, without copying it.
+        out.insert(name, Box::<str>::from(raw).into_string().into_bytes());
     }
     Ok(out)
 }
@@ -683,10 +684,12 @@ pub fn verify_new_root(new: &SignedRoot, prev: &SignedRoot, what: &str) -> Resul
     Ok(a.satisfied() && b.satisfied())
 }
 
-/// Verifies new targets signatures over a document against the new production root; every
-/// given signature must verify; returns whether the document then meets the threshold.
+/// Verifies new targets signatures over a document (`msg`: its canonical `signed` bytes,
+/// `carried`: the signatures it carries) against the new production root; every given
+/// signature must verify; returns whether the document then meets the threshold.
 pub fn verify_targets_sigs(
-    doc: &SignedTargets,
+    msg: &[u8],
+    carried: &[Signature],
     sigs: &[Signature],
     prod: &SignedRoot,
     what: &str,
@@ -696,9 +699,6 @@ pub fn verify_targets_sigs(
             "{what}: the upload has an empty signature list"
         )));
     }
-    let msg = doc
-        .canonical_signed()
-        .map_err(|e| CourierError::Verify(format!("{what}: {e}")))?;
     for sig in sigs {
         let key = prod
             .signed
@@ -712,17 +712,17 @@ pub fn verify_targets_sigs(
                     sig.keyid.short()
                 ))
             })?;
-        key.verify(&msg, sig).map_err(|e| {
+        key.verify(msg, sig).map_err(|e| {
             CourierError::Verify(format!("{what}: signature by {}: {e}", sig.keyid.short()))
         })?;
     }
     // Merge the signatures only (the same rule as `Signed::add_signature`), not the document.
-    let mut merged = doc.signatures.clone();
+    let mut merged = carried.to_vec();
     for s in sigs {
         merged.retain(|x| x.keyid != s.keyid);
         merged.push(s.clone());
     }
-    Ok(verify::signature_report(&prod.signed, Role::Targets, &msg, &merged).satisfied())
+    Ok(verify::signature_report(&prod.signed, Role::Targets, msg, &merged).satisfied())
 }
 
 /// Local verification of a response's upload against its request. Returns the list of
@@ -750,17 +750,33 @@ pub fn verify_upload(request: &TransferBundle, upload: &Upload) -> Result<Vec<St
     }
     verify::verify_ci_prod_pair(&upload.ci_root.signed, &upload.prod_root.signed)
         .map_err(|e| CourierError::Verify(e.to_string()))?;
-    let prod_docs = request.prod_targets().map_err(bundle_err)?;
-    let wave_docs = request.waves().map_err(bundle_err)?;
-    for (kind, sigs, docs) in [
-        ("production targets", &upload.targets_signatures, &prod_docs),
-        ("wave targets", &upload.waves_signatures, &wave_docs),
+    // The signatures a (validated) targets member carries, without parsing `signed`.
+    #[derive(serde::Deserialize)]
+    struct Carried {
+        #[serde(default)]
+        signatures: Option<Vec<Signature>>,
+    }
+    for (kind, sigs, dir) in [
+        (
+            "production targets",
+            &upload.targets_signatures,
+            bundle::PROD_TARGETS_DIR,
+        ),
+        ("wave targets", &upload.waves_signatures, bundle::WAVES_DIR),
     ] {
         for (name, list) in sigs {
-            let doc = docs.get(name).ok_or_else(|| {
+            let member = format!("{dir}{name}.json");
+            let data = request.member(&member).ok_or_else(|| {
                 CourierError::Verify(format!("{kind} {name:?} are not in the request"))
             })?;
-            if !verify_targets_sigs(doc, list, &upload.prod_root, &format!("{kind} {name:?}"))? {
+            let what = format!("{kind} {name:?}");
+            let carried: Carried = serde_json::from_slice(data)
+                .map_err(|e| CourierError::Verify(format!("{what}: {e}")))?;
+            let (msg, _) = request
+                .targets_signed(&member)
+                .map_err(|e| CourierError::Verify(format!("{what}: {e}")))?;
+            let carried = carried.signatures.unwrap_or_default();
+            if !verify_targets_sigs(&msg, &carried, list, &upload.prod_root, &what)? {
                 incomplete.push(format!("{kind} {name}"));
             }
         }

@@ -690,6 +690,33 @@ pub fn write_tar_into(members: &[MemberRef<'_>], out: &mut Vec<u8>) -> Result<()
         .sum::<usize>()
         + 2 * BLOCK as usize;
     out.reserve(capacity);
+    encode_tar(members, |part| {
+        out.extend_from_slice(part);
+        true
+    })
+    .map(drop)
+}
+
+/// Whether `tar` is exactly what [`write_tar`] writes for `members`, compared piece by piece
+/// (no second copy of the stream is made). Errors as [`write_tar`] for unwritable members.
+pub fn is_tar_of(members: &[MemberRef<'_>], tar: &[u8]) -> Result<bool, ArchiveError> {
+    let mut pos = 0usize;
+    let same = encode_tar(members, |part| {
+        let end = pos + part.len();
+        let same = tar.get(pos..end) == Some(part);
+        pos = end;
+        same
+    })?;
+    Ok(same && pos == tar.len())
+}
+
+/// Produces the deterministic tar stream of `members` as consecutive pieces given to
+/// `emit`, which returns `false` to stop early (then the result is `Ok(false)`).
+fn encode_tar(
+    members: &[MemberRef<'_>],
+    mut emit: impl FnMut(&[u8]) -> bool,
+) -> Result<bool, ArchiveError> {
+    const ZEROS: [u8; 2 * BLOCK as usize] = [0; 2 * BLOCK as usize];
     let mut seen: HashMap<String, &str> = HashMap::new();
     for m in members {
         let fail = |problem| ArchiveError::Write {
@@ -717,15 +744,12 @@ pub fn write_tar_into(members: &[MemberRef<'_>], out: &mut Vec<u8>) -> Result<()
         header.set_size(m.data.len() as u64);
         header.set_entry_type(tar::EntryType::Regular);
         header.set_cksum();
-        out.extend_from_slice(header.as_bytes());
-        out.extend_from_slice(m.data);
         let pad = (BLOCK as usize - m.data.len() % BLOCK as usize) % BLOCK as usize;
-        let len = out.len();
-        out.resize(len + pad, 0);
+        if !(emit(header.as_bytes()) && emit(m.data) && emit(&ZEROS[..pad])) {
+            return Ok(false);
+        }
     }
-    let len = out.len();
-    out.resize(len + 2 * BLOCK as usize, 0);
-    Ok(())
+    Ok(emit(&ZEROS))
 }
 
 /// Compresses a byte stream into one gzip member with [`FIXED_GZIP_HEADER`].
@@ -851,6 +875,19 @@ mod tests {
         }
         let gz = write(&members, Compression::Gzip).unwrap();
         assert_eq!(gz[..10], FIXED_GZIP_HEADER);
+        // The piecewise comparison agrees with writing and comparing.
+        let tar = write_tar(&members).unwrap();
+        assert!(is_tar_of(&members, &tar).unwrap());
+        for i in [0, 100, 600, 1100, tar.len() - 1] {
+            let mut bad = tar.to_vec();
+            bad[i] ^= 1;
+            assert!(!is_tar_of(&members, &bad).unwrap(), "byte {i}");
+        }
+        assert!(!is_tar_of(&members, &tar[..tar.len() - 512]).unwrap());
+        let mut longer = tar.to_vec();
+        longer.extend_from_slice(&[0; 512]);
+        assert!(!is_tar_of(&members, &longer).unwrap());
+        assert!(!is_tar_of(&members[..2], &tar).unwrap());
     }
 
     #[test]

@@ -52,6 +52,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -722,15 +723,95 @@ pub struct StepInput {
     pub upload: Upload,
 }
 
-/// A transfer bundle in memory, always valid and in canonical form.
+/// The bytes of one member: a range of a shared buffer, which is the bundle's tar stream
+/// once the bundle is built or read (so members are not a second copy of the bundle), and
+/// shared with a response made from it.
 #[derive(Clone)]
+struct MemberBytes {
+    buf: Arc<Vec<u8>>,
+    start: usize,
+    end: usize,
+}
+
+impl MemberBytes {
+    fn own(data: Vec<u8>) -> MemberBytes {
+        let end = data.len();
+        MemberBytes {
+            buf: Arc::new(data),
+            start: 0,
+            end,
+        }
+    }
+}
+
+impl std::ops::Deref for MemberBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+}
+
+/// Member bytes by name (except the manifest).
+type Members = BTreeMap<String, MemberBytes>;
+
+/// Views into the canonical tar stream `tar` of the members of sizes `sizes` (manifest
+/// first, in archive order): each header is one block, each member's data is followed by
+/// zero padding to a whole block (see [`archive::write_tar`]).
+fn tar_views(tar: &Arc<Vec<u8>>, sizes: &[usize]) -> Vec<MemberBytes> {
+    let block = 512;
+    let mut pos = 0;
+    sizes
+        .iter()
+        .map(|&len| {
+            let start = pos + block;
+            pos = start + len.div_ceil(block) * block;
+            MemberBytes {
+                buf: Arc::clone(tar),
+                start,
+                end: start + len,
+            }
+        })
+        .collect()
+}
+
+/// A transfer bundle in memory, always valid and in canonical form.
 pub struct TransferBundle {
     manifest: Manifest,
-    members: BTreeMap<String, Vec<u8>>,
+    members: Members,
     upload: Option<Upload>,
     record: Option<Record>,
-    tar: Vec<u8>,
+    tar: Arc<Vec<u8>>,
     digest: Sha256Digest,
+    /// Digests of the canonical `signed` bytes of targets members computed so far (by
+    /// reading a response, [`targets_signed`](Self::targets_signed) or
+    /// [`respond`](Self::respond)), so that each document is canonicalized once.
+    signed_digests: Mutex<BTreeMap<String, Sha256Digest>>,
+}
+
+impl Clone for TransferBundle {
+    fn clone(&self) -> Self {
+        TransferBundle {
+            manifest: self.manifest.clone(),
+            members: self.members.clone(),
+            upload: self.upload.clone(),
+            record: self.record.clone(),
+            tar: Arc::clone(&self.tar),
+            digest: self.digest,
+            signed_digests: Mutex::new(self.known_digests()),
+        }
+    }
+}
+
+/// What is already known about the members given to [`TransferBundle::assemble`] because
+/// they come unchanged from a bundle that was validated.
+#[derive(Default)]
+struct Known<'a> {
+    /// Size and digest of members (by name) taken unchanged from the validated bundle.
+    members: BTreeMap<&'a str, &'a MemberDigest>,
+    /// The targets documents were checked to parse.
+    docs_checked: bool,
+    /// Digests of canonical `signed` bytes of targets members.
+    signed_digests: BTreeMap<String, Sha256Digest>,
 }
 
 impl fmt::Debug for TransferBundle {
@@ -829,6 +910,16 @@ fn signed_digest<T: Serialize>(
     Ok(Sha256Digest::of(&bytes))
 }
 
+/// Canonical `signed` bytes of the targets member `member` (see
+/// [`SignedTargets::canonical_signed_from_json`]), with the errors of parsing it and of
+/// [`signed_digest`].
+fn targets_signed_bytes(member: &str, data: &[u8]) -> Result<Vec<u8>, BundleError> {
+    SignedTargets::canonical_signed_from_json(data).map_err(|e| match e {
+        crate::metadata::MetadataError::Parse { .. } => member_err(member, e),
+        other => BundleError::Invalid(format!("{member}: {other}")),
+    })
+}
+
 /// Signatures in `new` that are not (identically) in `old`, as key ids.
 fn new_keyids(new: &[Signature], old: &[Signature]) -> Vec<KeyId> {
     new.iter()
@@ -852,20 +943,26 @@ impl TransferBundle {
     /// Builds a request bundle from its parts, validating every member.
     pub fn new_request(input: RequestInput) -> Result<TransferBundle, BundleError> {
         let mut members = BTreeMap::new();
-        members.insert(TRANSACTION.to_string(), input.transaction);
+        members.insert(TRANSACTION.to_string(), MemberBytes::own(input.transaction));
         for (i, root) in input.chain.into_iter().enumerate() {
-            members.insert(format!("{CHAIN_DIR}{}.root.json", i + 1), root);
+            members.insert(
+                format!("{CHAIN_DIR}{}.root.json", i + 1),
+                MemberBytes::own(root),
+            );
         }
         for (tag, doc) in input.prod_targets {
             validate_doc_name(&tag).map_err(|e| BundleError::Invalid(format!("tag {e}")))?;
-            members.insert(format!("{PROD_TARGETS_DIR}{tag}.json"), doc);
+            members.insert(
+                format!("{PROD_TARGETS_DIR}{tag}.json"),
+                MemberBytes::own(doc),
+            );
         }
         for (wave, doc) in input.waves {
             validate_doc_name(&wave).map_err(|e| BundleError::Invalid(format!("wave {e}")))?;
-            members.insert(format!("{WAVES_DIR}{wave}.json"), doc);
+            members.insert(format!("{WAVES_DIR}{wave}.json"), MemberBytes::own(doc));
         }
         if let Some(secret) = input.first_root_secret {
-            members.insert(FIRST_ROOT_SECRET.to_string(), secret);
+            members.insert(FIRST_ROOT_SECRET.to_string(), MemberBytes::own(secret));
         }
         let manifest = Manifest {
             format: FORMAT_NAME.to_string(),
@@ -882,30 +979,41 @@ impl TransferBundle {
             checksum: None,
             extensions: BTreeMap::new(),
         };
-        TransferBundle::assemble(manifest, members)
+        TransferBundle::assemble(manifest, members, Known::default())
     }
 
     /// Validates content, fills in the member list and checksum, and encodes.
     fn assemble(
         mut manifest: Manifest,
-        members: BTreeMap<String, Vec<u8>>,
+        members: Members,
+        mut known: Known<'_>,
     ) -> Result<TransferBundle, BundleError> {
         let order = canonical_order(&members)?;
         manifest.members = order
             .iter()
             .map(|name| {
                 let data = &members[*name];
-                MemberDigest {
-                    name: (*name).to_string(),
-                    sha256: Sha256Digest::of(data),
-                    size: data.len() as u64,
+                match known.members.get(name) {
+                    Some(&m) if m.size == data.len() as u64 => m.clone(),
+                    _ => MemberDigest {
+                        name: (*name).to_string(),
+                        sha256: Sha256Digest::of(data),
+                        size: data.len() as u64,
+                    },
                 }
             })
             .collect();
-        let (upload, record) = validate_content(&manifest, &members)?;
+        let (upload, record) = validate_content(&manifest, &members, &mut known)?;
         let manifest_bytes = manifest.seal()?;
-        let tar = encode(&manifest_bytes, &order, &members)?;
+        let tar = Arc::new(encode(&manifest_bytes, &order, &members)?);
         let digest = Sha256Digest::of(&tar);
+        // Members become views into the stream: the separate copies are dropped.
+        let sizes: Vec<usize> = std::iter::once(manifest_bytes.len())
+            .chain(order.iter().map(|n| members[*n].len()))
+            .collect();
+        let views = tar_views(&tar, &sizes);
+        let order: Vec<String> = order.into_iter().map(str::to_string).collect();
+        let members: Members = order.into_iter().zip(views.into_iter().skip(1)).collect();
         Ok(TransferBundle {
             manifest,
             members,
@@ -913,7 +1021,50 @@ impl TransferBundle {
             record,
             tar,
             digest,
+            signed_digests: Mutex::new(known.signed_digests),
         })
+    }
+
+    fn known_digests(&self) -> BTreeMap<String, Sha256Digest> {
+        self.signed_digests
+            .lock()
+            .map(|m| m.clone())
+            .unwrap_or_default()
+    }
+
+    /// The canonical `signed` bytes of the targets member `member` (`prod-targets/<tag>.json`
+    /// or `waves/<name>.json`): what a signature on it covers. Computed from the member text
+    /// (see [`SignedTargets::canonical_signed_from_json`]), and their SHA-256 digest. The
+    /// digest is remembered, so a response made from this bundle does not canonicalize the
+    /// document again.
+    pub fn targets_signed(&self, member: &str) -> Result<(Vec<u8>, Sha256Digest), BundleError> {
+        if doc_name(member, PROD_TARGETS_DIR).is_none() && doc_name(member, WAVES_DIR).is_none() {
+            return Err(BundleError::Invalid(format!(
+                "{member} is not a targets document"
+            )));
+        }
+        let data = self
+            .member(member)
+            .ok_or_else(|| BundleError::MissingMember(member.to_string()))?;
+        let bytes = targets_signed_bytes(member, data)?;
+        let digest = Sha256Digest::of(&bytes);
+        if let Ok(mut memo) = self.signed_digests.lock() {
+            memo.insert(member.to_string(), digest);
+        }
+        Ok((bytes, digest))
+    }
+
+    /// Digest of [`targets_signed`](Self::targets_signed), remembered.
+    fn targets_signed_digest(&self, member: &str) -> Result<Sha256Digest, BundleError> {
+        let known = self
+            .signed_digests
+            .lock()
+            .ok()
+            .and_then(|m| m.get(member).copied());
+        match known {
+            Some(d) => Ok(d),
+            None => self.targets_signed(member).map(|(_, d)| d),
+        }
     }
 
     /// Parses and fully validates a bundle (gzip or plain; see the module documentation).
@@ -951,35 +1102,40 @@ impl TransferBundle {
                 mode: MEMBER_MODE,
             })
             .collect();
-        let mut reencoded = Vec::with_capacity(tar.len());
-        archive::write_tar_into(&refs, &mut reencoded)?;
-        if reencoded.as_slice() != &*tar {
+        if !archive::is_tar_of(&refs, &tar)? {
             return Err(BundleError::NotCanonical(
                 "tar headers, padding or end marker differ from the canonical encoding".into(),
             ));
         }
-        drop(reencoded);
         drop(refs);
-        let mut iter = read.into_iter();
-        let first = iter
+        // The stream is canonical: members are views into it; the copies `read_tar` made go.
+        let sizes: Vec<usize> = read.iter().map(|m| m.data.len()).collect();
+        let names: Vec<String> = read.into_iter().map(|m| m.name).collect();
+        // Keep one copy of the stream: the decompressed buffer, or the file bytes themselves
+        // when they are the plain tar and owned.
+        let tar = Arc::new(match tar {
+            TarStream::Owned(mut v) => std::mem::take(&mut *v),
+            // `decompress` borrows the whole input for a plain tar.
+            TarStream::Borrowed(_) => file.into_owned(),
+        });
+        let mut iter = names.into_iter().zip(tar_views(&tar, &sizes));
+        let (first, first_data) = iter
             .next()
             .ok_or_else(|| BundleError::NotABundle("the archive is empty".into()))?;
-        if first.name != MANIFEST {
+        if first != MANIFEST {
             return Err(BundleError::NotABundle(format!(
-                "first member is {:?}, expected {MANIFEST}",
-                first.name
+                "first member is {first:?}, expected {MANIFEST}"
             )));
         }
-        let manifest = parse_manifest(&first.data)?;
+        let manifest = parse_manifest(&first_data)?;
         let mut members = BTreeMap::new();
         let mut order = Vec::new();
-        for mut m in iter {
-            if m.name == MANIFEST {
-                return Err(BundleError::UnexpectedMember(m.name));
+        for (name, data) in iter {
+            if name == MANIFEST {
+                return Err(BundleError::UnexpectedMember(name));
             }
-            order.push(m.name.clone());
-            let data = std::mem::take(&mut *m.data);
-            members.insert(m.name, data);
+            order.push(name.clone());
+            members.insert(name, data);
         }
         // Manifest list ↔ members.
         let listed: BTreeSet<&str> = manifest.members.iter().map(|m| m.name.as_str()).collect();
@@ -1031,15 +1187,9 @@ impl TransferBundle {
                 "members are not listed in archive order".into(),
             ));
         }
-        let (upload, record) = validate_content(&manifest, &members)?;
+        let mut known = Known::default();
+        let (upload, record) = validate_content(&manifest, &members, &mut known)?;
         let digest = Sha256Digest::of(&tar);
-        // Keep one copy of the stream: the decompressed buffer, or the file bytes themselves
-        // when they are the plain tar and owned.
-        let tar = match tar {
-            TarStream::Owned(mut v) => std::mem::take(&mut *v),
-            // `decompress` borrows the whole input for a plain tar.
-            TarStream::Borrowed(_) => file.into_owned(),
-        };
         Ok(TransferBundle {
             manifest,
             members,
@@ -1047,6 +1197,7 @@ impl TransferBundle {
             record,
             tar,
             digest,
+            signed_digests: Mutex::new(known.signed_digests),
         })
     }
 
@@ -1065,7 +1216,7 @@ impl TransferBundle {
     /// instead of copying it when `compression` is [`Compression::None`].
     pub fn encoded(&self, compression: Compression) -> Result<Cow<'_, [u8]>, BundleError> {
         match compression {
-            Compression::None => Ok(Cow::Borrowed(&self.tar)),
+            Compression::None => Ok(Cow::Borrowed(&self.tar[..])),
             Compression::Gzip => Ok(Cow::Owned(archive::gzip(&self.tar)?.to_vec())),
         }
     }
@@ -1132,7 +1283,7 @@ impl TransferBundle {
 
     /// The raw bytes of a member (not the manifest).
     pub fn member(&self, name: &str) -> Option<&[u8]> {
-        self.members.get(name).map(Vec::as_slice)
+        self.members.get(name).map(|d| &d[..])
     }
 
     /// Raw `transaction.json`.
@@ -1150,7 +1301,7 @@ impl TransferBundle {
         let mut out: Vec<(u64, &[u8])> = self
             .members
             .iter()
-            .filter_map(|(n, d)| chain_index(n).map(|i| (i, d.as_slice())))
+            .filter_map(|(n, d)| chain_index(n).map(|i| (i, &d[..])))
             .collect();
         out.sort_by_key(|(i, _)| *i);
         out
@@ -1190,7 +1341,7 @@ impl TransferBundle {
     fn docs(&self, dir: &str) -> BTreeMap<&str, &[u8]> {
         self.members
             .iter()
-            .filter_map(|(n, d)| doc_name(n, dir).map(|t| (t, d.as_slice())))
+            .filter_map(|(n, d)| doc_name(n, dir).map(|t| (t, &d[..])))
             .collect()
     }
 
@@ -1263,12 +1414,11 @@ impl TransferBundle {
         for (dir, new, old) in groups {
             for (name, sigs) in new {
                 let member = format!("{dir}{name}.json");
-                let data = self.member(&member).ok_or_else(|| {
-                    BundleError::Invalid(format!(
+                if self.member(&member).is_none() {
+                    return Err(BundleError::Invalid(format!(
                         "upload has signatures for {name:?} but the bundle has no {member}"
-                    ))
-                })?;
-                let doc = SignedTargets::from_json(data).map_err(|e| member_err(&member, e))?;
+                    )));
+                }
                 let old_sigs = old
                     .and_then(|o| o.get(name))
                     .map(Vec::as_slice)
@@ -1277,7 +1427,7 @@ impl TransferBundle {
                 if !keyids.is_empty() {
                     signatures.push(SignedDocument {
                         document: format!("{dir}{name}"),
-                        sha256: signed_digest(&doc, &member)?,
+                        sha256: self.targets_signed_digest(&member)?,
                         keyids,
                     });
                 }
@@ -1305,7 +1455,7 @@ impl TransferBundle {
         upload: &Upload,
         record: &Record,
     ) -> Result<TransferBundle, BundleError> {
-        let mut members: BTreeMap<String, Vec<u8>> = self
+        let mut members: Members = self
             .members
             .iter()
             .filter(|(n, _)| n.as_str() != UPLOAD && n.as_str() != RECORD)
@@ -1315,8 +1465,8 @@ impl TransferBundle {
             .map_err(|e| BundleError::Invalid(format!("{UPLOAD}: {e}")))?;
         let record_bytes = canonical::to_canonical(record)
             .map_err(|e| BundleError::Invalid(format!("{RECORD}: {e}")))?;
-        members.insert(UPLOAD.to_string(), upload_bytes);
-        members.insert(RECORD.to_string(), record_bytes);
+        members.insert(UPLOAD.to_string(), MemberBytes::own(upload_bytes));
+        members.insert(RECORD.to_string(), MemberBytes::own(record_bytes));
         let manifest = Manifest {
             format: FORMAT_NAME.to_string(),
             format_version: FORMAT_VERSION,
@@ -1332,7 +1482,19 @@ impl TransferBundle {
             checksum: None,
             extensions: BTreeMap::new(),
         };
-        TransferBundle::assemble(manifest, members)
+        // The request members are this (validated) bundle's, byte for byte.
+        let known = Known {
+            members: self
+                .manifest
+                .members
+                .iter()
+                .filter(|m| m.name != UPLOAD && m.name != RECORD)
+                .map(|m| (m.name.as_str(), m))
+                .collect(),
+            docs_checked: true,
+            signed_digests: self.known_digests(),
+        };
+        TransferBundle::assemble(manifest, members, known)
     }
 
     /// Checks that this response answers `request`: same request digest, factory, txid and
@@ -1433,13 +1595,13 @@ fn same_request_part(a: &TransferBundle, b: &TransferBundle) -> Result<(), Bundl
             "the requested operations differ".into(),
         ));
     }
-    let request_part = |t: &TransferBundle| -> BTreeMap<String, Vec<u8>> {
+    fn request_part(t: &TransferBundle) -> BTreeMap<&str, &[u8]> {
         t.members
             .iter()
             .filter(|(n, _)| n.as_str() != UPLOAD && n.as_str() != RECORD)
-            .map(|(n, d)| (n.clone(), d.clone()))
+            .map(|(n, d)| (n.as_str(), &d[..]))
             .collect()
-    };
+    }
     let (pa, pb) = (request_part(a), request_part(b));
     for name in pa.keys().chain(pb.keys()) {
         if pa.get(name) != pb.get(name) {
@@ -1451,7 +1613,7 @@ fn same_request_part(a: &TransferBundle, b: &TransferBundle) -> Result<(), Bundl
 
 /// Member names (except the manifest) in canonical order; refuses names outside the
 /// layout.
-fn canonical_order(members: &BTreeMap<String, Vec<u8>>) -> Result<Vec<&str>, BundleError> {
+fn canonical_order(members: &Members) -> Result<Vec<&str>, BundleError> {
     let mut ranked = Vec::with_capacity(members.len());
     for name in members.keys() {
         match member_rank(name) {
@@ -1464,11 +1626,7 @@ fn canonical_order(members: &BTreeMap<String, Vec<u8>>) -> Result<Vec<&str>, Bun
 }
 
 /// The canonical tar stream: manifest first, then `order`.
-fn encode(
-    manifest: &[u8],
-    order: &[&str],
-    members: &BTreeMap<String, Vec<u8>>,
-) -> Result<Vec<u8>, BundleError> {
+fn encode(manifest: &[u8], order: &[&str], members: &Members) -> Result<Vec<u8>, BundleError> {
     let mut refs = Vec::with_capacity(order.len() + 1);
     refs.push(MemberRef {
         name: MANIFEST,
@@ -1557,7 +1715,8 @@ fn parse_docs(
 /// a response.
 fn validate_content(
     manifest: &Manifest,
-    members: &BTreeMap<String, Vec<u8>>,
+    members: &Members,
+    known: &mut Known<'_>,
 ) -> Result<(Option<Upload>, Option<Record>), BundleError> {
     validate_text("factory", &manifest.factory, false)?;
     validate_text("txid", &manifest.txid, true)?;
@@ -1600,9 +1759,11 @@ fn validate_content(
         }
     }
     // Targets documents parse.
-    for (name, data) in members {
-        if doc_name(name, PROD_TARGETS_DIR).is_some() || doc_name(name, WAVES_DIR).is_some() {
-            SignedTargets::from_json(data).map_err(|e| member_err(name, e))?;
+    if !known.docs_checked {
+        for (name, data) in members {
+            if doc_name(name, PROD_TARGETS_DIR).is_some() || doc_name(name, WAVES_DIR).is_some() {
+                SignedTargets::check_json(data).map_err(|e| member_err(name, e))?;
+            }
         }
     }
     // Operations refer to documents present; the secret comes with first-time only.
@@ -1719,7 +1880,7 @@ fn validate_content(
                     op.validate().map_err(|e| member_err(RECORD, e))?;
                 }
             }
-            check_record_digests(&record, &upload, members)?;
+            check_record_digests(&record, &upload, members, &mut known.signed_digests)?;
             Ok((Some(upload), Some(record)))
         }
     }
@@ -1734,7 +1895,8 @@ fn validate_content(
 fn check_record_digests(
     record: &Record,
     upload: &Upload,
-    members: &BTreeMap<String, Vec<u8>>,
+    members: &Members,
+    signed_digests: &mut BTreeMap<String, Sha256Digest>,
 ) -> Result<(), BundleError> {
     let last = record.steps.len().saturating_sub(1);
     let empty: Vec<Signature> = Vec::new();
@@ -1762,12 +1924,15 @@ fn check_record_digests(
                     let data = members.get(&member).ok_or_else(|| {
                         member_err(RECORD, format!("lists {doc:?} but {member} is missing"))
                     })?;
-                    let parsed =
-                        SignedTargets::from_json(data).map_err(|e| member_err(&member, e))?;
-                    (
-                        signed_digest(&parsed, &member)?,
-                        sigs.get(name).unwrap_or(&empty),
-                    )
+                    let digest = match signed_digests.get(&member) {
+                        Some(d) => *d,
+                        None => {
+                            let d = Sha256Digest::of(&targets_signed_bytes(&member, data)?);
+                            signed_digests.insert(member, d);
+                            d
+                        }
+                    };
+                    (digest, sigs.get(name).unwrap_or(&empty))
                 }
             };
             if entry.sha256 != digest {

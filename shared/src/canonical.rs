@@ -78,7 +78,7 @@ pub fn canonicalize(input: &[u8]) -> Result<Vec<u8>, CanonicalError> {
 
 /// Re-encodes JSON text into canonical form, appending to `out`.
 pub fn canonicalize_into(input: &[u8], out: &mut Vec<u8>) -> Result<(), CanonicalError> {
-    let mut parser = Parser { input, pos: 0 };
+    let mut parser = Parser::new(input);
     parser.skip_ws();
     let value = parser.value(0)?;
     parser.skip_ws();
@@ -87,6 +87,43 @@ pub fn canonicalize_into(input: &[u8], out: &mut Vec<u8>) -> Result<(), Canonica
     }
     write_value(&value, out);
     Ok(())
+}
+
+/// Like [`canonicalize_into`], but only for *plain* JSON: every number a plain integer
+/// literal in the range of `i64`/`u64` (no fraction, exponent or `-0`) and no `\u` escape of a
+/// surrogate. Returns `Ok(false)` (and appends nothing) for anything else.
+///
+/// For plain text, the canonical bytes do not depend on whether the text was first read into
+/// `serde_json` values and written back (the typed path of [`to_canonical`]): such values hold
+/// exactly these integers and strings. Callers use this to canonicalize documents straight
+/// from their text and fall back to the typed path otherwise.
+pub fn canonicalize_plain_into(input: &[u8], out: &mut Vec<u8>) -> Result<bool, CanonicalError> {
+    match parse_plain(input)? {
+        Some(value) => {
+            write_value(&value, out);
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
+/// Whether [`canonicalize_plain_into`] would succeed with `true` (nothing is written).
+pub fn is_plain(input: &[u8]) -> bool {
+    matches!(parse_plain(input), Ok(Some(_)))
+}
+
+/// The parsed value of plain JSON text (see [`canonicalize_plain_into`]), `None` if the
+/// text is JSON but not plain.
+fn parse_plain(input: &[u8]) -> Result<Option<Value<'_>>, CanonicalError> {
+    let mut parser = Parser::new(input);
+    parser.plain = Some(true);
+    parser.skip_ws();
+    let value = parser.value(0)?;
+    parser.skip_ws();
+    if parser.pos != input.len() {
+        return Err(parser.err("trailing data after the JSON value"));
+    }
+    Ok((parser.plain == Some(true)).then_some(value))
 }
 
 /// Serializes a typed value and returns its canonical JSON bytes.
@@ -119,7 +156,7 @@ pub fn write_string(s: &[u8], out: &mut Vec<u8>) {
 /// Pretty-prints canonical JSON with two-space indentation, like `fioctl keys tuf show-root`
 /// (members sorted, strings escaped as in canonical form).
 pub fn to_pretty(input: &[u8]) -> Result<String, CanonicalError> {
-    let mut parser = Parser { input, pos: 0 };
+    let mut parser = Parser::new(input);
     parser.skip_ws();
     let value = parser.value(0)?;
     let mut out = Vec::with_capacity(input.len() * 2);
@@ -138,9 +175,26 @@ enum Value<'a> {
 struct Parser<'a> {
     input: &'a [u8],
     pos: usize,
+    /// `None`: not tracked; `Some(false)` once a value that is not plain was seen (see
+    /// [`canonicalize_plain_into`]).
+    plain: Option<bool>,
 }
 
 impl<'a> Parser<'a> {
+    fn new(input: &'a [u8]) -> Parser<'a> {
+        Parser {
+            input,
+            pos: 0,
+            plain: None,
+        }
+    }
+
+    fn not_plain(&mut self) {
+        if self.plain.is_some() {
+            self.plain = Some(false);
+        }
+    }
+
     fn err(&self, reason: &'static str) -> CanonicalError {
         CanonicalError::Syntax {
             offset: self.pos,
@@ -324,6 +378,9 @@ impl<'a> Parser<'a> {
 
     fn unicode_escape(&mut self) -> Result<char, CanonicalError> {
         let first = self.hex4()?;
+        if (0xD800..0xE000).contains(&first) {
+            self.not_plain();
+        }
         if (0xD800..0xDC00).contains(&first) {
             // High surrogate: a low surrogate escape must follow. A lone one becomes U+FFFD
             // like Go's decoder does.
@@ -396,8 +453,21 @@ impl<'a> Parser<'a> {
         }
         let literal = &input[start..self.pos];
         if frac.is_empty() && !has_exp {
+            if self.plain.is_some() {
+                let in_range = if neg {
+                    literal != b"-0"
+                        && std::str::from_utf8(literal).is_ok_and(|t| t.parse::<i64>().is_ok())
+                } else {
+                    literal.len() < 20
+                        || std::str::from_utf8(literal).is_ok_and(|t| t.parse::<u64>().is_ok())
+                };
+                if !in_range {
+                    self.not_plain();
+                }
+            }
             return Ok(Value::Number(Cow::Borrowed(literal)));
         }
+        self.not_plain();
         // Normalize an integral value written with a fraction or exponent.
         let not_integer = || CanonicalError::NotAnInteger {
             offset: start,

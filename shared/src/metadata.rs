@@ -5,10 +5,12 @@
 //! (custom target data, future root fields and the legacy top-level `targets-signatures`
 //! all survive). Signatures always cover [`canonical`](crate::canonical) bytes of `signed`.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime, UtcOffset};
@@ -386,6 +388,205 @@ impl SignedTargets {
     pub fn from_json(bytes: &[u8]) -> Result<SignedTargets, MetadataError> {
         parse_signable(bytes, "targets.json")
     }
+
+    /// Checks that `bytes` parse as a targets document: the same verdict as
+    /// [`from_json`](Self::from_json), usually without building the parsed form.
+    pub fn check_json(bytes: &[u8]) -> Result<(), MetadataError> {
+        if plain_targets_signed(bytes, None) {
+            return Ok(());
+        }
+        SignedTargets::from_json(bytes).map(drop)
+    }
+
+    /// The canonical bytes of `signed` of the targets document `bytes`: always exactly
+    /// `from_json(bytes)?.canonical_signed()` (the same bytes, or the same error), but
+    /// canonicalized straight from the text when that cannot differ (see
+    /// [`canonical::canonicalize_plain_into`]): a document whose `expires` is in the form
+    /// [`Timestamp`] writes, with no `null` for `targets` or a target's `custom`, and only
+    /// plain integers. Other documents take the typed path.
+    pub fn canonical_signed_from_json(bytes: &[u8]) -> Result<Vec<u8>, MetadataError> {
+        let mut out = Vec::with_capacity(bytes.len());
+        if plain_targets_signed(bytes, Some(&mut out)) {
+            return Ok(out);
+        }
+        SignedTargets::from_json(bytes)?.canonical_signed()
+    }
+}
+
+/// The members of a JSON object as text, in order. Reading refuses anything but an object
+/// and a member name given twice.
+struct RawMembers<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'a> RawMembers<'a> {
+    fn parse(text: &'a str) -> Option<RawMembers<'a>> {
+        serde_json::from_str(text).ok()
+    }
+
+    fn get(&self, name: &str) -> Option<&'a RawValue> {
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| *v)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawMembers<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = RawMembers<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut m: M,
+            ) -> Result<Self::Value, M::Error> {
+                let mut out: Vec<(Cow<'a, str>, &'a RawValue)> = Vec::new();
+                while let Some((k, v)) = m.next_entry::<Cow<'a, str>, &'a RawValue>()? {
+                    out.push((k, v));
+                }
+                let mut names: Vec<&str> = out.iter().map(|(k, _)| k.as_ref()).collect();
+                names.sort_unstable();
+                if names.windows(2).any(|w| w[0] == w[1]) {
+                    return Err(serde::de::Error::custom("a member name appears twice"));
+                }
+                Ok(RawMembers(out))
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
+/// Whether `bytes` is a targets document that [`SignedTargets::from_json`] reads and whose
+/// typed round trip cannot change the canonical bytes of `signed` (see
+/// [`SignedTargets::canonical_signed_from_json`]); if so and `out` is given, those bytes are
+/// appended to it. `false` says nothing about the document: the caller takes the typed path.
+/// Every member [`SignedTargets`] requires is checked with the same type here; members it
+/// does not interpret are only checked to be JSON (any JSON is accepted there).
+fn plain_targets_signed(bytes: &[u8], out: Option<&mut Vec<u8>>) -> bool {
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return false;
+    };
+    let Some(doc) = RawMembers::parse(text) else {
+        return false;
+    };
+    if let Some(sigs) = doc.get("signatures") {
+        if sigs.get() != "null" && serde_json::from_str::<Vec<Signature>>(sigs.get()).is_err() {
+            return false;
+        }
+    }
+    let Some(signed_raw) = doc.get("signed") else {
+        return false;
+    };
+    // Member names given twice anywhere in `signed` make the canonical parse fail below, so
+    // the lean reading need not look for them.
+    if !serde_json::from_str::<LeanTargets>(signed_raw.get()).is_ok_and(|t| t.plain) {
+        return false;
+    }
+    let signed = signed_raw.get().as_bytes();
+    match out {
+        Some(out) => matches!(canonical::canonicalize_plain_into(signed, out), Ok(true)),
+        None => canonical::is_plain(signed),
+    }
+}
+
+/// `signed` of a targets document read with the member types of [`Targets`] (an object, not
+/// an array: [`Targets`] flattens), skipping what it does not interpret; `plain` is false
+/// where the typed round trip would change the text: `expires` not as [`Timestamp`] writes
+/// it, `targets` missing or `null`, a target's `custom` `null`.
+struct LeanTargets {
+    plain: bool,
+}
+
+impl<'de> Deserialize<'de> for LeanTargets {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = LeanTargets;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a targets object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut m: M,
+            ) -> Result<LeanTargets, M::Error> {
+                let (mut type_, mut version) = (false, false);
+                let mut expires_plain = None;
+                let mut targets_plain = false;
+                while let Some(k) = m.next_key::<Cow<'de, str>>()? {
+                    match k.as_ref() {
+                        "_type" => {
+                            type_ = {
+                                m.next_value::<String>()?;
+                                true
+                            }
+                        }
+                        "version" => {
+                            version = {
+                                m.next_value::<u64>()?;
+                                true
+                            }
+                        }
+                        "expires" => {
+                            let e = m.next_value::<Cow<'de, str>>()?;
+                            expires_plain = Some(
+                                Timestamp::parse(&e).is_ok_and(|t| t.to_string() == e.as_ref()),
+                            );
+                        }
+                        "targets" => {
+                            let t =
+                                m.next_value::<Option<BTreeMap<Cow<'de, str>, LeanTarget>>>()?;
+                            targets_plain = t.is_some_and(|t| t.values().all(|f| f.plain));
+                        }
+                        _ => drop(m.next_value::<serde::de::IgnoredAny>()?),
+                    }
+                }
+                let plain = type_ && version && expires_plain == Some(true) && targets_plain;
+                Ok(LeanTargets { plain })
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// One target read with the member types of [`TargetFile`] (an object); `plain` is false
+/// for a `null` `custom` or a member of the wrong type.
+struct LeanTarget {
+    plain: bool,
+}
+
+impl<'de> Deserialize<'de> for LeanTarget {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = LeanTarget;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a target object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut m: M,
+            ) -> Result<LeanTarget, M::Error> {
+                let (mut length, mut hashes, mut custom_ok) = (false, false, true);
+                while let Some(k) = m.next_key::<Cow<'de, str>>()? {
+                    match k.as_ref() {
+                        "length" => {
+                            m.next_value::<u64>()?;
+                            length = true;
+                        }
+                        "hashes" => {
+                            m.next_value::<BTreeMap<String, String>>()?;
+                            hashes = true;
+                        }
+                        "custom" => custom_ok = m.next_value::<&RawValue>()?.get() != "null",
+                        _ => drop(m.next_value::<serde::de::IgnoredAny>()?),
+                    }
+                }
+                Ok(LeanTarget {
+                    plain: length && hashes && custom_ok,
+                })
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 #[cfg(test)]
@@ -449,6 +650,139 @@ mod tests {
         );
         for sig in &targets.signatures {
             root.signed.keys[&sig.keyid].verify(&bytes, sig).unwrap();
+        }
+    }
+
+    #[test]
+    fn canonical_signed_from_json_equals_the_typed_path() {
+        let typed = |b: &[u8]| {
+            SignedTargets::from_json(b)
+                .and_then(|d| d.canonical_signed())
+                .map_err(|e| e.to_string())
+        };
+        let fast =
+            |b: &[u8]| SignedTargets::canonical_signed_from_json(b).map_err(|e| e.to_string());
+        assert!(plain_targets_signed(AKTUALIZR_TARGETS, None));
+        assert_eq!(fast(AKTUALIZR_TARGETS), typed(AKTUALIZR_TARGETS));
+        let head = r#""_type":"Targets","expires":"2027-01-01T00:00:00Z""#;
+        let t = r#""hashes":{"sha256":"ab"},"length":3"#;
+        let cases = [
+            // Plain: canonicalized from the text.
+            format!(
+                r#"{{{head},"targets":{{"a":{{{t},"custom":{{"z":[1,-2,"\u00e9\n"],"a":{{}}}}}}}},"version":1,"x-y":18446744073709551615}}"#
+            ),
+            // Typed path: each of these may change the bytes or fail.
+            r#"{"_type":"Targets","expires":"2027-01-01T00:00:00.000Z","targets":{},"version":1}"#
+                .to_string(),
+            format!(r#"{{{head},"targets":null,"version":1}}"#),
+            format!(r#"{{{head},"version":1}}"#),
+            format!(r#"{{{head},"targets":{{"a":{{{t},"custom":null}}}},"version":1}}"#),
+            format!(
+                r#"{{{head},"targets":{{"a":{{{t},"custom":{{"n":1.0,"m":1e2}}}}}},"version":1}}"#
+            ),
+            format!(r#"{{{head},"targets":{{}},"version":1,"big":18446744073709551616,"neg":-0}}"#),
+            format!(r#"{{{head},"targets":{{}},"version":1,"s":"\ud800"}}"#),
+            format!(r#"{{{head},"targets":{{}},"version":1,"d":{{"k":1,"k":2}}}}"#),
+            format!(r#"{{{head},"targets":{{}},"version":"1"}}"#),
+            r#"["Targets","2027-01-01T00:00:00Z",{},1]"#.to_string(),
+            format!(r#"{{{head},"targets":{{"a":[3,{{"sha256":"ab"}}]}},"version":1}}"#),
+            format!(
+                r#"{{{head},"targets":{{"a":{{"length":3,"hashes":{{"sha256":1}}}}}},"version":1}}"#
+            ),
+        ];
+        for (i, signed) in cases.iter().enumerate() {
+            let d = format!(r#"{{"signatures":[],"signed":{signed},"x":1}}"#);
+            let d = d.as_bytes();
+            assert_eq!(fast(d), typed(d), "case {i}");
+            assert_eq!(
+                SignedTargets::check_json(d).is_ok(),
+                SignedTargets::from_json(d).is_ok(),
+                "case {i}"
+            );
+            assert_eq!(plain_targets_signed(d, None), i == 0, "case {i}");
+        }
+        for d in [
+            r#"{"signatures":[],"signed":{"_type":"Targets","expires":"2027-01-01T00:00:00Z","targets":{},"version":1},"signed":{}}"#,
+            r#"{"signatures":[{"keyid":1}],"signed":{"_type":"Targets","expires":"2027-01-01T00:00:00Z","targets":{},"version":1}}"#,
+            r#"[[],{"_type":"Targets","expires":"2027-01-01T00:00:00Z","targets":{},"version":1}]"#,
+        ] {
+            let d = d.as_bytes();
+            assert!(!plain_targets_signed(d, None));
+            assert_eq!(fast(d), typed(d));
+            assert_eq!(
+                SignedTargets::check_json(d).is_ok(),
+                SignedTargets::from_json(d).is_ok()
+            );
+        }
+    }
+
+    /// JSON text built from pieces that the typed round trip may or may not preserve.
+    fn json_text() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let leaf = prop::sample::select(vec![
+            "1",
+            "-7",
+            "-0",
+            "1.0",
+            "1e2",
+            "2.5",
+            "18446744073709551616",
+            "null",
+            "true",
+            r#""a\u00e9/\n""#,
+            r#""\ud800""#,
+            r#""\u003c""#,
+            r#""2027-01-01T00:00:00.0Z""#,
+        ])
+        .prop_map(str::to_string);
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            let key = prop::sample::select(vec!["a", "b", "custom", "expires"]);
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4)
+                    .prop_map(|v| format!("[{}]", v.join(","))),
+                prop::collection::vec((key, inner), 0..4).prop_map(|v| {
+                    let m: Vec<String> = v.iter().map(|(k, x)| format!("\"{k}\":{x}")).collect();
+                    format!("{{{}}}", m.join(","))
+                }),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(400))]
+        #[test]
+        fn fast_canonical_and_check_agree_with_the_typed_path(
+            expires in proptest::sample::select(vec![
+                r#""2027-01-01T00:00:00Z""#, r#""2027-01-01T00:00:00.000Z""#,
+                r#""2027-01-01T02:00:00+02:00""#, "7",
+            ]),
+            length in proptest::sample::select(vec!["3", "3.0", "-3", r#""3""#]),
+            hashes in proptest::sample::select(vec![r#"{"sha256":"ab"}"#, r#"{"sha256":1}"#, "[]"]),
+            version in proptest::sample::select(vec!["1", r#""1""#]),
+            custom in proptest::option::of(json_text()),
+            extra in json_text(),
+            targets_null in proptest::bool::ANY,
+        ) {
+            let custom = custom.map(|c| format!(r#","custom":{c}"#)).unwrap_or_default();
+            let targets = if targets_null {
+                "null".to_string()
+            } else {
+                format!(r#"{{"t":{{"length":{length},"hashes":{hashes}{custom},"k":{extra}}}}}"#)
+            };
+            let doc = format!(
+                r#"{{"signatures":[],"signed":{{"_type":"Targets","expires":{expires},"targets":{targets},"version":{version},"x":{extra}}}}}"#
+            );
+            let d = doc.as_bytes();
+            let typed = SignedTargets::from_json(d)
+                .and_then(|t| t.canonical_signed())
+                .map_err(|e| e.to_string());
+            let fast = SignedTargets::canonical_signed_from_json(d).map_err(|e| e.to_string());
+            proptest::prop_assert_eq!(fast, typed, "{}", doc);
+            proptest::prop_assert_eq!(
+                SignedTargets::check_json(d).is_ok(),
+                SignedTargets::from_json(d).is_ok(),
+                "{}", doc
+            );
         }
     }
 

@@ -249,18 +249,16 @@ impl<'l> Work<'l> {
     }
 
     /// Refuses to re-sign a carried production targets (or wave) document unless at least
-    /// one of its signatures, by a targets key of the current CI or production root, verifies:
-    /// re-signing must never turn altered content into content signed by an offline key.
-    fn check_carried_targets(&self, wave: bool, name: &str) -> Result<()> {
-        let (docs, dir) = if wave {
-            (&self.l.waves, "waves")
-        } else {
-            (&self.l.prod_targets, "prod-targets")
-        };
-        let Some(doc) = docs.get(name) else {
-            return Ok(());
-        };
-        let msg = doc.canonical_signed()?;
+    /// one of its signatures, by a targets key of the current CI or production root, verifies
+    /// over `msg` (its canonical `signed` bytes): re-signing must never turn altered content
+    /// into content signed by an offline key.
+    fn check_carried_targets(
+        &self,
+        dir: &str,
+        name: &str,
+        doc: &SignedTargets,
+        msg: &[u8],
+    ) -> Result<()> {
         let roots = std::iter::once(&self.l.current_ci.signed)
             .chain(self.l.current_prod.as_ref().map(|p| &p.signed));
         let verified = roots.into_iter().any(|root| {
@@ -269,7 +267,7 @@ impl<'l> Work<'l> {
                     && root
                         .keys
                         .get(&sig.keyid)
-                        .is_some_and(|k| k.verify(&msg, sig).is_ok())
+                        .is_some_and(|k| k.verify(msg, sig).is_ok())
             })
         });
         if verified {
@@ -281,12 +279,20 @@ impl<'l> Work<'l> {
         }
     }
 
-    /// Signs production targets `tag` (or wave `name` when `wave`) with `key`.
-    fn sign_targets(&mut self, wave: bool, name: &str, key: &HeldKey) -> Result<()> {
-        let (docs, sigs, dir) = if wave {
-            (&self.l.waves, &mut self.waves_sigs, "waves")
+    /// Signs production targets `tag` (or wave `name` when `wave`) with `key`; first, when
+    /// `check_carried`, checks the signature it carries (see `check_carried_targets`).
+    fn sign_targets(
+        &mut self,
+        wave: bool,
+        name: &str,
+        key: &HeldKey,
+        check_carried: bool,
+    ) -> Result<()> {
+        let l = self.l;
+        let (docs, dir) = if wave {
+            (&l.waves, "waves")
         } else {
-            (&self.l.prod_targets, &mut self.targets_sigs, "prod-targets")
+            (&l.prod_targets, "prod-targets")
         };
         let doc: &SignedTargets = docs.get(name).ok_or_else(|| {
             SignerError::Usage(format!(
@@ -294,16 +300,28 @@ impl<'l> Work<'l> {
                 docs.keys().cloned().collect::<Vec<_>>().join(", ")
             ))
         })?;
-        // Canonicalize once: the signature and the audit digest cover the same bytes.
-        let msg = doc.canonical_signed()?;
+        // Canonicalize once, from the member text: the check, the signature and the audit
+        // digest cover the same bytes (and the response reuses their digest).
+        let (msg, digest) = l
+            .bundle
+            .targets_signed(&format!("{dir}/{name}.json"))
+            .map_err(SignerError::bundle)?;
+        if check_carried {
+            self.check_carried_targets(dir, name, doc, &msg)?;
+        }
         let sig = key.sign(&msg)?;
+        let sigs = if wave {
+            &mut self.waves_sigs
+        } else {
+            &mut self.targets_sigs
+        };
         let entry = sigs.entry(name.to_string()).or_default();
         entry.retain(|s| s.keyid != sig.keyid);
         entry.push(sig);
         self.signed.push(SigEvent {
             document: format!("{dir}/{name}"),
             keyids: vec![key.keyid().clone()],
-            sha256: sha256_hex(&msg),
+            sha256: digest.to_string(),
         });
         self.plan.push(format!(
             "sign {dir}/{name} (version {}, {} targets, expires {}) with targets key {}",
@@ -501,7 +519,11 @@ fn finish(
             .map_err(SignerError::bundle)?;
         fsutil::crash_point("signer:before-response-write");
         fsutil::write_atomic(out, &bytes, bundle::FILE_MODE)?;
-        let file_sha256 = sha256_hex(&bytes);
+        // A plain-tar file is the stream the response digest covers.
+        let file_sha256 = match &bytes {
+            std::borrow::Cow::Borrowed(_) => response.digest().to_string(),
+            std::borrow::Cow::Owned(b) => sha256_hex(b),
+        };
         Ok((response, file_sha256))
     })();
     let (response, file_sha256) = match acted {
@@ -870,12 +892,10 @@ fn rotate_targets(ctx: &mut Ctx<'_>, args: &RotateArgs) -> Result<Outcome> {
         .map(|(t, _)| t.clone())
         .collect();
     for t in &tags {
-        work.check_carried_targets(false, t)?;
-        work.sign_targets(false, t, &new_key)?;
+        work.sign_targets(false, t, &new_key, true)?;
     }
     for w in &waves {
-        work.check_carried_targets(true, w)?;
-        work.sign_targets(true, w, &new_key)?;
+        work.sign_targets(true, w, &new_key, true)?;
     }
     if !waves.is_empty() {
         work.plan.push("note: a wave is active; the server may refuse a targets key rotation until it is complete".into());
@@ -977,10 +997,10 @@ pub fn add_offline_key(ctx: &mut Ctx<'_>, args: &AddKeyArgs) -> Result<Outcome> 
         let tags: Vec<String> = l.prod_targets.keys().cloned().collect();
         let waves: Vec<String> = l.waves.keys().cloned().collect();
         for t in &tags {
-            work.sign_targets(false, t, &new_key)?;
+            work.sign_targets(false, t, &new_key, false)?;
         }
         for w in &waves {
-            work.sign_targets(true, w, &new_key)?;
+            work.sign_targets(true, w, &new_key, false)?;
         }
     }
     let signed_roots = match root_keys {
@@ -1153,7 +1173,7 @@ pub fn sign_prod_targets(ctx: &mut Ctx<'_>, args: &SignTargetsArgs) -> Result<Ou
     let i = work.tarballs.open(file, false)?;
     let key = work.targets_signer(&[i], &l.draft_ci.signed)?.key;
     for t in &tags {
-        work.sign_targets(false, t, &key)?;
+        work.sign_targets(false, t, &key, false)?;
     }
     work.step_ops.push(Operation::SignProdTargets { tags });
     finish(ctx, &trusted, work, &args.io.out, &args.check)
@@ -1166,7 +1186,7 @@ pub fn sign_wave(ctx: &mut Ctx<'_>, args: &SignWaveArgs) -> Result<Outcome> {
     let mut work = Work::new(&l, "sign-wave", keyset(ctx, &args.src));
     let i = work.tarballs.open(file, false)?;
     let key = work.targets_signer(&[i], &l.draft_ci.signed)?.key;
-    work.sign_targets(true, &args.name, &key)?;
+    work.sign_targets(true, &args.name, &key, false)?;
     work.step_ops.push(Operation::SignWave {
         name: args.name.clone(),
     });

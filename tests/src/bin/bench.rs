@@ -12,7 +12,7 @@
 //! repeated (min and median reported): `courier updates pull --op rotate-targets` vs `curl`
 //! of the same URLs; `signer rotate-offline-key --role targets` vs `sha512sum`, `jq -cS` and a
 //! Python canonicalize + ed25519 baseline over the same targets files; `courier updates push`
-//! of the response; bundle read/write vs `tar -xzf`/`tar -czf` of the same members; process
+//! of the response; bundle read/write vs `tar -xf`/`tar -cf` of the same members; process
 //! start-up; peak RSS of every child (`wait4`); and scaling with 4× the data. The table is
 //! printed and written to `BENCHMARKS.md` at the repository root (`--quick`: in the work
 //! directory, unless `--out` is given). Nothing here asserts a time.
@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Parser;
 use shared::archive::Compression;
-use shared::bundle::TransferBundle;
+use shared::bundle::{self, TransferBundle};
 
 /// Benchmarks of courier and signer on a large simulated factory.
 #[derive(Parser, Debug, Clone)]
@@ -634,12 +634,13 @@ fn measure(work: &Path, shape: &Shape, reps: usize, full: bool) -> Result<Result
     }
     res.urls = urls.len();
 
-    // 4. Bundle read/write (in process, gzip like the tools write) vs tar of the same members.
+    // 4. Bundle read/write (in process, plain tar like the tools write) vs tar of the same
+    // members.
     let member_names: Vec<String> = {
         let b = TransferBundle::read(&requests[0])?;
         b.member_names().iter().map(|s| s.to_string()).collect()
     };
-    let tgz = work.join("members.tar.gz");
+    let tgz = work.join("members.tar");
     let xdir = work.join("untar");
     for r in 0..reps {
         let t = Instant::now();
@@ -647,14 +648,14 @@ fn measure(work: &Path, shape: &Shape, reps: usize, full: bool) -> Result<Result
         res.bundle_read.push(t.elapsed().as_secs_f64());
         let out = work.join(format!("rewrite-{r}.tufbundle"));
         let t = Instant::now();
-        b.write_atomic(&out, Compression::Gzip)?;
+        b.write_atomic(&out, bundle::WRITE_COMPRESSION)?;
         res.bundle_write.push(t.elapsed().as_secs_f64());
         drop(b);
         let _ = std::fs::remove_file(&out);
         let _ = std::fs::remove_file(&tgz);
         let mut c = Command::new("tar");
         c.current_dir(&members_dir)
-            .arg("-czf")
+            .arg("-cf")
             .arg(&tgz)
             .args(&member_names);
         if let Some(t) = baseline(&mut c)? {
@@ -667,7 +668,7 @@ fn measure(work: &Path, shape: &Shape, reps: usize, full: bool) -> Result<Result
         std::fs::create_dir_all(&xdir)?;
         if let Some(t) = baseline(
             Command::new("tar")
-                .arg("-xzf")
+                .arg("-xf")
                 .arg(&tgz)
                 .arg("-C")
                 .arg(&xdir),
@@ -826,13 +827,13 @@ fn table(res: &Results, scaling: Option<(&Results, &Results)>) -> Report {
             "bundle read (in process, verify digests)",
             &res.bundle_read,
             &res.tar_x,
-            "tar -xzf",
+            "tar -xf",
         ),
         (
-            "bundle write (gzip, atomic)",
+            "bundle write (plain tar, atomic)",
             &res.bundle_write,
             &res.tar_c,
-            "tar -czf + fsync",
+            "tar -cf + fsync",
         ),
     ] {
         let (o, t) = (st(ours), st(theirs));
@@ -1048,7 +1049,7 @@ fn main() -> Result<()> {
             let _ = writeln!(
                 md,
                 "- {label} ({}): {} production tags, {} waves, {} CI builds × {} hardware ids × {} apps, prod window {}; \
-                 CI targets {}; {} targets documents, {} in total, largest {}; request bundle {} gzip ({} tar); \
+                 CI targets {}; {} targets documents, {} in total, largest {}; request bundle file {} (tar {}); \
                  `factory-sim init` {}",
                 s.label, s.tags, s.waves, s.builds, s.hardware_ids, s.apps, s.prod_window,
                 mb(r.ci_bytes as f64), r.docs, mb(r.docs_bytes as f64), mb(r.largest_doc as f64),
