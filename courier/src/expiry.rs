@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use clap::Args;
 use serde_json::value::RawValue;
 use shared::expiry::{self, Horizons};
-use shared::metadata::{SignedTargets, Timestamp};
+use shared::metadata::{SignedTargets, TargetsSummary, Timestamp};
 
 use crate::error::{CourierError, Result};
 use crate::updates::Txn;
@@ -68,8 +68,11 @@ pub fn run(ctx: &Ctx, args: &ExpiryArgs) -> Result<()> {
         served
             .unwrap_or_default()
             .into_iter()
-            .map(|(name, raw)| Ok((name.clone(), parse_targets(&name, raw.get())?)))
-            .collect::<Result<Vec<(String, SignedTargets)>>>()
+            .map(|(name, raw)| {
+                let t = parse_targets(&name, raw.get())?;
+                Ok((name, TargetsSummary::of(&t)))
+            })
+            .collect::<Result<Vec<(String, TargetsSummary)>>>()
     };
     let tags = parse_all(client.prod_targets(&[])?)?;
     docs.extend(expiry::targets_docs(

@@ -62,7 +62,7 @@ use crate::archive::{self, ArchiveError, Compression, Limits, MemberRef, TarStre
 use crate::canonical;
 use crate::fsutil::{self, FsError};
 use crate::keys::{KeyId, Signature};
-use crate::metadata::{Role, SignedRoot, SignedTargets, Timestamp};
+use crate::metadata::{Role, SignedRoot, SignedTargets, TargetsSummary, Timestamp};
 
 /// `format` value of every bundle manifest.
 pub const FORMAT_NAME: &str = "offline-tuf-bundle";
@@ -1333,6 +1333,17 @@ impl TransferBundle {
         parse_docs(PROD_TARGETS_DIR, self.prod_targets_bytes())
     }
 
+    /// Production targets per tag, summarized without parsing whole documents
+    /// ([`TargetsSummary`]; the bundle validated them when it was read).
+    pub fn prod_targets_summaries(&self) -> Result<BTreeMap<String, TargetsSummary>, BundleError> {
+        summarize_docs(PROD_TARGETS_DIR, self.prod_targets_bytes())
+    }
+
+    /// Wave targets per wave, summarized like [`TransferBundle::prod_targets_summaries`].
+    pub fn waves_summaries(&self) -> Result<BTreeMap<String, TargetsSummary>, BundleError> {
+        summarize_docs(WAVES_DIR, self.waves_bytes())
+    }
+
     /// Parsed wave targets per wave.
     pub fn waves(&self) -> Result<BTreeMap<String, SignedTargets>, BundleError> {
         parse_docs(WAVES_DIR, self.waves_bytes())
@@ -1696,6 +1707,19 @@ fn parse_manifest(bytes: &[u8]) -> Result<Manifest, BundleError> {
         Some(_) => Err(BundleError::ManifestChecksum),
         None => Err(BundleError::Manifest("manifest-checksum is missing".into())),
     }
+}
+
+fn summarize_docs(
+    dir: &str,
+    docs: BTreeMap<&str, &[u8]>,
+) -> Result<BTreeMap<String, TargetsSummary>, BundleError> {
+    docs.into_iter()
+        .map(|(n, d)| {
+            TargetsSummary::from_json(d)
+                .map(|t| (n.to_string(), t))
+                .map_err(|e| member_err(&format!("{dir}{n}.json"), e))
+        })
+        .collect()
 }
 
 fn parse_docs(

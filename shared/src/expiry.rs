@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use crate::metadata::{SignedRoot, SignedTargets, Timestamp};
+use crate::metadata::{SignedRoot, TargetsSummary, Timestamp};
 
 /// One document for [`assess`]: what it is, when it expires, what renews it.
 pub type Doc = (String, Timestamp, String);
@@ -35,14 +35,14 @@ pub fn root_docs(
 /// renewed as `renew(NAME)` says.
 pub fn targets_docs<'a>(
     kind: &str,
-    docs: impl IntoIterator<Item = (&'a str, &'a SignedTargets)>,
+    docs: impl IntoIterator<Item = (&'a str, &'a TargetsSummary)>,
     renew: impl Fn(&str) -> String,
 ) -> Vec<Doc> {
     docs.into_iter()
         .map(|(name, t)| {
             (
-                format!("{kind} {name} v{}", t.signed.version),
-                t.signed.expires,
+                format!("{kind} {name} v{}", t.version),
+                t.expires,
                 renew(name),
             )
         })

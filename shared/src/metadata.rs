@@ -334,6 +334,89 @@ fn parse_signable<T: serde::de::DeserializeOwned>(
     serde_json::from_slice(bytes).map_err(|e| parse_err(e.to_string()))
 }
 
+/// What is needed of a targets document besides its canonical bytes: its signatures, version,
+/// expiry, number of targets and CI build versions. Read from the document's text without
+/// building its tree (the `custom` data of every target, most of a targets file, is skipped),
+/// so that holding one per production tag and wave costs kilobytes, not the gigabyte the
+/// parsed documents of a large factory take. The document itself must have been validated
+/// (e.g. by reading its bundle); its canonical bytes come from the text
+/// ([`SignedTargets::canonical_signed_from_json`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TargetsSummary {
+    /// The signatures the document carries.
+    pub signatures: Vec<Signature>,
+    /// `signed.version`.
+    pub version: u64,
+    /// `signed.expires`.
+    pub expires: Timestamp,
+    /// How many targets it lists.
+    pub targets: usize,
+    /// The distinct `custom.version` strings (CI build numbers) of its targets, sorted.
+    pub build_versions: std::collections::BTreeSet<String>,
+}
+
+impl TargetsSummary {
+    /// Reads the summary from a targets document's JSON text.
+    pub fn from_json(bytes: &[u8]) -> Result<TargetsSummary, MetadataError> {
+        #[derive(Deserialize)]
+        struct Doc {
+            signatures: Vec<Signature>,
+            signed: Signed,
+        }
+        #[derive(Deserialize)]
+        struct Signed {
+            version: u64,
+            expires: Timestamp,
+            #[serde(default)]
+            targets: Option<BTreeMap<String, File>>,
+        }
+        #[derive(Deserialize)]
+        struct File {
+            #[serde(default)]
+            custom: Option<Custom>,
+        }
+        #[derive(Deserialize)]
+        struct Custom {
+            #[serde(default)]
+            version: Option<Value>,
+        }
+        let doc: Doc = serde_json::from_slice(bytes).map_err(|e| MetadataError::Parse {
+            what: "targets.json",
+            reason: e.to_string(),
+        })?;
+        let targets = doc.signed.targets.unwrap_or_default();
+        Ok(TargetsSummary {
+            signatures: doc.signatures,
+            version: doc.signed.version,
+            expires: doc.signed.expires,
+            targets: targets.len(),
+            build_versions: targets
+                .into_values()
+                .filter_map(|f| match f.custom?.version? {
+                    Value::String(v) => Some(v),
+                    _ => None,
+                })
+                .collect(),
+        })
+    }
+
+    /// The summary of a parsed document.
+    pub fn of(doc: &SignedTargets) -> TargetsSummary {
+        TargetsSummary {
+            signatures: doc.signatures.clone(),
+            version: doc.signed.version,
+            expires: doc.signed.expires,
+            targets: doc.signed.targets.len(),
+            build_versions: doc
+                .signed
+                .targets
+                .values()
+                .filter_map(|t| t.build_version().map(str::to_string))
+                .collect(),
+        }
+    }
+}
+
 /// One target of a `targets.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TargetFile {
@@ -829,5 +912,21 @@ mod tests {
         assert!(SignedTargets::from_json(frac).is_err());
         let ok = br#"{"signatures":[],"signed":{"_type":"Targets","expires":"2030-01-01T00:00:00Z","version":1,"targets":{"a":{"length":1,"hashes":{},"custom":{"x":1}}}}}"#;
         SignedTargets::from_json(ok).unwrap();
+    }
+
+    #[test]
+    fn targets_summary_from_text_equals_the_summary_of_the_parsed_document() {
+        let docs: [&[u8]; 3] = [
+            AKTUALIZR_TARGETS,
+            br#"{"signatures":[],"signed":{"_type":"Targets","expires":"2030-01-01T00:00:00Z","version":3}}"#,
+            br#"{"signatures":[{"keyid":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","method":"ed25519","sig":"AA=="}],"signed":{"_type":"Targets","expires":"2030-01-01T00:00:00.5Z","version":9,"targets":{"a":{"length":1,"hashes":{},"custom":{"version":"12","x":[1,{"y":null}]}},"b":{"length":2,"hashes":{},"custom":{"version":12}},"c":{"length":3,"hashes":{},"custom":null},"d":{"length":4,"hashes":{}},"e":{"length":5,"hashes":{},"custom":{"version":"12"}}}}}"#,
+        ];
+        for d in docs {
+            let typed = TargetsSummary::of(&SignedTargets::from_json(d).unwrap());
+            assert_eq!(TargetsSummary::from_json(d).unwrap(), typed);
+        }
+        let s = TargetsSummary::from_json(docs[2]).unwrap();
+        assert_eq!((s.targets, s.version), (5, 9));
+        assert_eq!(s.build_versions.into_iter().collect::<Vec<_>>(), vec!["12"]);
     }
 }

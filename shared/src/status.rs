@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::keys::{KeyId, Signature};
-use crate::metadata::{KeyOwner, MetadataError, Role, Root, SignedRoot, SignedTargets};
+use crate::metadata::{KeyOwner, MetadataError, Role, Root, SignedRoot};
 use crate::verify;
 
 /// Where a key is kept, as far as the caller knows (never secret material).
@@ -119,24 +119,24 @@ impl Checklist {
         &mut self,
         label: &str,
         root: &Root,
-        targets: &SignedTargets,
+        signed: &[u8],
+        signatures: &[Signature],
         extra: &[Signature],
-    ) -> Result<(), MetadataError> {
-        let msg = targets.canonical_signed()?;
-        let mut sigs = targets.signatures.clone();
+    ) {
+        let msg = signed;
+        let mut sigs = signatures.to_vec();
         for s in extra {
             if !sigs.iter().any(|t| t.keyid == s.keyid) {
                 sigs.push(s.clone());
             }
         }
-        let report = verify::signature_report(root, Role::Targets, &msg, &sigs);
+        let report = verify::signature_report(root, Role::Targets, msg, &sigs);
         self.items.push(Requirement::from_report(
             label,
             "targets signatures".to_string(),
             report,
         ));
         self.merge_owners(root);
-        Ok(())
     }
 
     fn merge_owners(&mut self, root: &Root) {

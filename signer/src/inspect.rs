@@ -16,7 +16,7 @@ use similar::{ChangeTag, TextDiff};
 use shared::canonical;
 use shared::changes::{root_changes, RootChanges};
 use shared::keys::{KeyId, KeyType};
-use shared::metadata::{Role, Root, SignedRoot, SignedTargets, Timestamp};
+use shared::metadata::{Role, Root, SignedRoot, TargetsSummary, Timestamp};
 use shared::verify;
 
 use crate::cli::InspectArgs;
@@ -260,9 +260,10 @@ fn draft_view(
 }
 
 fn targets_view(
+    l: &Loaded,
     kind: &str,
     name: &str,
-    doc: &SignedTargets,
+    doc: &TargetsSummary,
     extra: Option<&Vec<shared::keys::Signature>>,
     prod: &Root,
 ) -> Result<TargetsView> {
@@ -271,21 +272,18 @@ fn targets_view(
         sigs.retain(|x| x.keyid != s.keyid);
         sigs.push(s.clone());
     }
-    let msg = doc.canonical_signed()?;
+    let (msg, _) = l
+        .bundle
+        .targets_signed(&format!("{kind}/{name}.json"))
+        .map_err(SignerError::bundle)?;
     let rep = verify::signature_report(prod, Role::Targets, &msg, &sigs);
-    let versions: BTreeSet<String> = doc
-        .signed
-        .targets
-        .values()
-        .filter_map(|t| t.build_version().map(str::to_string))
-        .collect();
     Ok(TargetsView {
         kind: kind.to_string(),
         name: name.to_string(),
-        version: doc.signed.version,
-        targets: doc.signed.targets.len(),
-        build_versions: versions.into_iter().collect(),
-        expires: doc.signed.expires,
+        version: doc.version,
+        targets: doc.targets,
+        build_versions: doc.build_versions.iter().cloned().collect(),
+        expires: doc.expires,
         valid_signatures: rep.valid.len(),
         threshold: rep.threshold,
     })
@@ -445,6 +443,7 @@ pub fn build_report(
     let mut targets = Vec::new();
     for (name, doc) in &l.prod_targets {
         targets.push(targets_view(
+            l,
             "prod-targets",
             name,
             doc,
@@ -454,6 +453,7 @@ pub fn build_report(
     }
     for (name, doc) in &l.waves {
         targets.push(targets_view(
+            l,
             "waves",
             name,
             doc,

@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use shared::bundle::{self, Operation, StepInput, TransferBundle, Upload, Writer};
 use shared::fsutil;
 use shared::keys::{KeyId, PrivateKey, Signature};
-use shared::metadata::{KeyOwner, Role, Root, SignedRoot, SignedTargets, Timestamp};
+use shared::metadata::{KeyOwner, Role, Root, SignedRoot, TargetsSummary, Timestamp};
 use shared::tarball::KeysTarball;
 use shared::transform;
 use shared::verify;
@@ -256,7 +256,7 @@ impl<'l> Work<'l> {
         &self,
         dir: &str,
         name: &str,
-        doc: &SignedTargets,
+        doc: &TargetsSummary,
         msg: &[u8],
     ) -> Result<()> {
         let roots = std::iter::once(&self.l.current_ci.signed)
@@ -294,7 +294,7 @@ impl<'l> Work<'l> {
         } else {
             (&l.prod_targets, "prod-targets")
         };
-        let doc: &SignedTargets = docs.get(name).ok_or_else(|| {
+        let doc: &TargetsSummary = docs.get(name).ok_or_else(|| {
             SignerError::Usage(format!(
                 "the bundle has no {dir}/{name}.json (it has: {})",
                 docs.keys().cloned().collect::<Vec<_>>().join(", ")
@@ -325,9 +325,9 @@ impl<'l> Work<'l> {
         });
         self.plan.push(format!(
             "sign {dir}/{name} (version {}, {} targets, expires {}) with targets key {}",
-            doc.signed.version,
-            doc.signed.targets.len(),
-            doc.signed.expires,
+            doc.version,
+            doc.targets,
+            doc.expires,
             key.describe()
         ));
         Ok(())
@@ -874,7 +874,7 @@ fn rotate_targets(ctx: &mut Ctx<'_>, args: &RotateArgs) -> Result<Outcome> {
         ),
         None => format!("add the first offline targets key {}", new_id.short()),
     });
-    let signed_by_old = |d: &SignedTargets| match &resign_by {
+    let signed_by_old = |d: &TargetsSummary| match &resign_by {
         Some(id) => d.signatures.iter().any(|s| &s.keyid == id),
         // First targets rotation: every production target must reach threshold 2.
         None => true,

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use shared::bundle::{BundleKind, Operation, Transaction, TransferBundle};
 use shared::keys::{KeyId, Signature};
-use shared::metadata::{Role, SignedRoot, SignedTargets, Timestamp};
+use shared::metadata::{Role, SignedRoot, TargetsSummary, Timestamp};
 use shared::transform::{
     derive_prod_root, DEFAULT_PROD_TARGETS_THRESHOLD, MIN_PROD_TARGETS_THRESHOLD,
 };
@@ -42,10 +42,11 @@ pub struct Loaded {
     pub draft_ci: SignedRoot,
     /// The production draft (derived from the CI draft when the server staged none).
     pub draft_prod: SignedRoot,
-    /// Production targets per tag.
-    pub prod_targets: BTreeMap<String, SignedTargets>,
-    /// Wave targets per wave.
-    pub waves: BTreeMap<String, SignedTargets>,
+    /// Production targets per tag, summarized (their canonical bytes come from the bundle's
+    /// member text: [`TransferBundle::targets_signed`]).
+    pub prod_targets: BTreeMap<String, TargetsSummary>,
+    /// Wave targets per wave, summarized.
+    pub waves: BTreeMap<String, TargetsSummary>,
     /// Production targets signatures collected by earlier steps.
     pub targets_sigs: BTreeMap<String, Vec<Signature>>,
     /// Wave signatures collected by earlier steps.
@@ -134,8 +135,8 @@ pub fn from_bundle(path: &Path, bundle: TransferBundle) -> Result<Loaded> {
     }
     Ok(Loaded {
         path: path.to_path_buf(),
-        prod_targets: bundle.prod_targets().map_err(|e| err(&e))?,
-        waves: bundle.waves().map_err(|e| err(&e))?,
+        prod_targets: bundle.prod_targets_summaries().map_err(|e| err(&e))?,
+        waves: bundle.waves_summaries().map_err(|e| err(&e))?,
         bundle,
         tx,
         chain,

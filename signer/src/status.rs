@@ -58,20 +58,27 @@ pub fn checklist(l: &Loaded) -> Result<Checklist> {
         c.add_root("production root", &l.draft_prod, &prev_prod.signed)
             .map_err(meta)?;
     }
-    for (tag, t) in &l.prod_targets {
-        let extra = l.targets_sigs.get(tag).map(Vec::as_slice).unwrap_or(&[]);
+    let docs = l
+        .prod_targets
+        .iter()
+        .map(|(n, t)| ("prod-targets", n, t, &l.targets_sigs, "production targets"));
+    let waves = l
+        .waves
+        .iter()
+        .map(|(n, t)| ("waves", n, t, &l.waves_sigs, "wave"));
+    for (dir, name, t, sigs, label) in docs.chain(waves) {
+        let extra = sigs.get(name).map(Vec::as_slice).unwrap_or(&[]);
+        let (msg, _) = l
+            .bundle
+            .targets_signed(&format!("{dir}/{name}.json"))
+            .map_err(SignerError::bundle)?;
         c.add_targets(
-            &format!("production targets {tag}"),
+            &format!("{label} {name}"),
             &l.draft_prod.signed,
-            t,
+            &msg,
+            &t.signatures,
             extra,
-        )
-        .map_err(meta)?;
-    }
-    for (name, t) in &l.waves {
-        let extra = l.waves_sigs.get(name).map(Vec::as_slice).unwrap_or(&[]);
-        c.add_targets(&format!("wave {name}"), &l.draft_prod.signed, t, extra)
-            .map_err(meta)?;
+        );
     }
     Ok(c)
 }
