@@ -1330,23 +1330,31 @@ impl TransferBundle {
 
     /// Parsed production targets per tag.
     pub fn prod_targets(&self) -> Result<BTreeMap<String, SignedTargets>, BundleError> {
-        parse_docs(PROD_TARGETS_DIR, self.prod_targets_bytes())
+        read_docs(
+            PROD_TARGETS_DIR,
+            self.prod_targets_bytes(),
+            SignedTargets::from_json,
+        )
     }
 
     /// Production targets per tag, summarized without parsing whole documents
     /// ([`TargetsSummary`]; the bundle validated them when it was read).
     pub fn prod_targets_summaries(&self) -> Result<BTreeMap<String, TargetsSummary>, BundleError> {
-        summarize_docs(PROD_TARGETS_DIR, self.prod_targets_bytes())
+        read_docs(
+            PROD_TARGETS_DIR,
+            self.prod_targets_bytes(),
+            TargetsSummary::from_json,
+        )
     }
 
     /// Wave targets per wave, summarized like [`TransferBundle::prod_targets_summaries`].
     pub fn waves_summaries(&self) -> Result<BTreeMap<String, TargetsSummary>, BundleError> {
-        summarize_docs(WAVES_DIR, self.waves_bytes())
+        read_docs(WAVES_DIR, self.waves_bytes(), TargetsSummary::from_json)
     }
 
     /// Parsed wave targets per wave.
     pub fn waves(&self) -> Result<BTreeMap<String, SignedTargets>, BundleError> {
-        parse_docs(WAVES_DIR, self.waves_bytes())
+        read_docs(WAVES_DIR, self.waves_bytes(), SignedTargets::from_json)
     }
 
     fn docs(&self, dir: &str) -> BTreeMap<&str, &[u8]> {
@@ -1709,26 +1717,16 @@ fn parse_manifest(bytes: &[u8]) -> Result<Manifest, BundleError> {
     }
 }
 
-fn summarize_docs(
+/// Reads every targets document of `dir` with `read` (a full parse or a summary), naming
+/// the member in an error.
+fn read_docs<T>(
     dir: &str,
     docs: BTreeMap<&str, &[u8]>,
-) -> Result<BTreeMap<String, TargetsSummary>, BundleError> {
+    read: fn(&[u8]) -> Result<T, crate::metadata::MetadataError>,
+) -> Result<BTreeMap<String, T>, BundleError> {
     docs.into_iter()
         .map(|(n, d)| {
-            TargetsSummary::from_json(d)
-                .map(|t| (n.to_string(), t))
-                .map_err(|e| member_err(&format!("{dir}{n}.json"), e))
-        })
-        .collect()
-}
-
-fn parse_docs(
-    dir: &str,
-    docs: BTreeMap<&str, &[u8]>,
-) -> Result<BTreeMap<String, SignedTargets>, BundleError> {
-    docs.into_iter()
-        .map(|(n, d)| {
-            SignedTargets::from_json(d)
+            read(d)
                 .map(|t| (n.to_string(), t))
                 .map_err(|e| member_err(&format!("{dir}{n}.json"), e))
         })
