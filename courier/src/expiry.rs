@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use clap::Args;
 use serde_json::value::RawValue;
 use shared::expiry::{self, Horizons};
-use shared::metadata::{SignedTargets, TargetsSummary, Timestamp};
+use shared::metadata::{TargetsSummary, Timestamp};
 
 use crate::error::{CourierError, Result};
 use crate::updates::Txn;
@@ -40,8 +40,10 @@ pub struct ExpiryArgs {
     pub now: Option<String>,
 }
 
-fn parse_targets(name: &str, raw: &str) -> Result<SignedTargets> {
-    SignedTargets::from_json(raw.as_bytes()).map_err(|e| {
+/// What the radar needs of a served targets document (version, expiry), read without
+/// building the document.
+fn read_targets(name: &str, raw: &str) -> Result<TargetsSummary> {
+    TargetsSummary::from_json(raw.as_bytes()).map_err(|e| {
         CourierError::Server(format!("the server sent unreadable targets {name}: {e}"))
     })
 }
@@ -49,9 +51,12 @@ fn parse_targets(name: &str, raw: &str) -> Result<SignedTargets> {
 /// Runs `courier expiry`.
 pub fn run(ctx: &Ctx, args: &ExpiryArgs) -> Result<()> {
     let usage = |e: expiry::ExpiryError| CourierError::Usage(e.to_string());
+    let days = |flag: &str, value: &str| {
+        expiry::parse_days(value).map_err(|e| CourierError::Usage(format!("{flag} {value}: {e}")))
+    };
     let h = Horizons::new(
-        expiry::parse_days(&args.warn).map_err(usage)?,
-        expiry::parse_days(&args.critical).map_err(usage)?,
+        days("--warn", &args.warn)?,
+        days("--critical", &args.critical)?,
     )
     .map_err(usage)?;
     let now = match &args.now {
@@ -68,10 +73,7 @@ pub fn run(ctx: &Ctx, args: &ExpiryArgs) -> Result<()> {
         served
             .unwrap_or_default()
             .into_iter()
-            .map(|(name, raw)| {
-                let t = parse_targets(&name, raw.get())?;
-                Ok((name, TargetsSummary::of(&t)))
-            })
+            .map(|(name, raw)| Ok((name.clone(), read_targets(&name, raw.get())?)))
             .collect::<Result<Vec<(String, TargetsSummary)>>>()
     };
     let tags = parse_all(client.prod_targets(&[])?)?;

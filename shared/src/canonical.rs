@@ -78,15 +78,16 @@ pub fn canonicalize(input: &[u8]) -> Result<Vec<u8>, CanonicalError> {
 
 /// Re-encodes JSON text into canonical form, appending to `out`.
 pub fn canonicalize_into(input: &[u8], out: &mut Vec<u8>) -> Result<(), CanonicalError> {
-    let mut parser = Parser::new(input);
-    parser.skip_ws();
-    let value = parser.value(0)?;
-    parser.skip_ws();
-    if parser.pos != input.len() {
-        return Err(parser.err("trailing data after the JSON value"));
-    }
+    let (value, _) = parse_document(input, false)?;
     write_value(&value, out);
     Ok(())
+}
+
+/// Checks that JSON text has a canonical form (what [`canonicalize`] would refuse is
+/// refused: invalid JSON, duplicate member names, fractional numbers, deep nesting),
+/// without writing it.
+pub fn check(input: &[u8]) -> Result<(), CanonicalError> {
+    parse_document(input, false).map(drop)
 }
 
 /// Like [`canonicalize_into`], but only for *plain* JSON: every number a plain integer
@@ -115,15 +116,24 @@ pub fn is_plain(input: &[u8]) -> bool {
 /// The parsed value of plain JSON text (see [`canonicalize_plain_into`]), `None` if the
 /// text is JSON but not plain.
 fn parse_plain(input: &[u8]) -> Result<Option<Value<'_>>, CanonicalError> {
+    let (value, plain) = parse_document(input, true)?;
+    Ok(plain.then_some(value))
+}
+
+/// Parses one whole JSON document (only whitespace may follow it). With `track_plain`, also
+/// says whether it is plain (see [`canonicalize_plain_into`]).
+fn parse_document(input: &[u8], track_plain: bool) -> Result<(Value<'_>, bool), CanonicalError> {
     let mut parser = Parser::new(input);
-    parser.plain = Some(true);
+    if track_plain {
+        parser.plain = Some(true);
+    }
     parser.skip_ws();
     let value = parser.value(0)?;
     parser.skip_ws();
     if parser.pos != input.len() {
         return Err(parser.err("trailing data after the JSON value"));
     }
-    Ok((parser.plain == Some(true)).then_some(value))
+    Ok((value, parser.plain == Some(true)))
 }
 
 /// Serializes a typed value and returns its canonical JSON bytes.

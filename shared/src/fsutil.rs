@@ -266,6 +266,18 @@ pub fn probe_writable(path: impl AsRef<Path>) -> Result<(), FsError> {
     fs::remove_file(&temp).map_err(|source| FsError::CreateTemp { dir, source })
 }
 
+/// Removes the file `path` and syncs its directory, so that the removal survives a crash
+/// (file systems that cannot sync a directory, e.g. FAT, are accepted as in
+/// [`write_atomic`]).
+pub fn remove_durably(path: impl AsRef<Path>) -> io::Result<()> {
+    let path = path.as_ref();
+    fs::remove_file(path)?;
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => sync_dir(d),
+        _ => sync_dir(Path::new(".")),
+    }
+}
+
 /// Returns the temporary files that an interrupted atomic write of `path` left behind
 /// (names `.<file name>.<16 hex>.tmp` in the same directory), sorted by name.
 ///

@@ -330,7 +330,7 @@ fn parse_signable<T: serde::de::DeserializeOwned>(
     what: &'static str,
 ) -> Result<T, MetadataError> {
     let parse_err = |reason: String| MetadataError::Parse { what, reason };
-    canonical::canonicalize(bytes).map_err(|e| parse_err(e.to_string()))?;
+    canonical::check(bytes).map_err(|e| parse_err(e.to_string()))?;
     serde_json::from_slice(bytes).map_err(|e| parse_err(e.to_string()))
 }
 
@@ -398,22 +398,6 @@ impl TargetsSummary {
                 })
                 .collect(),
         })
-    }
-
-    /// The summary of a parsed document.
-    pub fn of(doc: &SignedTargets) -> TargetsSummary {
-        TargetsSummary {
-            signatures: doc.signatures.clone(),
-            version: doc.signed.version,
-            expires: doc.signed.expires,
-            targets: doc.signed.targets.len(),
-            build_versions: doc
-                .signed
-                .targets
-                .values()
-                .filter_map(|t| t.build_version().map(str::to_string))
-                .collect(),
-        }
     }
 }
 
@@ -921,8 +905,21 @@ mod tests {
             br#"{"signatures":[],"signed":{"_type":"Targets","expires":"2030-01-01T00:00:00Z","version":3}}"#,
             br#"{"signatures":[{"keyid":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","method":"ed25519","sig":"AA=="}],"signed":{"_type":"Targets","expires":"2030-01-01T00:00:00.5Z","version":9,"targets":{"a":{"length":1,"hashes":{},"custom":{"version":"12","x":[1,{"y":null}]}},"b":{"length":2,"hashes":{},"custom":{"version":12}},"c":{"length":3,"hashes":{},"custom":null},"d":{"length":4,"hashes":{}},"e":{"length":5,"hashes":{},"custom":{"version":"12"}}}}}"#,
         ];
+        // The summary as read from the fully parsed document.
+        let of = |doc: SignedTargets| TargetsSummary {
+            signatures: doc.signatures.clone(),
+            version: doc.signed.version,
+            expires: doc.signed.expires,
+            targets: doc.signed.targets.len(),
+            build_versions: doc
+                .signed
+                .targets
+                .values()
+                .filter_map(|t| t.build_version().map(str::to_string))
+                .collect(),
+        };
         for d in docs {
-            let typed = TargetsSummary::of(&SignedTargets::from_json(d).unwrap());
+            let typed = of(SignedTargets::from_json(d).unwrap());
             assert_eq!(TargetsSummary::from_json(d).unwrap(), typed);
         }
         let s = TargetsSummary::from_json(docs[2]).unwrap();

@@ -469,9 +469,6 @@ pub fn record(state_dir: &Path, event: AuditEvent) -> Result<AuditRecord, AuditE
     // One write with O_APPEND: the record lands at the end as a whole. A write that fails
     // part way (a full disk writes what fits) is cut off again, so that the log stays whole
     // and the next run can append; shrinking a file needs no space.
-    // The head is written next to the log: a directory where it cannot be must stop us
-    // before the log grows past its head.
-    fsutil::probe_writable(head_path(state_dir))?;
     let old_len = file.metadata().map_err(io("read"))?.len();
     let cut_back = |file: &std::fs::File| {
         let _ = file.set_len(old_len).and_then(|()| file.sync_all());
@@ -485,8 +482,9 @@ pub fn record(state_dir: &Path, event: AuditEvent) -> Result<AuditRecord, AuditE
         sha256: line_hash,
     };
     let head_bytes = serde_json::to_vec(&head).unwrap_or_default();
-    // A head that cannot be written (a full disk) takes the record back out of the log, so
-    // that log and head still agree; a crash in between is what `check_head` tolerates.
+    // A head that cannot be written (a full disk, a read-only directory) takes the record
+    // back out of the log, so that log and head still agree; a crash in between is what
+    // `check_head` tolerates.
     if let Err(e) = fsutil::write_atomic(head_path(state_dir), &head_bytes, 0o600) {
         // After the rename (only the directory sync failed) the new head is in place.
         if !matches!(e, FsError::SyncDir { .. }) {

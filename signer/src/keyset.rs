@@ -448,16 +448,7 @@ impl KeySet {
                 Source::File(t) if !t.existed && t.dirty && t.path.exists() => Some(&t.path),
                 _ => None,
             })
-            .map(|path| {
-                let removed = std::fs::remove_file(path).and_then(|()| {
-                    let dir = match path.parent() {
-                        Some(d) if !d.as_os_str().is_empty() => d,
-                        _ => Path::new("."),
-                    };
-                    std::fs::File::open(dir)?.sync_all()
-                });
-                (path.clone(), removed)
-            })
+            .map(|path| (path.clone(), shared::fsutil::remove_durably(path)))
             .collect()
     }
 

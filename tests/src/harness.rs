@@ -35,7 +35,7 @@
 //! Binaries are taken from the target directory next to the test executable (build them
 //! first with `cargo build -p courier -p signer`; missing ones are built by [`bin_path`]).
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Mutex;
@@ -497,24 +497,50 @@ impl World {
         request: &Path,
         response: &Path,
     ) -> Run {
-        let keys = keys.as_ref().to_string_lossy().into_owned();
-        self.signer(
+        self.rotate_targets_with(
             machine,
-            [
-                "--yes",
-                "rotate-offline-key",
-                "--role",
-                "targets",
-                "--keys",
-                &keys,
-                "--targets-keys",
-                path_str(targets_keys),
-                path_str(request),
-                "-o",
-                path_str(response),
-            ],
+            Some(keys.as_ref()),
+            targets_keys,
+            request,
+            response,
         )
-        .ok()
+    }
+
+    /// The targets key holder's half of a targets rotation (no root keys on `machine`):
+    /// `signer --yes rotate-offline-key --role targets --targets-keys TARGETS REQUEST -o
+    /// STEP`, which must succeed; the root key holder signs `step` next.
+    pub fn rotate_targets_half(
+        &self,
+        machine: &Machine,
+        targets_keys: &Path,
+        request: &Path,
+        step: &Path,
+    ) -> Run {
+        self.rotate_targets_with(machine, None, targets_keys, request, step)
+    }
+
+    fn rotate_targets_with(
+        &self,
+        machine: &Machine,
+        keys: Option<&OsStr>,
+        targets_keys: &Path,
+        request: &Path,
+        response: &Path,
+    ) -> Run {
+        let mut args: Vec<OsString> = ["--yes", "rotate-offline-key", "--role", "targets"]
+            .map(OsString::from)
+            .to_vec();
+        if let Some(k) = keys {
+            args.extend(["--keys".into(), k.to_os_string()]);
+        }
+        args.extend([
+            "--targets-keys".into(),
+            targets_keys.into(),
+            request.into(),
+            "-o".into(),
+            response.into(),
+        ]);
+        self.signer(machine, args).ok()
     }
 
     /// `courier updates push RESPONSE --apply`, which must succeed.

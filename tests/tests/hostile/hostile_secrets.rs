@@ -191,21 +191,7 @@ fn no_private_key_leaks_anywhere() {
         ["--yes", "trust", "init", path_str(&root_json)],
     )
     .ok();
-    w.signer(
-        &w.offline2,
-        [
-            "--yes",
-            "rotate-offline-key",
-            "--role",
-            "targets",
-            "--targets-keys",
-            path_str(&targets_keys),
-            path_str(&req),
-            "-o",
-            path_str(&half),
-        ],
-    )
-    .ok();
+    w.rotate_targets_half(&w.offline2, &targets_keys, &req, &half);
     w.signer(
         &w.offline,
         [

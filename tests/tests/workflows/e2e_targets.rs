@@ -298,21 +298,7 @@ fn root_and_targets_holders_on_different_machines() {
         path_str(&req),
     ])
     .ok();
-    w.signer(
-        &w.offline2,
-        [
-            "--yes",
-            "rotate-offline-key",
-            "--role",
-            "targets",
-            "--targets-keys",
-            path_str(&targets_keys),
-            path_str(&req),
-            "-o",
-            path_str(&step),
-        ],
-    )
-    .ok();
+    w.rotate_targets_half(&w.offline2, &targets_keys, &req, &step);
     w.sign_with(&w.offline, &root_keys, &step, &resp);
     w.push_apply(&resp);
     let report = w.device_check();
