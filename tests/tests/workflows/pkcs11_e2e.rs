@@ -4,15 +4,16 @@
 //! every token signature, the simulator validates and applies, and a device check walks the
 //! served chain.
 
-#[path = "../../../signer/tests/common/softhsm.rs"]
-mod softhsm;
-
 use shared::metadata::Role;
 use tests::harness::{path_str, tarball_keyids, World, WorldOptions};
 
 #[test]
+#[cfg_attr(
+    not(has_softhsm2),
+    ignore = "SoftHSM2 not installed: apt-get install softhsm2, or set OFFLINE_TUF_SOFTHSM2_MODULE (README: Tests)"
+)]
 fn root_key_on_a_token_through_courier_and_simulator() {
-    let hsm = softhsm::SoftHsm::new();
+    let hsm = tests::softhsm::SoftHsm::create();
     hsm.init_token("factory-root");
     let w = World::new(WorldOptions {
         env: vec![("SOFTHSM2_CONF".into(), path_str(&hsm.conf()).into())],

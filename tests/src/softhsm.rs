@@ -1,15 +1,12 @@
 //! Throwaway SoftHSM2 tokens for tests with a real PKCS#11 module: each [`SoftHsm`] has its
 //! own configuration file and token directory (`SOFTHSM2_CONF`), so tests never share or
-//! leave tokens. Needs the Debian package `softhsm2` (`.ci/run` installs it when missing).
+//! leave tokens. The module and `softhsm2-util` are found through [`crate::tools::SOFTHSM2`];
+//! tests that use this are ignored (with the reason) where SoftHSM2 is not installed.
 
-// Shared by several test binaries; not every user needs every helper.
-#![allow(dead_code)]
-
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
-/// The SoftHSM2 module as Debian installs it.
-pub const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+use crate::tools;
 
 /// The user PIN of every test token.
 pub const PIN: &str = "123456";
@@ -20,15 +17,14 @@ pub const SO_PIN: &str = "12345678";
 /// A SoftHSM2 configuration with its own token directory.
 pub struct SoftHsm {
     dir: tempfile::TempDir,
+    module: PathBuf,
+    util: PathBuf,
 }
 
 impl SoftHsm {
     /// A fresh configuration with no token yet.
-    pub fn new() -> SoftHsm {
-        assert!(
-            Path::new(MODULE).is_file(),
-            "{MODULE} is missing: install SoftHSM2 (`apt-get install softhsm2`; .ci/run does it)"
-        );
+    pub fn create() -> SoftHsm {
+        let found = tools::SOFTHSM2.require();
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("tokens")).unwrap();
         std::fs::write(
@@ -41,7 +37,16 @@ impl SoftHsm {
         .unwrap();
         std::fs::write(dir.path().join("pin"), format!("{PIN}\n")).unwrap();
         std::fs::write(dir.path().join("wrong-pin"), "000000\n").unwrap();
-        SoftHsm { dir }
+        SoftHsm {
+            dir,
+            module: found.path,
+            util: found.helpers[0].clone(),
+        }
+    }
+
+    /// The PKCS#11 module in use.
+    pub fn module(&self) -> &std::path::Path {
+        &self.module
     }
 
     /// The value for `SOFTHSM2_CONF`.
@@ -61,7 +66,7 @@ impl SoftHsm {
 
     /// Initialises a new token labelled `label` in a free slot.
     pub fn init_token(&self, label: &str) {
-        let out = Command::new("softhsm2-util")
+        let out = Command::new(&self.util)
             .env("SOFTHSM2_CONF", self.conf())
             .args([
                 "--init-token",
@@ -85,7 +90,10 @@ impl SoftHsm {
     /// `pkcs11:token=LABEL[;object=OBJECT]?module-path=…` (no PIN in the URI).
     pub fn uri(&self, token: &str, object: Option<&str>) -> String {
         let object = object.map(|o| format!(";object={o}")).unwrap_or_default();
-        format!("pkcs11:token={token}{object}?module-path={MODULE}")
+        format!(
+            "pkcs11:token={token}{object}?module-path={}",
+            self.module.display()
+        )
     }
 
     /// The same with `pin-source=file:` pointing at the right PIN.

@@ -5,13 +5,6 @@
 //! token, and the errors (wrong PIN, missing token, locked PIN). Every response is checked
 //! with `shared::verify` exactly as a tarball-signed one.
 
-#[path = "common/factory.rs"]
-mod factory;
-#[path = "common/machine.rs"]
-mod machine;
-#[path = "common/softhsm.rs"]
-mod softhsm;
-
 use std::path::Path;
 
 use assert_cmd::Command;
@@ -21,9 +14,9 @@ use shared::keys::{KeyId, PublicKey};
 use shared::metadata::Role;
 use shared::verify;
 
-use factory::Factory;
-use machine::{first_time_request, Machine};
-use softhsm::SoftHsm;
+use crate::factory::Factory;
+use crate::machine::{first_time_request, Machine};
+use tests::softhsm::SoftHsm;
 
 /// `signer` on machine `m` seeing the SoftHSM configuration `hsm`.
 fn signer(m: &Machine, hsm: &SoftHsm) -> Command {
@@ -83,7 +76,7 @@ fn run_code(mut c: Command, code: i32) -> String {
         String::from_utf8_lossy(&o.stderr)
     );
     let err = String::from_utf8_lossy(&o.stderr).to_string();
-    assert!(!err.contains(softhsm::PIN), "the PIN leaked: {err}");
+    assert!(!err.contains(tests::softhsm::PIN), "the PIN leaked: {err}");
     err
 }
 
@@ -148,9 +141,13 @@ fn s(p: &Path) -> String {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_softhsm2),
+    ignore = "SoftHSM2 not installed: apt-get install softhsm2, or set OFFLINE_TUF_SOFTHSM2_MODULE (README: Tests)"
+)]
 fn generate_on_token_exports_only_the_public_key() {
     let m = Machine::new();
-    let hsm = SoftHsm::new();
+    let hsm = SoftHsm::create();
     hsm.init_token("factory-root");
     let pubfile = m.path("root-2026.pub");
     let id = generate(
@@ -184,10 +181,14 @@ fn generate_on_token_exports_only_the_public_key() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_softhsm2),
+    ignore = "SoftHSM2 not installed: apt-get install softhsm2, or set OFFLINE_TUF_SOFTHSM2_MODULE (README: Tests)"
+)]
 fn first_time_into_a_token_then_token_to_token_then_targets_in_a_tarball() {
     let mut f = Factory::new();
     let m = Machine::new();
-    let hsm = SoftHsm::new();
+    let hsm = SoftHsm::create();
     hsm.init_token("factory-root");
     hsm.init_token("factory-root-2");
     let recipient = m.set_up(&f);
@@ -298,10 +299,14 @@ fn first_time_into_a_token_then_token_to_token_then_targets_in_a_tarball() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_softhsm2),
+    ignore = "SoftHSM2 not installed: apt-get install softhsm2, or set OFFLINE_TUF_SOFTHSM2_MODULE (README: Tests)"
+)]
 fn root_key_moves_from_a_tarball_to_a_token_rsa_and_back() {
     let mut f = Factory::new();
     let m = Machine::new();
-    let hsm = SoftHsm::new();
+    let hsm = SoftHsm::create();
     hsm.init_token("factory-root");
     let recipient = m.set_up(&f);
     let pin = ["--pin-file".to_string(), s(&hsm.pin_file())];
@@ -378,10 +383,14 @@ fn root_key_moves_from_a_tarball_to_a_token_rsa_and_back() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_softhsm2),
+    ignore = "SoftHSM2 not installed: apt-get install softhsm2, or set OFFLINE_TUF_SOFTHSM2_MODULE (README: Tests)"
+)]
 fn token_errors_are_one_clear_line() {
     let f = Factory::new();
     let m = Machine::new();
-    let hsm = SoftHsm::new();
+    let hsm = SoftHsm::create();
     hsm.init_token("factory-root");
     let recipient = m.set_up(&f);
     let req = first_time_request(&m, &f, &recipient);
