@@ -617,16 +617,61 @@ pub fn load_response(
             record.fingerprint
         ))
     })?;
+    let pinned = crate::config::CourierConfig::load(&ctx.paths)?.signers;
     if let Some(rec) = resp.record() {
-        for step in &rec.steps {
+        let mut refused = Vec::new();
+        for (i, step) in rec.steps.iter().enumerate() {
             let ops: Vec<String> = step.operations.iter().map(|o| o.to_string()).collect();
+            let who = match resp.step_auth(step, &rec.request_sha256) {
+                shared::bundle::StepAuth::Signed(id) => {
+                    match pinned.iter().find(|(_, k)| **k == id) {
+                        Some((name, _)) => format!(", pinned signer {name}"),
+                        None => {
+                            refused.push(format!(
+                                "step {} is signed by {} ({}), which is not a pinned signer",
+                                i + 1,
+                                id,
+                                id.fingerprint()
+                            ));
+                            format!(", signer identity {} (not pinned)", id.fingerprint())
+                        }
+                    }
+                }
+                shared::bundle::StepAuth::Unsigned => {
+                    refused.push(format!("step {} carries no signature of its signer", i + 1));
+                    ", NOT SIGNED by its signer".to_string()
+                }
+                shared::bundle::StepAuth::Broken { identity, reason } => {
+                    refused.push(format!(
+                        "step {} was changed after {} signed it ({reason})",
+                        i + 1,
+                        identity.fingerprint()
+                    ));
+                    ", its signature DOES NOT VERIFY".to_string()
+                }
+            };
             out(&format!(
-                "  signed by {} {} at {}: {}",
+                "  signed by {} {} at {}: {}{}",
                 step.signer.tool,
                 step.signer.version,
                 step.time,
-                ops.join(", ")
+                ops.join(", "),
+                who
             ));
+        }
+        if let Some(broken) = refused.iter().find(|r| r.contains("was changed after")) {
+            // Tampering whatever is pinned: a step no longer matches its own signature.
+            return Err(CourierError::Verify(format!(
+                "{}: {broken}. The response was changed after it was signed; nothing was uploaded",
+                file.display()
+            )));
+        }
+        if !pinned.is_empty() && !refused.is_empty() {
+            return Err(CourierError::Verify(format!(
+                "{}: the response's steps must be signed by the signers pinned here (`courier config show`), and they are not: {}. It may have been changed on its way from the offline laptops; nothing was uploaded",
+                file.display(),
+                refused.join("; ")
+            )));
         }
     }
     resp.check_answers(&request).map_err(|e| {

@@ -560,6 +560,30 @@ pub enum ConfigCommand {
 
     /// Show the settings in effect and where each came from (the token is never shown).
     Show(JsonArg),
+
+    /// Pin an offline signer's signing identity (`signer identity show --signing` on its
+    /// laptop; compare the fingerprint out of band). Once any signer is pinned, `updates
+    /// push` and `waves push` refuse a response with a step not signed by a pinned signer.
+    AddSigner(AddSignerArgs),
+
+    /// Unpin an offline signer.
+    RemoveSigner(RemoveSignerArgs),
+}
+
+/// `courier config add-signer`.
+#[derive(Debug, Args)]
+pub struct AddSignerArgs {
+    /// A name for the signer (its key holder).
+    pub name: String,
+    /// Its signing identity, `ed25519:` followed by 64 hex digits.
+    pub identity: String,
+}
+
+/// `courier config remove-signer`.
+#[derive(Debug, Args)]
+pub struct RemoveSignerArgs {
+    /// The name the signer was pinned under.
+    pub name: String,
 }
 
 /// `courier config set-recipient`.

@@ -411,6 +411,10 @@ pub struct CourierConfig {
     /// is encrypted during the first-time rotation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recipient: Option<String>,
+    /// The offline signers' signing identities, by name (`courier config add-signer`): when
+    /// any is pinned, a response is pushed only if every step of it is signed by one of them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub signers: BTreeMap<String, shared::attestation::IdentityKey>,
     /// Settings written by a newer courier, kept as they are.
     #[serde(flatten)]
     pub extra: BTreeMap<String, serde_json::Value>,
@@ -474,6 +478,57 @@ pub fn set_recipient(paths: &Paths, recipient: &str) -> Result<()> {
     Ok(())
 }
 
+/// `courier config add-signer NAME IDENTITY`: pins an offline signer's signing identity
+/// (`signer identity show --signing` on its laptop; compare the fingerprint out of band).
+pub fn add_signer(paths: &Paths, name: &str, identity: &str) -> Result<()> {
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return Err(CourierError::Usage(format!(
+            "signer name {name:?}: use 1-64 letters, digits, '.', '_' or '-'"
+        )));
+    }
+    let key: shared::attestation::IdentityKey = identity
+        .parse()
+        .map_err(|e: shared::attestation::AttestationError| CourierError::Usage(e.to_string()))?;
+    let mut cfg = CourierConfig::load(paths)?;
+    if let Some(old) = cfg.signers.get(name) {
+        return Err(CourierError::Usage(format!(
+            "a signer named {name} is already pinned (fingerprint {}); remove it first with `courier config remove-signer {name}`",
+            old.fingerprint()
+        )));
+    }
+    if let Some((other, _)) = cfg.signers.iter().find(|(_, k)| **k == key) {
+        return Err(CourierError::Usage(format!(
+            "this identity is already pinned as {other}"
+        )));
+    }
+    cfg.signers.insert(name.to_string(), key);
+    let path = cfg.save(paths)?;
+    crate::out(&format!(
+        "Pinned signer {name}: {key}, fingerprint {} (saved in {}). Compare the fingerprint with `signer identity show` on that laptop. Responses are now pushed only when every step is signed by a pinned signer.",
+        key.fingerprint(),
+        path.display()
+    ));
+    Ok(())
+}
+
+/// `courier config remove-signer NAME`.
+pub fn remove_signer(paths: &Paths, name: &str) -> Result<()> {
+    let mut cfg = CourierConfig::load(paths)?;
+    if cfg.signers.remove(name).is_none() {
+        return Err(CourierError::Usage(format!(
+            "no signer named {name:?} is pinned (see `courier config show`)"
+        )));
+    }
+    cfg.save(paths)?;
+    crate::out(&format!("Removed signer {name}."));
+    Ok(())
+}
+
 /// `courier config show`: the settings in effect and their sources; never the token.
 pub fn show(settings: &Settings, paths: &Paths, json: bool) -> Result<()> {
     let cfg = CourierConfig::load(paths)?;
@@ -494,6 +549,9 @@ pub fn show(settings: &Settings, paths: &Paths, json: bool) -> Result<()> {
             "api-url-source": settings.api_url_source.to_string(),
             "fioctl-config": settings.fioctl_config,
             "recipient": cfg.recipient,
+            "signers": cfg.signers.iter().map(|(n, k)| serde_json::json!({
+                "name": n, "identity": k.to_string(), "fingerprint": k.fingerprint()
+            })).collect::<Vec<_>>(),
             "courier-config": paths.config_file(),
             "state-dir": paths.state_dir,
         }));
@@ -523,6 +581,18 @@ pub fn show(settings: &Settings, paths: &Paths, json: bool) -> Result<()> {
             cfg.recipient
                 .as_deref()
                 .unwrap_or("not set (courier config set-recipient age1...)")
+        ),
+        format!(
+            "signers:        {}",
+            if cfg.signers.is_empty() {
+                "none pinned (responses are checked by signatures only; pin with `courier config add-signer`)".to_string()
+            } else {
+                cfg.signers
+                    .iter()
+                    .map(|(n, k)| format!("{n} ({})", k.fingerprint()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
         ),
         format!("courier config: {}", paths.config_file().display()),
         format!("state dir:      {}", paths.state_dir.display()),

@@ -154,6 +154,12 @@ pub fn run(cli: Cli, env: EnvLookup<'_>) -> Result<()> {
         Command::Config(ConfigCommand::Show(args)) => {
             config::show(&ctx.settings, &ctx.paths, args.json)
         }
+        Command::Config(ConfigCommand::AddSigner(args)) => {
+            config::add_signer(&ctx.paths, &args.name, &args.identity)
+        }
+        Command::Config(ConfigCommand::RemoveSigner(args)) => {
+            config::remove_signer(&ctx.paths, &args.name)
+        }
         Command::Completions(_) | Command::Man(_) => Ok(()),
     }
 }

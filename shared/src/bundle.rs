@@ -59,6 +59,8 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::archive::{self, ArchiveError, Compression, Limits, MemberRef, TarStream};
+use crate::attestation::{self, Attestation, IdentityKey, SigningIdentity};
+use crate::authority::Change;
 use crate::canonical;
 use crate::fsutil::{self, FsError};
 use crate::keys::{KeyId, Signature};
@@ -66,8 +68,14 @@ use crate::metadata::{Role, SignedRoot, SignedTargets, TargetsSummary, Timestamp
 
 /// `format` value of every bundle manifest.
 pub const FORMAT_NAME: &str = "offline-tuf-bundle";
-/// The bundle format version this code reads and writes.
-pub const FORMAT_VERSION: u64 = 1;
+/// The newest bundle format version this code reads and writes. Version 2 adds the
+/// attested signer steps (`output`, `authorized`, `attestation` in `record.json`); requests
+/// need none of it and are written as [`REQUEST_FORMAT_VERSION`], responses as version 2.
+pub const FORMAT_VERSION: u64 = 2;
+/// The format version requests are written in (the oldest that expresses them).
+pub const REQUEST_FORMAT_VERSION: u64 = 1;
+/// Every format version this code reads.
+pub const READABLE_VERSIONS: [u64; 2] = [1, 2];
 /// Name of the manifest member (always first).
 pub const MANIFEST: &str = "manifest.json";
 /// Name of the transaction snapshot member.
@@ -112,7 +120,7 @@ pub enum BundleError {
     #[error("not an offline TUF bundle: {0}")]
     NotABundle(String),
     /// A format version this code does not know.
-    #[error("bundle format version {found} is not supported (this program reads version {FORMAT_VERSION}); use a matching version of the toolkit")]
+    #[error("bundle format version {found} is not supported (this program reads versions 1 and {FORMAT_VERSION}); use a matching version of the toolkit")]
     UnsupportedVersion {
         /// Version found in the manifest.
         found: Value,
@@ -492,7 +500,7 @@ pub struct StepSummary {
 pub struct Manifest {
     /// Always [`FORMAT_NAME`].
     pub format: String,
-    /// Always [`FORMAT_VERSION`] for bundles this code accepts.
+    /// One of [`READABLE_VERSIONS`].
     #[serde(rename = "format-version")]
     pub format_version: u64,
     /// Request or response.
@@ -662,6 +670,46 @@ pub struct Step {
     pub operations: Vec<Operation>,
     /// New signatures made in this step.
     pub signatures: Vec<SignedDocument>,
+    /// Format 2: the digests of the drafts this step's upload holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<StepOutput>,
+    /// Format 2: every change of the drafts (against the roots in force) that this step's
+    /// signer authorized — by its operator's command, an authenticated cosigner step, or a
+    /// typed confirmation. Changes it did not authorize are not listed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorized: Option<Vec<Change>>,
+    /// Format 2: the signature of the signer that made the step over
+    /// [`Step::attestation_payload`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestation: Option<Attestation>,
+}
+
+/// The drafts a step produced: SHA-256 of the canonical `signed` bytes of each root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepOutput {
+    /// The CI root draft.
+    #[serde(rename = "ci-root")]
+    pub ci_root: Sha256Digest,
+    /// The production root draft.
+    #[serde(rename = "prod-root")]
+    pub prod_root: Sha256Digest,
+}
+
+/// How a step of a response is authenticated (see [`TransferBundle::step_auth`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepAuth {
+    /// The attestation verifies: the step was made by the holder of this identity.
+    Signed(IdentityKey),
+    /// The step carries no attestation (a format-1 response, or one stripped on the way).
+    Unsigned,
+    /// The attestation does not verify: the step was changed after it was signed.
+    Broken {
+        /// The identity the attestation names.
+        identity: IdentityKey,
+        /// Why it fails.
+        reason: String,
+    },
 }
 
 impl Step {
@@ -671,6 +719,20 @@ impl Step {
             signer: self.signer.clone(),
             time: self.time,
         }
+    }
+
+    /// The bytes this step's attestation signs (see [`crate::attestation`]): the step
+    /// without its attestation, bound to the factory, transaction and request.
+    pub fn attestation_payload(
+        &self,
+        factory: &str,
+        txid: &str,
+        request_sha256: &Sha256Digest,
+    ) -> Result<Vec<u8>, BundleError> {
+        let mut body = self.clone();
+        body.attestation = None;
+        attestation::payload(factory, txid, &request_sha256.to_string(), &body)
+            .map_err(|e| BundleError::Invalid(format!("step record: {e}")))
     }
 }
 
@@ -719,6 +781,8 @@ pub struct StepInput {
     pub time: Timestamp,
     /// What the step did.
     pub operations: Vec<Operation>,
+    /// The changes of the drafts the step's signer authorized ([`Step::authorized`]).
+    pub authorized: Vec<Change>,
     /// The complete new PUT body (previous signatures included).
     pub upload: Upload,
 }
@@ -966,7 +1030,7 @@ impl TransferBundle {
         }
         let manifest = Manifest {
             format: FORMAT_NAME.to_string(),
-            format_version: FORMAT_VERSION,
+            format_version: REQUEST_FORMAT_VERSION,
             kind: BundleKind::Request,
             factory: input.factory,
             txid: input.txid,
@@ -1374,7 +1438,37 @@ impl TransferBundle {
         self.upload.as_ref()
     }
 
-    /// The signing record (responses).
+    /// How each step of the record is authenticated (empty for a request).
+    pub fn record_steps_auth(&self) -> Vec<StepAuth> {
+        let Some(record) = &self.record else {
+            return Vec::new();
+        };
+        record
+            .steps
+            .iter()
+            .map(|s| self.step_auth(s, &record.request_sha256))
+            .collect()
+    }
+
+    /// Checks the attestation of `step` (a step of this response's record).
+    pub fn step_auth(&self, step: &Step, request_sha256: &Sha256Digest) -> StepAuth {
+        let Some(att) = &step.attestation else {
+            return StepAuth::Unsigned;
+        };
+        let verified = step
+            .attestation_payload(&self.manifest.factory, &self.manifest.txid, request_sha256)
+            .map_err(|e| e.to_string())
+            .and_then(|p| att.verify(&p).map_err(|e| e.to_string()));
+        match verified {
+            Ok(()) => StepAuth::Signed(att.identity),
+            Err(reason) => StepAuth::Broken {
+                identity: att.identity,
+                reason,
+            },
+        }
+    }
+
+    /// The parsed `record.json` of a response.
     pub fn record(&self) -> Option<&Record> {
         self.record.as_ref()
     }
@@ -1383,7 +1477,11 @@ impl TransferBundle {
     /// `upload.json` becomes `step.upload`, and a record step is appended that lists, per
     /// document, the key ids whose signatures are new compared with this bundle's upload
     /// (all of them for a request) and the digest they signed.
-    pub fn respond(&self, step: StepInput) -> Result<TransferBundle, BundleError> {
+    pub fn respond(
+        &self,
+        step: StepInput,
+        identity: &SigningIdentity,
+    ) -> Result<TransferBundle, BundleError> {
         if step.upload.txid != self.manifest.txid {
             return Err(BundleError::Invalid(format!(
                 "upload txid {:?} differs from the bundle's {:?}",
@@ -1456,13 +1554,26 @@ impl TransferBundle {
             request_sha256: self.digest,
             steps: Vec::new(),
         });
-        record.steps.push(Step {
+        let mut new_step = Step {
             input_sha256: self.digest,
             signer: step.signer.clone(),
             time: step.time,
             operations: step.operations,
             signatures,
-        });
+            output: Some(StepOutput {
+                ci_root: signed_digest(&step.upload.ci_root, "ci-root")?,
+                prod_root: signed_digest(&step.upload.prod_root, "prod-root")?,
+            }),
+            authorized: Some(step.authorized),
+            attestation: None,
+        };
+        let payload = new_step.attestation_payload(
+            &self.manifest.factory,
+            &self.manifest.txid,
+            &record.request_sha256,
+        )?;
+        new_step.attestation = Some(identity.attest(&payload));
+        record.steps.push(new_step);
         self.with_response(step.signer, step.time, &step.upload, &record)
     }
 
@@ -1685,7 +1796,7 @@ fn parse_manifest(bytes: &[u8]) -> Result<Manifest, BundleError> {
         }
     }
     match obj.get("format-version") {
-        Some(v) if v.as_u64() == Some(FORMAT_VERSION) => {}
+        Some(v) if v.as_u64().is_some_and(|v| READABLE_VERSIONS.contains(&v)) => {}
         Some(v) => return Err(BundleError::UnsupportedVersion { found: v.clone() }),
         None => return Err(BundleError::Manifest("format-version is missing".into())),
     }
@@ -1902,10 +2013,61 @@ fn validate_content(
                     op.validate().map_err(|e| member_err(RECORD, e))?;
                 }
             }
+            check_step_fields(manifest.format_version, &record, &upload)?;
             check_record_digests(&record, &upload, members, &mut known.signed_digests)?;
             Ok((Some(upload), Some(record)))
         }
     }
+}
+
+/// The format-2 members of steps (SPEC §5.4): absent in format 1; in format 2 the last step
+/// names the drafts it produced and the changes it authorized, and its `output` is the
+/// digest of the roots `upload.json` carries (the step produced this upload).
+fn check_step_fields(version: u64, record: &Record, upload: &Upload) -> Result<(), BundleError> {
+    if version < 2 {
+        if record
+            .steps
+            .iter()
+            .any(|s| s.output.is_some() || s.authorized.is_some() || s.attestation.is_some())
+        {
+            return Err(member_err(
+                RECORD,
+                "output, authorized and attestation are format 2 members, but the manifest says format 1",
+            ));
+        }
+        return Ok(());
+    }
+    let last = record
+        .steps
+        .last()
+        .ok_or_else(|| member_err(RECORD, "has no steps"))?;
+    let (Some(output), Some(_)) = (&last.output, &last.authorized) else {
+        return Err(member_err(
+            RECORD,
+            format!(
+                "step {} has no output or authorized member (required in format 2)",
+                record.steps.len()
+            ),
+        ));
+    };
+    let actual = StepOutput {
+        ci_root: signed_digest(&upload.ci_root, "ci-root")?,
+        prod_root: signed_digest(&upload.prod_root, "prod-root")?,
+    };
+    if *output != actual {
+        return Err(member_err(
+            RECORD,
+            format!(
+                "step {} says it produced the drafts {} (CI) and {} (production), but upload.json holds {} and {}: the drafts were changed after the step",
+                record.steps.len(),
+                output.ci_root,
+                output.prod_root,
+                actual.ci_root,
+                actual.prod_root
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Checks that what `record.json` says was signed is what the response carries (SPEC §5.4,
@@ -2107,7 +2269,24 @@ mod tests {
             signer: Writer::new("signer", "0.1.0"),
             time: ts("2026-03-02T09:00:00Z"),
             operations: ops,
+            authorized: vec![],
             upload,
+        }
+    }
+
+    /// The signing identity of the test steps.
+    fn test_identity() -> SigningIdentity {
+        SigningIdentity::from_seed(&[0x51; 32])
+    }
+
+    /// `respond` with [`test_identity`].
+    trait RespondTest {
+        fn respond_test(&self, step: StepInput) -> Result<TransferBundle, BundleError>;
+    }
+
+    impl RespondTest for TransferBundle {
+        fn respond_test(&self, step: StepInput) -> Result<TransferBundle, BundleError> {
+            self.respond(step, &test_identity())
         }
     }
 
@@ -2205,14 +2384,20 @@ mod tests {
     fn refuses_format_version_and_kind() {
         let b = request();
         let bad = repack(&b, false, |m, _| {
-            m.insert("format-version".into(), json!(2));
+            m.insert("format-version".into(), json!(3));
         });
         let err = TransferBundle::from_bytes(&bad).unwrap_err();
         assert!(
             matches!(err, BundleError::UnsupportedVersion { .. }),
             "{err}"
         );
-        assert!(err.to_string().contains("version 2"), "{err}");
+        assert!(err.to_string().contains("version 3"), "{err}");
+        // Requests are written as format 1; a format 2 request reads too.
+        assert_eq!(b.manifest().format_version, 1);
+        let v2 = repack(&b, false, |m, _| {
+            m.insert("format-version".into(), json!(2));
+        });
+        TransferBundle::from_bytes(&v2).unwrap();
         let bad = repack(&b, false, |m, _| {
             m.insert("kind".into(), json!("receipt"));
         });
@@ -2514,12 +2699,63 @@ mod tests {
     }
 
     #[test]
+    fn steps_are_attested_and_bound_to_their_output() {
+        let req = request();
+        let upload = upload_signed_by(&req, &[&key(1)]);
+        let mut st = step(upload.clone(), vec![Operation::SignRoot]);
+        st.authorized = vec![Change::Expires {
+            expires: ts("2028-01-01T00:00:00Z"),
+        }];
+        let resp = req.respond_test(st).unwrap();
+        assert_eq!(resp.manifest().format_version, FORMAT_VERSION);
+        let auth = resp.record_steps_auth();
+        assert_eq!(auth, vec![StepAuth::Signed(test_identity().public())]);
+        let rec = resp.record().unwrap().clone();
+        let out = rec.steps[0].output.unwrap();
+        assert_eq!(
+            out.ci_root,
+            Sha256Digest::of(&upload.ci_root.canonical_signed().unwrap())
+        );
+        // The claim of a step is covered by its attestation: an edited claim breaks it.
+        let mut edited = rec.steps[0].clone();
+        edited.authorized = Some(vec![]);
+        assert!(matches!(
+            resp.step_auth(&edited, &rec.request_sha256),
+            StepAuth::Broken { .. }
+        ));
+        // So is the binding to the request.
+        assert!(matches!(
+            resp.step_auth(&rec.steps[0], &Sha256Digest([9; 32])),
+            StepAuth::Broken { .. }
+        ));
+        let mut stripped = rec.steps[0].clone();
+        stripped.attestation = None;
+        assert_eq!(
+            resp.step_auth(&stripped, &rec.request_sha256),
+            StepAuth::Unsigned
+        );
+        // Drafts changed after the step: refused on read (the output no longer matches).
+        let mut other = upload.clone();
+        other.ci_root.signed.expires = ts("2029-01-01T00:00:00Z");
+        other.prod_root.signed.expires = ts("2029-01-01T00:00:00Z");
+        let (w, t) = (resp.manifest().writer.clone(), resp.manifest().created);
+        let err = req.with_response(w, t, &other, &rec).unwrap_err();
+        assert!(err.to_string().contains("changed after the step"), "{err}");
+        // Format 1 responses have none of these members.
+        let v1 = repack(&resp, false, |m, _| {
+            m.insert("format-version".into(), json!(1));
+        });
+        let err = TransferBundle::from_bytes(&v1).unwrap_err();
+        assert!(err.to_string().contains("format 2 members"), "{err}");
+    }
+
+    #[test]
     fn record_digests_must_match_the_upload() {
         let req = request();
         let k1 = key(1);
         let upload = upload_signed_by(&req, &[&k1]);
         let resp = req
-            .respond(step(upload.clone(), vec![Operation::SignRoot]))
+            .respond_test(step(upload.clone(), vec![Operation::SignRoot]))
             .unwrap();
         let good = resp.record().unwrap().clone();
         let (w, t) = (resp.manifest().writer.clone(), resp.manifest().created);
@@ -2555,7 +2791,7 @@ mod tests {
             .targets_signatures
             .insert("production".into(), vec![k2.sign(&msg)]);
         let resp = req
-            .respond(step(upload.clone(), vec![Operation::SignRoot]))
+            .respond_test(step(upload.clone(), vec![Operation::SignRoot]))
             .unwrap();
         assert_eq!(resp.kind(), BundleKind::Response);
         assert_eq!(resp.request_digest(), req.digest());
@@ -2583,7 +2819,7 @@ mod tests {
         let msg = upload2.ci_root.canonical_signed().unwrap();
         upload2.ci_root.add_signature(k2.sign(&msg));
         let resp2 = resp
-            .respond(step(upload2, vec![Operation::SignRoot]))
+            .respond_test(step(upload2, vec![Operation::SignRoot]))
             .unwrap();
         let steps = &resp2.record().unwrap().steps;
         assert_eq!(steps.len(), 2);
@@ -2612,12 +2848,12 @@ mod tests {
         let mut upload = upload_signed_by(&req, &[]);
         upload.txid = "other".into();
         assert!(matches!(
-            req.respond(step(upload, vec![])),
+            req.respond_test(step(upload, vec![])),
             Err(BundleError::Invalid(_))
         ));
         let mut upload = upload_signed_by(&req, &[]);
         upload.waves_signatures.insert("ghost".into(), vec![]);
-        let err = req.respond(step(upload, vec![])).unwrap_err();
+        let err = req.respond_test(step(upload, vec![])).unwrap_err();
         assert!(err.to_string().contains("ghost"), "{err}");
     }
 
@@ -2626,7 +2862,7 @@ mod tests {
         let req = request();
         let (k1, k2) = (key(1), key(2));
         let a = req
-            .respond(step(
+            .respond_test(step(
                 upload_signed_by(&req, &[&k1]),
                 vec![Operation::SignRoot],
             ))
@@ -2642,7 +2878,7 @@ mod tests {
             }],
         );
         sb.time = ts("2026-03-03T09:00:00Z");
-        let b = req.respond(sb).unwrap();
+        let b = req.respond_test(sb).unwrap();
         let c = combine(&a, &b).unwrap();
         let up = c.upload().unwrap();
         let ids: Vec<_> = up
@@ -2663,7 +2899,7 @@ mod tests {
         let mut uc = upload_signed_by(&req, &[&k2]);
         uc.ci_root.signed.version += 1;
         uc.ci_root.signatures.clear();
-        let conflicting = req.respond(step(uc, vec![])).unwrap();
+        let conflicting = req.respond_test(step(uc, vec![])).unwrap();
         let err = combine(&a, &conflicting).unwrap_err();
         assert!(
             matches!(err, BundleError::Conflict { ref document } if document == "ci-root"),
@@ -2675,7 +2911,7 @@ mod tests {
         other_input.created = ts("2026-03-01T10:00:01Z");
         let other = TransferBundle::new_request(other_input).unwrap();
         let o = other
-            .respond(step(upload_signed_by(&other, &[&k1]), vec![]))
+            .respond_test(step(upload_signed_by(&other, &[&k1]), vec![]))
             .unwrap();
         assert!(matches!(combine(&a, &o), Err(BundleError::Mismatch(_))));
     }
@@ -2684,7 +2920,7 @@ mod tests {
     fn response_consistency_checks_on_read() {
         let req = request();
         let resp = req
-            .respond(step(
+            .respond_test(step(
                 upload_signed_by(&req, &[&key(1)]),
                 vec![Operation::SignRoot],
             ))

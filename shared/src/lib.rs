@@ -9,11 +9,13 @@
 //! * [`metadata`] — the TUF `root.json`/`targets.json` model as Foundries uses it;
 //! * [`verify`] — signatures, thresholds, root chains, expiry, CI/production pairs;
 //! * [`transform`] — fioctl's root transforms as pure functions (rotate, add, remove, threshold, finalize, sign);
-//! * [`changes`] — what a draft root changes, as data (for review and intent checks);
+//! * [`changes`] — what a draft root changes, as data (for review);
+//! * [`authority`] — the elementary changes of a draft pair and who authorized each (the signer's decision, pure);
 //! * [`fsutil`] — atomic file replacement (temp file, fsync, rename, directory fsync), leftover detection;
 //! * [`archive`] — hardened tar/tar.gz reading and deterministic writing;
 //! * [`tarball`] — offline keys tarballs in fioctl's layout, key search like `findTufSigners`;
 //! * [`bundle`] — transfer bundles (request/response), fingerprints, signer steps, combining;
+//! * [`attestation`] — signer identities and the signatures over response steps;
 //! * [`status`] — the missing-signature checklist of a transaction (ceremony aid);
 //! * [`expiry`] — the expiry radar: days left, horizons, RFC 5545 reminders (ceremony aid);
 //! * [`shamir`] — Shamir secret sharing over GF(2⁸) (split backups of the root key);
@@ -22,6 +24,8 @@
 //! (keys tarballs, transfer bundles) and is always atomic.
 
 pub mod archive;
+pub mod attestation;
+pub mod authority;
 pub mod bundle;
 pub mod canonical;
 pub mod changes;

@@ -12,11 +12,13 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 use shared::archive::Compression;
+use shared::attestation::SigningIdentity;
+use shared::authority::Change;
 use shared::bundle::{
     combine, Operation, RequestInput, Sha256Digest, StepInput, TransferBundle, Upload, Writer,
 };
 use shared::keys::PrivateKey;
-use shared::metadata::{SignedRoot, SignedTargets, Timestamp};
+use shared::metadata::{Role, SignedRoot, SignedTargets, Timestamp};
 
 /// Test-only age identity of the examples' signer (published on purpose: it protects
 /// nothing but the example key below).
@@ -59,6 +61,16 @@ fn keys() -> Keys {
         offline_root: k(0x11),
         offline_targets: k(0x21),
     }
+}
+
+/// The signing identity of the examples' root key holder's laptop (seed `0x31`).
+fn root_holder() -> SigningIdentity {
+    SigningIdentity::from_seed(&[0x31; 32])
+}
+
+/// The signing identity of the examples' targets key holder's laptop (seed `0x32`).
+fn targets_holder() -> SigningIdentity {
+    SigningIdentity::from_seed(&[0x32; 32])
 }
 
 fn key_json(k: &PrivateKey) -> Value {
@@ -262,24 +274,40 @@ fn examples() -> Vec<(&'static str, TransferBundle, Compression)> {
     sign_root(&mut ci2, &[&ks.initial_root, &ks.offline_root]);
     sign_root(&mut prod2, &[&ks.initial_root, &ks.offline_root]);
     let response = request
-        .respond(StepInput {
-            signer: signer(),
-            time: ts("2026-03-02T09:00:00Z"),
-            operations: vec![
-                Operation::FirstTimeRootRotation,
-                Operation::AddOfflineKey {
-                    role: shared::metadata::Role::Root,
-                    keyid: Some(ks.offline_root.keyid().clone()),
+        .respond(
+            StepInput {
+                signer: signer(),
+                time: ts("2026-03-02T09:00:00Z"),
+                operations: vec![
+                    Operation::FirstTimeRootRotation,
+                    Operation::AddOfflineKey {
+                        role: Role::Root,
+                        keyid: Some(ks.offline_root.keyid().clone()),
+                    },
+                ],
+                authorized: vec![
+                    Change::KeyAdded {
+                        role: Role::Root,
+                        keyid: ks.offline_root.keyid().clone(),
+                    },
+                    Change::KeyRemoved {
+                        role: Role::Root,
+                        keyid: ks.initial_root.keyid().clone(),
+                    },
+                    Change::Expires {
+                        expires: ts("2027-03-02T09:00:00Z"),
+                    },
+                ],
+                upload: Upload {
+                    txid: request.txid().to_string(),
+                    ci_root: ci2.clone(),
+                    prod_root: prod2.clone(),
+                    targets_signatures: BTreeMap::new(),
+                    waves_signatures: BTreeMap::new(),
                 },
-            ],
-            upload: Upload {
-                txid: request.txid().to_string(),
-                ci_root: ci2.clone(),
-                prod_root: prod2.clone(),
-                targets_signatures: BTreeMap::new(),
-                waves_signatures: BTreeMap::new(),
             },
-        })
+            &root_holder(),
+        )
         .unwrap();
     out.push(("request-first-time.tufbundle", request, Compression::None));
     out.push(("response-first-time.tufbundle", response, Compression::Gzip));
@@ -297,7 +325,8 @@ fn examples() -> Vec<(&'static str, TransferBundle, Compression)> {
                 "2026-03-10T09:59:00Z",
             ),
         );
-        r.signed.expires = ts("2027-03-10T09:00:00Z");
+        // A targets rotation leaves the expiry of the root as it is.
+        r.signed.expires = ts("2027-03-02T09:00:00Z");
         r
     };
     let ci3 = draft3(&[&ks.online_targets], 1);
@@ -345,6 +374,10 @@ fn examples() -> Vec<(&'static str, TransferBundle, Compression)> {
             SignedTargets::from_json(b.member(&format!("{dir}/{name}.json")).unwrap()).unwrap();
         ks.offline_targets.sign(&doc.canonical_signed().unwrap())
     };
+    let targets_key_added = vec![Change::KeyAdded {
+        role: Role::Targets,
+        keyid: ks.offline_targets.keyid().clone(),
+    }];
     let step1_upload = Upload {
         txid: request.txid().to_string(),
         ci_root: new_ci.clone(),
@@ -359,36 +392,45 @@ fn examples() -> Vec<(&'static str, TransferBundle, Compression)> {
         )]),
     };
     let step1 = request
-        .respond(StepInput {
-            signer: signer(),
-            time: ts("2026-03-10T11:00:00Z"),
-            operations: vec![
-                Operation::TargetsRotation,
-                Operation::AddOfflineKey {
-                    role: shared::metadata::Role::Targets,
-                    keyid: Some(ks.offline_targets.keyid().clone()),
-                },
-                Operation::SignProdTargets {
-                    tags: vec!["production".into()],
-                },
-                Operation::SignWave {
-                    name: "wave-2026-03".into(),
-                },
-            ],
-            upload: step1_upload.clone(),
-        })
+        .respond(
+            StepInput {
+                signer: signer(),
+                time: ts("2026-03-10T11:00:00Z"),
+                operations: vec![
+                    Operation::TargetsRotation,
+                    Operation::AddOfflineKey {
+                        role: Role::Targets,
+                        keyid: Some(ks.offline_targets.keyid().clone()),
+                    },
+                    Operation::SignProdTargets {
+                        tags: vec!["production".into()],
+                    },
+                    Operation::SignWave {
+                        name: "wave-2026-03".into(),
+                    },
+                ],
+                authorized: targets_key_added.clone(),
+                upload: step1_upload.clone(),
+            },
+            &targets_holder(),
+        )
         .unwrap();
     // Step 2a, root holder: signs both roots.
     let mut upload2 = step1_upload.clone();
     sign_root(&mut upload2.ci_root, &[&ks.offline_root]);
     sign_root(&mut upload2.prod_root, &[&ks.offline_root]);
     let step2 = step1
-        .respond(StepInput {
-            signer: signer(),
-            time: ts("2026-03-11T08:00:00Z"),
-            operations: vec![Operation::SignRoot],
-            upload: upload2,
-        })
+        .respond(
+            StepInput {
+                signer: signer(),
+                time: ts("2026-03-11T08:00:00Z"),
+                operations: vec![Operation::SignRoot],
+                // Accepted from the targets holder's authenticated step 1.
+                authorized: targets_key_added.clone(),
+                upload: upload2,
+            },
+            &root_holder(),
+        )
         .unwrap();
     // Step 2b, in parallel, targets holder again: signs the qa tag.
     let mut upload_qa = step1_upload;
@@ -397,14 +439,18 @@ fn examples() -> Vec<(&'static str, TransferBundle, Compression)> {
         vec![sign_doc(&request, "prod-targets", "qa")],
     );
     let step_qa = step1
-        .respond(StepInput {
-            signer: signer(),
-            time: ts("2026-03-11T09:00:00Z"),
-            operations: vec![Operation::SignProdTargets {
-                tags: vec!["qa".into()],
-            }],
-            upload: upload_qa,
-        })
+        .respond(
+            StepInput {
+                signer: signer(),
+                time: ts("2026-03-11T09:00:00Z"),
+                operations: vec![Operation::SignProdTargets {
+                    tags: vec!["qa".into()],
+                }],
+                authorized: targets_key_added,
+                upload: upload_qa,
+            },
+            &targets_holder(),
+        )
         .unwrap();
     let combined = combine(&step2, &step_qa).unwrap();
     out.push(("request-targets.tufbundle", request, Compression::None));
@@ -641,7 +687,7 @@ fn schemas_are_not_vacuous() {
     let good = serde_json::to_value(b.manifest()).unwrap();
     assert!(manifest.is_valid(&good));
     let mutations: &[fn(&mut Value)] = &[
-        |m| m["format-version"] = json!(2),
+        |m| m["format-version"] = json!(3),
         |m| m["kind"] = json!("receipt"),
         |m| m["operations"] = json!([{"op": "launch"}]),
         |m| m["operations"] = json!([{"op": "sign-root", "extra": 1}]),
@@ -661,6 +707,34 @@ fn schemas_are_not_vacuous() {
     let mut ext = good.clone();
     ext["x-vendor-note"] = json!("extensions are allowed");
     assert!(manifest.is_valid(&ext));
+
+    // The attested steps of format 2: a claimed change of an unknown kind, an identity of
+    // another key type, a missing signature are all invalid.
+    let record = validator("record.schema.json");
+    let (_, bytes) = golden_files()
+        .into_iter()
+        .find(|(n, _)| n == "response-targets-step1.tufbundle")
+        .expect("step 1 example");
+    let b = TransferBundle::from_bytes(&bytes).unwrap();
+    let good = serde_json::to_value(b.record().unwrap()).unwrap();
+    assert!(record.is_valid(&good));
+    let mutations: &[fn(&mut Value)] = &[
+        |r| r["steps"][0]["authorized"][0]["change"] = json!("key-stolen"),
+        |r| r["steps"][0]["authorized"][0]["extra"] = json!(1),
+        |r| r["steps"][0]["attestation"]["identity"] = json!("rsa:00"),
+        |r| {
+            r["steps"][0]["attestation"]
+                .as_object_mut()
+                .unwrap()
+                .remove("sig");
+        },
+        |r| r["steps"][0]["output"]["snapshot"] = json!("00".repeat(32)),
+    ];
+    for (i, mutate) in mutations.iter().enumerate() {
+        let mut bad = good.clone();
+        mutate(&mut bad);
+        assert!(!record.is_valid(&bad), "record mutation {i} accepted");
+    }
 }
 
 /// Byte positions to flip: every byte of a gzip file; in a plain tar every byte of every

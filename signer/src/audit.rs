@@ -136,6 +136,34 @@ pub enum AuditEvent {
         /// The identity file.
         path: String,
     },
+    /// The signer's signing identity (signs the steps it adds to responses) was created.
+    SigningIdentityCreated {
+        /// Its public key (`ed25519:…`).
+        identity: String,
+        /// Its fingerprint.
+        fingerprint: String,
+    },
+    /// Another key holder's signing identity was pinned as a cosigner.
+    CosignerPinned {
+        /// The name it was pinned under.
+        name: String,
+        /// Its public key (`ed25519:…`).
+        identity: String,
+    },
+    /// A cosigner was unpinned.
+    CosignerRemoved {
+        /// The name it was pinned under.
+        name: String,
+        /// Its public key (`ed25519:…`).
+        identity: String,
+    },
+    /// The operator confirmed a change that nothing else authorized, by typing its code.
+    ChangeConfirmed {
+        /// The change, as shown.
+        change: String,
+        /// The code typed.
+        code: String,
+    },
 }
 
 /// One line of the audit log.
@@ -589,6 +617,19 @@ pub fn describe(event: &AuditEvent) -> String {
         }
         AuditEvent::IdentityCreated { recipient, path } => {
             format!("identity created: {recipient} ({path})")
+        }
+        AuditEvent::SigningIdentityCreated {
+            identity,
+            fingerprint,
+        } => format!("signing identity created: {identity} (fingerprint {fingerprint})"),
+        AuditEvent::CosignerPinned { name, identity } => {
+            format!("cosigner pinned: {name} = {identity}")
+        }
+        AuditEvent::CosignerRemoved { name, identity } => {
+            format!("cosigner removed: {name} = {identity}")
+        }
+        AuditEvent::ChangeConfirmed { change, code } => {
+            format!("change confirmed by typing {code}: {change}")
         }
     }
 }

@@ -107,6 +107,11 @@ pub enum Command {
     /// production targets role (at least 2).
     SetThreshold(ThresholdArgs),
 
+    /// Expert: accept the new online keys the server generated for these roles (`courier
+    /// updates rotate-online-key`) and sign the new roots with the root keys. Exactly the
+    /// current online key of each role must be replaced by the staged one.
+    RotateOnlineKey(RotateOnlineArgs),
+
     /// Sign the staged roots with the root keys the keys files hold: the key(s) of the
     /// staged root and the key of the current root (as the chain requires). Keeps other
     /// signatures (several admins can sign one after another).
@@ -121,9 +126,15 @@ pub enum Command {
     /// Merge two responses to the same request (signatures made on different machines).
     Combine(CombineArgs),
 
-    /// The signer's age identity (receives the initial root key on the first rotation).
+    /// The signer's identities: the age identity (receives the initial root key on the first
+    /// rotation) and the signing identity (signs the steps this signer adds to responses).
     #[command(subcommand)]
     Identity(crate::identity::IdentityCommand),
+
+    /// The other key holders' signing identities pinned on this laptop: steps they signed
+    /// are believed for the changes they say they authorized.
+    #[command(subcommand)]
+    Cosigner(crate::cosigner::CosignerCommand),
 
     /// Offline keys files: list, back up, export, print and restore keys.
     #[command(subcommand)]
@@ -165,10 +176,11 @@ pub struct CheckArgs {
     /// Accept expired roots (pinned or current).
     #[arg(long)]
     pub allow_expired: bool,
-    /// Accept staged changes that the requested operations do not explain (after they are
-    /// shown and confirmed). Never needed for a bundle made by the courier and this signer.
+    /// Perform the operation even though the bundle does not request it (after it is shown
+    /// and confirmed). Authority for every change still comes from this command, a pinned
+    /// cosigner or your typed confirmation.
     #[arg(long)]
-    pub accept_unexplained: bool,
+    pub allow_unrequested: bool,
 }
 
 /// Options of `signer inspect`.
@@ -320,6 +332,50 @@ pub struct ThresholdArgs {
     #[arg(value_name = "N")]
     pub threshold: u64,
     /// Key sources (tarballs or PKCS#11 tokens), passphrase and PIN.
+    #[command(flatten)]
+    pub src: crate::keysource::KeyArgs,
+    /// Bundle in and out.
+    #[command(flatten)]
+    pub io: BundleIo,
+    /// Safety overrides.
+    #[command(flatten)]
+    pub check: CheckArgs,
+}
+
+/// An online role (`rotate-online-key`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnlineRoleArg {
+    /// The online targets key (signs CI targets).
+    Targets,
+    /// The snapshot key.
+    Snapshot,
+    /// The timestamp key.
+    Timestamp,
+}
+
+impl From<OnlineRoleArg> for Role {
+    fn from(r: OnlineRoleArg) -> Role {
+        match r {
+            OnlineRoleArg::Targets => Role::Targets,
+            OnlineRoleArg::Snapshot => Role::Snapshot,
+            OnlineRoleArg::Timestamp => Role::Timestamp,
+        }
+    }
+}
+
+/// Options of `signer rotate-online-key`.
+#[derive(Debug, Clone, Args)]
+pub struct RotateOnlineArgs {
+    /// The roles whose online key the server replaced (comma separated or repeated).
+    #[arg(
+        long = "role",
+        short = 'r',
+        value_enum,
+        value_delimiter = ',',
+        required = true
+    )]
+    pub roles: Vec<OnlineRoleArg>,
+    /// Key sources (root keys with --keys), passphrase and PIN.
     #[command(flatten)]
     pub src: crate::keysource::KeyArgs,
     /// Bundle in and out.

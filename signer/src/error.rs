@@ -10,6 +10,8 @@
 //! | 1 | error: nothing was signed (bad input, failed verification, refused change, ...) |
 //! | 2 | usage error (unknown flag, missing or invalid argument) |
 //! | 3 | `inspect`: the bundle must not be signed as it is |
+//! | 4 | `status`: signatures are still missing |
+//! | 5 | `inspect`: signing the roots needs the operator's typed confirmation of changes nothing authorized (`--yes` refuses them) |
 
 use std::path::PathBuf;
 
@@ -23,6 +25,9 @@ use shared::verify::VerifyError;
 /// Exit status of `signer inspect` when the bundle must not be signed.
 pub const EXIT_MUST_NOT_SIGN: u8 = 3;
 
+/// Exit status of `signer inspect` when signing the roots needs typed confirmations.
+pub const EXIT_NEEDS_CONFIRMATION: u8 = 5;
+
 /// The text of the exit-code table shown at the end of `signer --help`.
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
@@ -30,7 +35,8 @@ Exit codes:
   1  error; nothing was signed and no keys file was changed unless the message says so
   2  usage error (unknown flag, missing or invalid argument)
   3  inspect: the bundle must not be signed as it is
-  4  status: signatures are still missing";
+  4  status: signatures are still missing
+  5  inspect: signing the roots needs your typed confirmation of changes nothing authorized";
 
 /// Shorthand for results of signer functions.
 pub type Result<T, E = SignerError> = std::result::Result<T, E>;
@@ -122,9 +128,24 @@ pub enum SignerError {
         /// Its expiry.
         expires: String,
     },
-    /// The drafts change something no operation explains.
-    #[error("the staged root changes things that the requested operations do not explain:\n{}\nNothing was signed. If you have checked these changes and want them, re-run with --accept-unexplained", .0.iter().map(|s| format!("  - {s}")).collect::<Vec<_>>().join("\n"))]
-    Unexplained(Vec<String>),
+    /// Changes of the drafts that nothing this signer trusts authorized, in a run that cannot
+    /// ask (`--yes`, or no terminal).
+    #[error("refusing to sign: the staged roots make changes that nothing this signer trusts authorized (your command, a pinned cosigner's authenticated step, or your typed confirmation):\n{}\nNothing was signed and no keys file changed", .0.iter().map(|s| format!("  - {s}")).collect::<Vec<_>>().join("\n"))]
+    NeedsAuthority(Vec<String>),
+    /// The drafts (or an earlier step) are unsignable whatever anyone confirms.
+    #[error("must not sign:\n{}\nNothing was signed; do not use this bundle (`signer inspect` shows it whole)", .0.iter().map(|s| format!("  - {s}")).collect::<Vec<_>>().join("\n"))]
+    MustNotSign(Vec<String>),
+    /// The bundle's root chain forks from a root this signer signed or pinned.
+    #[error("{0}")]
+    Fork(String),
+    /// The code typed to accept a change is not the one shown.
+    #[error("`{typed}` is not {expected}, the code of that change; it was not accepted and nothing was changed")]
+    CodeMismatch {
+        /// What the person typed.
+        typed: String,
+        /// The code shown.
+        expected: String,
+    },
     /// The keys file holds no key for the role.
     #[error("{path} holds no private key for any {role} key of {which} ({keyids}); use the keys file that holds it")]
     NoKey {
@@ -267,10 +288,10 @@ mod tests {
 
     #[test]
     fn messages_say_what_to_do() {
-        let e = SignerError::Unexplained(vec!["a".into(), "b".into()]);
+        let e = SignerError::NeedsAuthority(vec!["a".into(), "b".into()]);
         let s = e.to_string();
         assert!(s.contains("  - a\n  - b"));
-        assert!(s.contains("--accept-unexplained"));
+        assert!(s.contains("Nothing was signed"));
         let e = SignerError::LeftoverTemp {
             target: "k.tgz".into(),
             paths: vec!["./.k.tgz.0123456789abcdef.tmp".into()],

@@ -1,4 +1,6 @@
-//! The signer's age X25519 identity: how the initial online root key reaches the laptop.
+//! The signer's identities: the age X25519 identity, how the initial online root key
+//! reaches the laptop, and the Ed25519 **signing identity**, with which the signer signs
+//! every step it adds to a response (see [`shared::attestation`]).
 //!
 //! On the very first root rotation the Foundries server hands the courier the factory's
 //! initial root key pair (`first_root.sec`). The courier never writes that private key in
@@ -9,7 +11,13 @@
 //!   atomically, never replaced without `--force`; with `--force` the old file is kept as
 //!   `identity.txt.replaced-<unix time>` so that a pending request encrypted to it can still
 //!   be opened) and prints the recipient for `courier config set-recipient`;
-//! * `signer identity show` prints the recipient.
+//! * `signer identity show` prints the recipient and the signing identity with its
+//!   fingerprint (`--recipient`: the recipient only, for scripts).
+//!
+//! The signing identity (`signing-identity.txt`, mode 0600) is created by `identity init`,
+//! or by the first command that needs it in a state directory made before it existed. It is
+//! never replaced: the other key holders pinned it (`signer cosigner add`), and so may the
+//! courier (`courier config add-signer`).
 //!
 //! The file uses the format of `age-keygen`, so the standard `age -d -i identity.txt` can
 //! read what was encrypted to it:
@@ -29,10 +37,18 @@ use clap::{Args, Subcommand};
 use shared::fsutil::{self, FsError};
 use zeroize::Zeroizing;
 
+use shared::attestation::SigningIdentity;
+
 use crate::audit::{self, AuditEvent};
 
 /// File name of the identity inside the signer state directory.
 pub const IDENTITY_FILE: &str = "identity.txt";
+
+/// File name of the signing identity inside the signer state directory.
+pub const SIGNING_IDENTITY_FILE: &str = "signing-identity.txt";
+
+/// The prefix of the secret line of a signing identity file.
+const SIGNING_SECRET_PREFIX: &str = "OFFLINE-TUF-SIGNING-KEY-1";
 
 /// Largest identity file accepted (a real one is about 200 bytes).
 const MAX_IDENTITY_FILE: u64 = 64 * 1024;
@@ -139,8 +155,21 @@ pub enum IdentityCommand {
     /// (type it, or carry it as a small text file). The identity file is private to this
     /// user (mode 0600) and is never replaced unless --force is given.
     Init(InitArgs),
-    /// Print the recipient (`age1…`) of this signer's identity.
-    Show,
+    /// Print the recipient (`age1…`) and the signing identity (`ed25519:…`) with the
+    /// fingerprint the other key holders compare when they pin it (`signer cosigner add`).
+    Show(ShowArgs),
+}
+
+/// Options of `signer identity show`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ShowArgs {
+    /// Print only the age recipient (for `courier config set-recipient`).
+    #[arg(long, conflicts_with = "signing")]
+    pub recipient: bool,
+    /// Print only the signing identity (for `signer cosigner add` on the other laptops and
+    /// `courier config add-signer`).
+    #[arg(long)]
+    pub signing: bool,
 }
 
 /// Options of `signer identity init`.
@@ -275,6 +304,95 @@ pub fn load_identity(state_dir: &Path) -> Result<age::x25519::Identity, Identity
     parse_identity(&bytes).ok_or(IdentityError::Malformed { path })
 }
 
+/// Path of the signing identity file in `state_dir`.
+pub fn signing_identity_path(state_dir: &Path) -> PathBuf {
+    state_dir.join(SIGNING_IDENTITY_FILE)
+}
+
+/// Refuses a private file that other users can access.
+fn check_private(path: &Path) -> Result<(), IdentityError> {
+    let meta = std::fs::metadata(path).map_err(|source| {
+        IdentityError::Fs(FsError::Read {
+            path: path.to_path_buf(),
+            source,
+        })
+    })?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o077 != 0 {
+            return Err(IdentityError::Permissions {
+                path: path.to_path_buf(),
+                mode,
+            });
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = meta;
+    Ok(())
+}
+
+/// The signing identity of `state_dir`, if one was created.
+pub fn load_signing_identity(state_dir: &Path) -> Result<Option<SigningIdentity>, IdentityError> {
+    let path = signing_identity_path(state_dir);
+    if std::fs::symlink_metadata(&path).is_err() {
+        return Ok(None);
+    }
+    check_private(&path)?;
+    let bytes = Zeroizing::new(fsutil::read_limited(&path, MAX_IDENTITY_FILE)?);
+    let text =
+        std::str::from_utf8(&bytes).map_err(|_| IdentityError::Malformed { path: path.clone() })?;
+    let hex_seed = text
+        .lines()
+        .map(str::trim)
+        .find_map(|l| l.strip_prefix(SIGNING_SECRET_PREFIX))
+        .ok_or_else(|| IdentityError::Malformed { path: path.clone() })?;
+    let mut seed = Zeroizing::new([0u8; 32]);
+    hex::decode_to_slice(hex_seed, &mut seed[..])
+        .map_err(|_| IdentityError::Malformed { path: path.clone() })?;
+    Ok(Some(SigningIdentity::from_seed(&seed)))
+}
+
+/// The signing identity of `state_dir`, created now (file, audit record) when missing;
+/// the flag says whether it was created.
+pub fn ensure_signing_identity(state_dir: &Path) -> Result<(SigningIdentity, bool), IdentityError> {
+    if let Some(id) = load_signing_identity(state_dir)? {
+        return Ok((id, false));
+    }
+    ensure_state_dir(state_dir).map_err(|source| IdentityError::StateDir {
+        path: state_dir.to_path_buf(),
+        source,
+    })?;
+    let id = SigningIdentity::generate();
+    let public = id.public();
+    let mut content = Zeroizing::new(String::with_capacity(320));
+    content.push_str(
+        "# offline-tuf signer signing identity (Ed25519): signs the steps this signer adds to responses\n# created: ",
+    );
+    content.push_str(&shared::metadata::Timestamp::now().to_string());
+    content.push_str("\n# public key: ");
+    content.push_str(&public.to_string());
+    content.push_str("\n# fingerprint: ");
+    content.push_str(&public.fingerprint());
+    content.push('\n');
+    content.push_str(SIGNING_SECRET_PREFIX);
+    content.push_str(&hex::encode(&id.seed()[..]));
+    content.push('\n');
+    fsutil::write_atomic_new(signing_identity_path(state_dir), content.as_bytes(), 0o600)?;
+    audit::record(
+        state_dir,
+        AuditEvent::SigningIdentityCreated {
+            identity: public.to_string(),
+            fingerprint: public.fingerprint(),
+        },
+    )
+    .map_err(|e| IdentityError::Encrypt {
+        reason: format!("the audit log refused the new signing identity: {e}"),
+    })?;
+    Ok((id, true))
+}
+
 /// Parses identity file content: the first line starting with `AGE-SECRET-KEY-1`.
 fn parse_identity(bytes: &[u8]) -> Option<age::x25519::Identity> {
     let text = std::str::from_utf8(bytes).ok()?;
@@ -356,6 +474,19 @@ pub fn run_with_output(
 ) -> anyhow::Result<()> {
     match cmd {
         IdentityCommand::Init(args) => {
+            let had_age = std::fs::symlink_metadata(identity_path(state_dir)).is_ok();
+            if had_age && !args.force && load_signing_identity(state_dir)?.is_none() {
+                // A state directory from before signing identities: add one, keep the rest.
+                let (id, _) = ensure_signing_identity(state_dir)?;
+                writeln!(
+                    out,
+                    "Kept the age identity {} (recipient {}).",
+                    identity_path(state_dir).display(),
+                    recipient(state_dir)?
+                )?;
+                print_new_signing_identity(out, state_dir, &id)?;
+                return Ok(());
+            }
             let outcome = init(state_dir, args.force)?;
             audit::record(
                 state_dir,
@@ -388,11 +519,61 @@ pub fn run_with_output(
                  first-time request made for this recipient.",
                 outcome.path.display()
             )?;
+            let (id, created) = ensure_signing_identity(state_dir)?;
+            if created {
+                writeln!(out)?;
+                print_new_signing_identity(out, state_dir, &id)?;
+            }
         }
-        IdentityCommand::Show => {
-            writeln!(out, "{}", recipient(state_dir)?)?;
+        IdentityCommand::Show(args) => {
+            if args.recipient {
+                writeln!(out, "{}", recipient(state_dir)?)?;
+                return Ok(());
+            }
+            let signing = load_signing_identity(state_dir)?.map(|id| id.public());
+            if args.signing {
+                let public = signing.ok_or_else(|| IdentityError::Missing {
+                    path: signing_identity_path(state_dir),
+                })?;
+                writeln!(out, "{public}")?;
+                return Ok(());
+            }
+            writeln!(out, "age recipient:     {}", recipient(state_dir)?)?;
+            match signing {
+                Some(public) => {
+                    writeln!(out, "signing identity:  {public}")?;
+                    writeln!(out, "fingerprint:       {}", public.fingerprint())?;
+                }
+                None => writeln!(
+                    out,
+                    "signing identity:  none yet (`signer identity init` creates it)"
+                )?,
+            }
         }
     }
+    Ok(())
+}
+
+fn print_new_signing_identity(
+    out: &mut dyn Write,
+    state_dir: &Path,
+    id: &SigningIdentity,
+) -> anyhow::Result<()> {
+    let public = id.public();
+    writeln!(
+        out,
+        "Created the signing identity {} (readable by you only); it signs every step this signer adds to a response.",
+        signing_identity_path(state_dir).display()
+    )?;
+    writeln!(
+        out,
+        "Its public key and fingerprint are:\n\n    {public}\n    fingerprint {}\n",
+        public.fingerprint()
+    )?;
+    writeln!(
+        out,
+        "On the other key holders' laptops run `signer cosigner add NAME {public}` and compare the fingerprint they are shown with this one (by phone or in person, not over the USB stick); on the online machine, `courier config add-signer NAME {public}` lets the courier refuse responses whose steps were changed."
+    )?;
     Ok(())
 }
 
@@ -533,9 +714,48 @@ mod tests {
         assert!(text.contains(&format!("courier config set-recipient {r}")));
         assert!(!text.contains("AGE-SECRET-KEY"));
         let mut out = Vec::new();
-        run_with_output(&IdentityCommand::Show, dir.path(), &mut out).unwrap();
+        run_with_output(
+            &IdentityCommand::Show(ShowArgs {
+                recipient: true,
+                signing: false,
+            }),
+            dir.path(),
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), format!("{r}\n"));
+        // The signing identity was created with it, and is shown with its fingerprint.
+        let signing = load_signing_identity(dir.path()).unwrap().unwrap().public();
+        assert!(text.contains(&signing.to_string()));
+        assert!(text.contains(&signing.fingerprint()));
+        assert_eq!(mode_of(&signing_identity_path(dir.path())), 0o600);
+        let mut out = Vec::new();
+        run_with_output(
+            &IdentityCommand::Show(ShowArgs::default()),
+            dir.path(),
+            &mut out,
+        )
+        .unwrap();
+        let shown = String::from_utf8(out).unwrap();
+        assert!(
+            shown.contains(&r) && shown.contains(&signing.fingerprint()),
+            "{shown}"
+        );
+        assert!(!shown.contains(SIGNING_SECRET_PREFIX));
         let report = audit::verify(dir.path()).unwrap();
-        assert_eq!(report.records, 1);
+        assert_eq!(report.records, 2);
+        // `init` again keeps both; a missing signing identity is added on its own.
+        std::fs::remove_file(signing_identity_path(dir.path())).unwrap();
+        let mut out = Vec::new();
+        run_with_output(
+            &IdentityCommand::Init(InitArgs { force: false }),
+            dir.path(),
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(recipient(dir.path()).unwrap(), r);
+        let again = load_signing_identity(dir.path()).unwrap().unwrap().public();
+        assert_ne!(again, signing);
+        assert!(!ensure_signing_identity(dir.path()).unwrap().1);
     }
 }

@@ -1,12 +1,16 @@
 //! `signer inspect BUNDLE`: everything the person should see before signing.
 //!
-//! Shows the bundle's fingerprint, factory, transaction and requested operations, the
-//! signer steps already recorded, the trust check, for every staged root a unified diff
-//! against the root it replaces (pretty canonical JSON, colored on a terminal) and a table
-//! of key changes, the production and wave targets that are to be signed, the intent check,
-//! and warnings and recommendations in the spirit of `fioctl keys tuf updates review`.
-//! `--json` prints the same as one JSON document. The exit status is
-//! [`EXIT_MUST_NOT_SIGN`] when the bundle must not be signed as it is.
+//! Shows the bundle's fingerprint, factory, transaction and requested operations (as
+//! proposals of the online side), the signer steps already recorded and whether each is
+//! authenticated, the trust check and what this signer remembers of the factory, for every
+//! staged root a unified diff against the root it replaces (pretty canonical JSON, colored
+//! on a terminal) and a table of key changes, every change with the authority that covers
+//! it ([`crate::authority::Decision`], the same decision a signing command acts on), the
+//! production and wave targets that are to be signed, and warnings and recommendations in
+//! the spirit of `fioctl keys tuf updates review`. `--json` prints the same as one JSON
+//! document. The exit status is [`EXIT_MUST_NOT_SIGN`] when the bundle must not be signed
+//! as it is, [`EXIT_NEEDS_CONFIRMATION`] when signing its roots needs the operator to
+//! confirm changes nothing authorized (a signing command with `--yes` refuses them).
 
 use std::collections::BTreeSet;
 
@@ -19,11 +23,12 @@ use shared::keys::{KeyId, KeyType};
 use shared::metadata::{Role, Root, SignedRoot, TargetsSummary, Timestamp};
 use shared::verify;
 
+use crate::authority::{self, Decision};
 use crate::cli::InspectArgs;
-use crate::error::{Result, SignerError, EXIT_MUST_NOT_SIGN};
-use crate::intent;
+use crate::error::{Result, SignerError, EXIT_MUST_NOT_SIGN, EXIT_NEEDS_CONFIRMATION};
 use crate::keysource::{KeySigner, KeySource};
 use crate::keystore;
+use crate::memory::FactoryMemory;
 use crate::session::{self, Loaded};
 use crate::state::StateDir;
 use crate::ui::Ui;
@@ -117,9 +122,11 @@ pub struct Report {
     pub key_changes: Vec<String>,
     /// Targets to be signed.
     pub targets: Vec<TargetsView>,
-    /// Intent check.
-    pub unexplained: Vec<String>,
-    /// Intent notes.
+    /// Every change of the staged roots with its authority (none: needs a confirmation).
+    pub changes: Vec<shared::authority::AuthorizedChange>,
+    /// What this signer remembers of the factory (fork detection).
+    pub memory: String,
+    /// Notes.
     pub notes: Vec<String>,
     /// What the given keys files hold.
     pub keys: Vec<String>,
@@ -131,6 +138,9 @@ pub struct Report {
     pub recommendations: Vec<String>,
     /// Whether the bundle must not be signed as it is.
     pub must_not_sign: bool,
+    /// Whether signing its roots needs the operator's typed confirmation of changes nothing
+    /// authorized (refused with `--yes`).
+    pub needs_confirmation: bool,
 }
 
 /// A unified diff of `old` and `new`, ANSI-colored if `color`.
@@ -308,6 +318,7 @@ pub fn build_report(
         current_version: l.current_ci.signed.version,
         ..TrustView::default()
     };
+    let memory = FactoryMemory::load(state.path(), l.bundle.factory())?;
     match session::trust(l, state, now, allow_expired) {
         Ok(t) => {
             trust.ok = true;
@@ -319,18 +330,37 @@ pub fn build_report(
             errors.push(format!("trust: {e}"));
         }
     }
-    if allow_expired && l.current_ci.signed.expires <= *now {
-        warnings.push(format!(
-            "the current root expired at {} (accepted with --allow-expired)",
-            l.current_ci.signed.expires
-        ));
+    if l.current_ci.signed.expires <= *now {
+        let line = format!(
+            "the current root v{} expired at {}: devices refuse an expired root; the staged root must renew it (a root key rotation sets the expiry one year ahead)",
+            l.current_ci.signed.version, l.current_ci.signed.expires
+        );
+        if allow_expired {
+            warnings.push(format!("{line} (accepted with --allow-expired)"));
+        } else {
+            errors.push(line);
+        }
+    }
+    if l.bundle
+        .operations()
+        .contains(&shared::bundle::Operation::FirstTimeRootRotation)
+    {
+        if let Some(done) = memory.first_time_rotation() {
+            errors.push(format!(
+                "a second first-time rotation: this signer already took the factory's initial root key offline (root v{} signed on {}); the online side replays or forges the first-time request",
+                done.version, done.at
+            ));
+        }
     }
 
     // Drafts.
     let mut drafts = Vec::new();
     let mut shown_diffs = Vec::new();
     let mut key_changes = Vec::new();
-    let (mut unexplained, mut notes) = (Vec::new(), Vec::new());
+    let mut notes = Vec::new();
+    let mut changes = Vec::new();
+    let mut needs_confirmation = false;
+    let steps = authority::steps(l, state.path())?;
     if l.has_draft {
         let (ci_view, ci_shown) = draft_view("ci-root", &l.current_ci, &l.draft_ci, color)?;
         let prod_base = l.current_prod.as_ref().unwrap_or(&l.current_ci);
@@ -340,18 +370,20 @@ pub fn build_report(
         shown_diffs.push(ci_shown);
         shown_diffs.push(prod_shown);
         key_changes = key_changes_table(&l.current_ci.signed, &l.draft_ci.signed);
-        let report = intent::check(
-            &l.current_ci.signed,
-            l.current_prod.as_ref().map(|p| &p.signed),
+        let decision = Decision::new(
+            l,
+            &steps,
             &l.draft_ci.signed,
             &l.draft_prod.signed,
-            &l.explanations(),
+            &[],
+            &[],
         );
-        unexplained = report.unexplained;
-        notes = report.notes;
-        for u in &unexplained {
-            errors.push(format!("unexplained change: {u}"));
+        for r in &decision.refusals {
+            errors.push(r.clone());
         }
+        needs_confirmation = !decision.unauthorized().is_empty();
+        notes.extend(decision.notes.iter().cloned());
+        changes = decision.changes;
     } else {
         warnings.push(format!(
             "the transaction status is {:?}: there is no staged root (only production/wave targets can be signed)",
@@ -535,50 +567,7 @@ pub fn build_report(
         }
     }
 
-    let steps = l
-        .bundle
-        .record()
-        .map(|r| {
-            r.steps
-                .iter()
-                .enumerate()
-                .map(|(i, s)| {
-                    let docs: Vec<String> = s
-                        .signatures
-                        .iter()
-                        .map(|d| {
-                            format!(
-                                "{} by {}",
-                                d.document,
-                                d.keyids
-                                    .iter()
-                                    .map(KeyId::short)
-                                    .collect::<Vec<_>>()
-                                    .join(",")
-                            )
-                        })
-                        .collect();
-                    format!(
-                        "step {}: {} {} at {}: {}{}",
-                        i + 1,
-                        s.signer.tool,
-                        s.signer.version,
-                        s.time,
-                        s.operations
-                            .iter()
-                            .map(ToString::to_string)
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                        if docs.is_empty() {
-                            String::new()
-                        } else {
-                            format!(" (signed {})", docs.join("; "))
-                        }
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let steps: Vec<String> = steps.iter().map(authority::StepView::describe).collect();
 
     let report = Report {
         bundle: l.path.display().to_string(),
@@ -595,10 +584,12 @@ pub fn build_report(
         drafts,
         key_changes,
         targets,
-        unexplained,
+        changes,
+        memory: memory.describe(),
         notes,
         keys: key_lines,
         must_not_sign: !errors.is_empty(),
+        needs_confirmation,
         errors,
         warnings,
         recommendations: recs,
@@ -651,9 +642,18 @@ fn print_report(ui: &mut Ui, r: &Report, diffs: &[String]) {
         ));
         ui.print(shown);
     }
+    ui.line(format!("Memory: {}", r.memory));
     if !r.key_changes.is_empty() {
         ui.line("");
         for l in &r.key_changes {
+            ui.line(l);
+        }
+        let decision = Decision {
+            changes: r.changes.clone(),
+            refusals: Vec::new(),
+            notes: Vec::new(),
+        };
+        for l in decision.lines() {
             ui.line(l);
         }
     }
@@ -695,9 +695,15 @@ fn print_report(ui: &mut Ui, r: &Report, diffs: &[String]) {
     ui.line("");
     if r.must_not_sign {
         ui.line("Verdict: do NOT sign this bundle as it is.");
+    } else if r.needs_confirmation {
+        ui.line(format!(
+            "Verdict: the bundle verifies, but {} change(s) of the staged roots are NOT AUTHORIZED by anything this signer trusts: signing the roots needs your typed confirmation of each on a terminal (with --yes it is refused). Your own operation's changes will be authorized by your command. Fingerprint {}.",
+            r.changes.iter().filter(|c| c.authority.is_none()).count(),
+            r.fingerprint
+        ));
     } else {
         ui.line(format!(
-            "Verdict: the bundle verifies; every staged change is explained by the operations. Fingerprint {}.",
+            "Verdict: the bundle verifies; every change of the staged roots is authorized. Fingerprint {}.",
             r.fingerprint
         ));
     }
@@ -766,8 +772,8 @@ impl HeldKeys {
     }
 }
 
-/// `signer inspect`: prints the report and returns the exit status (0 or
-/// [`EXIT_MUST_NOT_SIGN`]).
+/// `signer inspect`: prints the report and returns the exit status (0,
+/// [`EXIT_MUST_NOT_SIGN`] or [`EXIT_NEEDS_CONFIRMATION`]).
 pub fn run(state: &StateDir, ui: &mut Ui, now: &Timestamp, args: &InspectArgs) -> Result<u8> {
     let l = session::load(&args.bundle)?;
     let pass = args.passphrase.source();
@@ -794,6 +800,8 @@ pub fn run(state: &StateDir, ui: &mut Ui, now: &Timestamp, args: &InspectArgs) -
     }
     Ok(if report.must_not_sign {
         EXIT_MUST_NOT_SIGN
+    } else if report.needs_confirmation {
+        EXIT_NEEDS_CONFIRMATION
     } else {
         0
     })

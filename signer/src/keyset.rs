@@ -349,6 +349,24 @@ impl KeySet {
         Ok(None)
     }
 
+    /// Whether [`KeySet::generate`] into source `i` would create a key on a PKCS#11 token
+    /// (not a key prepared earlier under the `object` label). Such a key is created only
+    /// after the person confirmed the plan.
+    pub fn creates_on_token(&self, i: usize, object: Option<&str>) -> Result<bool> {
+        match &self.sources[i] {
+            Source::Token(t) => match object {
+                Some(obj) => Ok(t.token.find_label(obj)?.is_none()),
+                None => Ok(true),
+            },
+            _ => Ok(false),
+        }
+    }
+
+    /// How messages name source `i`.
+    pub fn name(&self, i: usize) -> String {
+        self.sources[i].name()
+    }
+
     /// Generates a key of `role` into source `i` (a token: on the token, labelled with the
     /// `object=` of `uri_object` when given).
     pub fn generate(

@@ -11,26 +11,31 @@
 //!   [`state`] — the state directory, [`ui`] — output and confirmation;
 //! * [`trust`] — `signer trust init|show`, and the chain check from the pinned root;
 //! * [`session`] — reading a bundle and the checks every command makes;
-//! * [`inspect`] — `signer inspect`; [`intent`] — the intent check;
-//! * [`ops`] — rotate/add/delete keys, set thresholds, sign, combine;
-//! * [`identity`] — the age identity; [`keystore`] — plain and encrypted keys files;
+//! * [`authority`] — who authorized each change of the drafts (operator, cosigner,
+//!   typed confirmation); [`memory`] — the roots this signer signed or pinned (forks);
+//! * [`inspect`] — `signer inspect`;
+//! * [`ops`] — rotate/add/delete keys, set thresholds, accept online keys, sign, combine;
+//! * [`identity`] — the age and signing identities; [`cosigner`] — the other key
+//!   holders' pinned signing identities; [`keystore`] — plain and encrypted keys files;
 //!   [`keys_cmd`] — `signer keys …`; [`keys_split`] — `keys split` / `keys combine` (Shamir
 //!   shares of the root key); [`keys_drill`] — `keys drill` (restore drill of a backup);
 //!   [`audit`] — the append-only audit log;
 //! * [`status`] — `signer status`, the missing-signature checklist.
 
 pub mod audit;
+pub mod authority;
 pub mod cli;
+pub mod cosigner;
 pub mod error;
 pub mod identity;
 pub mod inspect;
-pub mod intent;
 pub mod keys_cmd;
 pub mod keys_drill;
 pub mod keys_split;
 pub mod keyset;
 pub mod keysource;
 pub mod keystore;
+pub mod memory;
 pub mod ops;
 pub mod pkcs11;
 pub mod session;
@@ -87,6 +92,10 @@ pub fn run_with(cli: Cli, ui: &mut Ui, now: Timestamp) -> anyhow::Result<u8> {
         Command::SetThreshold(a) => {
             ops::set_threshold(&mut ctx, &a)?;
         }
+        Command::RotateOnlineKey(a) => {
+            ops::rotate_online_key(&mut ctx, &a)?;
+        }
+        Command::Cosigner(c) => cosigner::run(&c, &ctx.state, ctx.ui, &now)?,
         Command::Sign(a) => {
             ops::sign(&mut ctx, &a)?;
         }

@@ -1,42 +1,55 @@
-//! The operations that create keys and sign: rotate, add, delete, threshold, sign,
-//! sign production targets, sign a wave, combine.
+//! The operations that create keys and sign: rotate, add, delete, threshold, accept new
+//! online keys, sign, sign production targets, sign a wave, combine.
 //!
-//! Every operation is parse → plan → act:
+//! Every operation is parse → plan → show → confirm → act, and the plan is a value
+//! ([`Work`]) before anything is written:
 //!
-//! 1. **plan** (nothing is written): refuse leftover temporary files of an interrupted run;
-//!    read and verify the bundle (integrity, transaction state, chain from the pinned root,
-//!    expiry); check that the bundle requests this operation; open the keys files; compute
-//!    the new drafts and signatures in memory; run the intent check; show the plan and ask
-//!    for confirmation (or `--yes`);
-//! 2. **act**, in this order: write every changed keys file atomically — **before** the
+//! 1. **plan**: refuse leftover temporary files of an interrupted run; read and verify the
+//!    bundle (integrity, transaction state, chain from the pinned root, no fork from a root
+//!    this signer signed or pinned, expiry); check that the bundle requests this operation;
+//!    open the key sources; compute the new drafts and signatures in memory, with this
+//!    run's own [`Grant`] (the exact changes the typed command makes). A new key for a
+//!    keys tarball is generated in memory; a new key on a PKCS#11 token is **not** created
+//!    yet (a [`Deferred`] step).
+//! 2. **show**: the key-change table, and every change of the drafts with its authority
+//!    ([`Decision`]: this command, an authenticated cosigner step, or nothing), the
+//!    documents to sign with what they endorse, the files to write.
+//! 3. **confirm**: a run that signs roots refuses what must not be signed and asks the
+//!    operator to type the code of each change nothing authorized (`--yes` refuses instead);
+//!    then `Proceed?` (or the draft digest with `--root-confirmation digest`). Only now is a
+//!    token key created, the drafts completed with it and shown again.
+//! 4. **act**, in this order: write every changed keys file atomically — **before** the
 //!    response, so no signed root can ever reference a key the person does not hold — and
-//!    record the created keys in the audit log; write the response bundle atomically and
-//!    record its signatures; advance the trust pin if the bundle proved a newer root was
-//!    applied.
+//!    record the created keys in the audit log; remember the signed roots and endorsed
+//!    targets ([`crate::memory`]); write the response bundle (its step signed with this
+//!    signer's identity) atomically and record its signatures; advance the trust pin if the
+//!    bundle proved a newer root was applied.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use shared::authority::{Authority, Change, Grant};
 use shared::bundle::{self, Operation, StepInput, TransferBundle, Upload, Writer};
 use shared::fsutil;
-use shared::keys::{KeyId, PrivateKey, Signature};
+use shared::keys::{KeyId, KeyType, PrivateKey, Signature};
 use shared::metadata::{KeyOwner, Role, Root, SignedRoot, TargetsSummary, Timestamp};
 use shared::tarball::KeysTarball;
 use shared::transform;
 use shared::verify;
 
 use crate::audit::{self, AuditEvent};
+use crate::authority::{self, Decision, StepView};
 use crate::cli::{
-    AddKeyArgs, BundleIo, CheckArgs, CombineArgs, DeleteKeyArgs, RotateArgs, SignArgs,
-    SignTargetsArgs, SignWaveArgs, ThresholdArgs,
+    AddKeyArgs, BundleIo, CheckArgs, CombineArgs, DeleteKeyArgs, RotateArgs, RotateOnlineArgs,
+    SignArgs, SignTargetsArgs, SignWaveArgs, ThresholdArgs,
 };
 use crate::error::{Result, SignerError};
 use crate::identity;
-use crate::intent::{self, Explanation};
 use crate::keyset::{tar_err, Found, HeldKey, KeySet};
 use crate::keysource::{KeyArgs, KeySigner, KeySource};
+use crate::memory::{Endorsement, How};
 use crate::session::{self, Loaded, Trusted};
 use crate::state::StateDir;
 use crate::ui::Ui;
@@ -83,7 +96,51 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// The work of one run: drafts, signatures and the plan, all in memory.
+/// What a run does with the new key it creates.
+#[derive(Debug, Clone)]
+enum NewKeyUse {
+    /// Replace root key `old`; sign the roots with the new key and the sources `signers`.
+    RotateRoot { old: KeyId, signers: Vec<usize> },
+    /// Replace the offline targets key `old` (none: the first one); re-sign what
+    /// `resign_by` verifiably signed; sign the roots with `root_keys` when given.
+    RotateTargets {
+        old: Option<KeyId>,
+        resign_by: Vec<KeyId>,
+        root_keys: Option<usize>,
+    },
+    /// Add a key to `role`; targets: sign what a current offline key verifiably signed;
+    /// sign the roots with `root_keys` when given.
+    Add {
+        role: Role,
+        resign_by: Vec<KeyId>,
+        root_keys: Option<usize>,
+    },
+}
+
+/// A new key to create in source `dest` of the run's key set; on a PKCS#11 token this waits
+/// for the person's confirmation.
+#[derive(Debug, Clone)]
+struct Deferred {
+    dest: usize,
+    dest_src: KeySource,
+    role: Role,
+    keytype: KeyType,
+    object: Option<String>,
+    then: NewKeyUse,
+    op: Operation,
+}
+
+/// How a carried production targets (or wave) document is treated by a run.
+enum Carried {
+    /// Its signature by one of these offline keys must verify; without one it is left
+    /// (listed) for an explicit `sign-prod-targets`/`sign-wave`.
+    SignedBy(Vec<KeyId>),
+    /// The person asked to sign it (`sign-prod-targets`, `sign-wave`): every signature it
+    /// carries by a current targets key must verify.
+    Explicit,
+}
+
+/// The plan of one run: drafts, signatures, grants and lines to show, all in memory.
 struct Work<'l> {
     l: &'l Loaded,
     opname: String,
@@ -91,36 +148,62 @@ struct Work<'l> {
     prod: SignedRoot,
     targets_sigs: BTreeMap<String, Vec<Signature>>,
     waves_sigs: BTreeMap<String, Vec<Signature>>,
-    explanations: Vec<Explanation>,
+    /// This run's own authority: the exact changes the typed command makes.
+    grants: Vec<Change>,
     step_ops: Vec<Operation>,
     signed: Vec<SigEvent>,
     plan: Vec<String>,
+    /// Documents not signed, with why (shown).
+    left: Vec<String>,
+    /// What the offline targets key endorsed in this run (remembered in the act phase).
+    endorsed: Vec<(String, Endorsement)>,
+    /// What this signer endorsed before (from its memory of the factory).
+    known: BTreeMap<String, Endorsement>,
+    /// The time of this run.
+    now: Timestamp,
     tarballs: KeySet,
     roots_changed: bool,
+    signs_roots: bool,
+    first_time: bool,
+    deferred: Option<Deferred>,
 }
 
 impl<'l> Work<'l> {
-    fn new(l: &'l Loaded, opname: impl Into<String>, keys: KeySet) -> Work<'l> {
+    fn new(
+        l: &'l Loaded,
+        trusted: &Trusted,
+        now: Timestamp,
+        opname: impl Into<String>,
+        keys: KeySet,
+    ) -> Work<'l> {
         Work {
+            known: trusted.memory.endorsed.clone(),
+            now,
             l,
             opname: opname.into(),
             ci: l.draft_ci.clone(),
             prod: l.draft_prod.clone(),
             targets_sigs: l.targets_sigs.clone(),
             waves_sigs: l.waves_sigs.clone(),
-            explanations: Vec::new(),
+            grants: Vec::new(),
             step_ops: Vec::new(),
             signed: Vec::new(),
             plan: Vec::new(),
+            left: Vec::new(),
+            endorsed: Vec::new(),
             tarballs: keys,
             roots_changed: false,
+            signs_roots: false,
+            first_time: false,
+            deferred: None,
         }
     }
 
     /// Applies a changed CI root: fioctl's finalize (unused keys dropped, signatures
     /// cleared, production root derived keeping the staged production targets threshold).
-    fn finalize(&mut self, ci: &Root, prev_prod: &Root) {
-        let (ci, prod) = transform::finalize(ci, Some(prev_prod));
+    fn finalize(&mut self, ci: &Root) {
+        let prev_prod = self.prod.signed.clone();
+        let (ci, prod) = transform::finalize(ci, Some(&prev_prod));
         self.ci = ci;
         self.prod = prod;
         self.roots_changed = true;
@@ -146,7 +229,7 @@ impl<'l> Work<'l> {
     }
 
     /// Signs both roots (fioctl's `signNewTufRoot`): the staged root's key found in the
-    /// files, then the current root's key if different. Returns whether anything signed.
+    /// sources, then the current root's key if different. Returns whether anything signed.
     fn sign_roots(&mut self, idx: &[usize], required: bool) -> Result<bool> {
         let new = self.tarballs.find(
             idx,
@@ -169,15 +252,6 @@ impl<'l> Work<'l> {
         }
         if signers.is_empty() {
             if required {
-                let mut ids: Vec<String> = self
-                    .ci
-                    .signed
-                    .role_keyids(Role::Root)
-                    .iter()
-                    .chain(cur.role_keyids(Role::Root))
-                    .map(|k| k.short())
-                    .collect();
-                ids.dedup();
                 let all: Vec<KeyId> = self
                     .ci
                     .signed
@@ -185,12 +259,18 @@ impl<'l> Work<'l> {
                     .iter()
                     .chain(cur.role_keyids(Role::Root))
                     .cloned()
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
                     .collect();
                 return Err(SignerError::NoKey {
                     path: self.tarballs.paths(idx),
                     role: Role::Root,
                     which: "the staged or the current root",
-                    keyids: format!("{}{}", ids.join(", "), self.tarballs.recorded(&all)),
+                    keyids: format!(
+                        "{}{}",
+                        all.iter().map(KeyId::short).collect::<Vec<_>>().join(", "),
+                        self.tarballs.recorded(&all)
+                    ),
                 });
             }
             return Ok(false);
@@ -223,10 +303,11 @@ impl<'l> Work<'l> {
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
+        self.signs_roots = true;
         Ok(true)
     }
 
-    /// The offline targets key of `root` held in files `idx` (exactly one).
+    /// The offline targets key of `root` held in sources `idx` (exactly one).
     fn targets_signer(&self, idx: &[usize], root: &Root) -> Result<Found> {
         let online = self.l.online_targets()?;
         let candidates: Vec<KeyId> = root
@@ -248,46 +329,95 @@ impl<'l> Work<'l> {
             })
     }
 
-    /// Refuses to re-sign a carried production targets (or wave) document unless at least
-    /// one of its signatures, by a targets key of the current CI or production root, verifies
-    /// over `msg` (its canonical `signed` bytes): re-signing must never turn altered content
-    /// into content signed by an offline key.
-    fn check_carried_targets(
+    /// The offline targets keys of the current root (its targets keys except the online
+    /// one): the keys whose signatures on carried documents mean "approved offline".
+    fn current_offline_targets(&self) -> Vec<KeyId> {
+        let online = self.l.current_online_targets().cloned();
+        self.l
+            .current_ci
+            .signed
+            .role_keyids(Role::Targets)
+            .iter()
+            .filter(|k| Some(*k) != online.as_ref())
+            .cloned()
+            .collect()
+    }
+
+    /// Whether carried document `dir/name` is to be signed under `how`: `Ok(true)` when a
+    /// signature by one of the offline keys verifies (or, explicit, when every signature by
+    /// a current targets key verifies); `Ok(false)` when it carries no signature by those
+    /// offline keys; an error naming the document when a signature that should verify
+    /// does not — its content was changed after it was signed.
+    fn carried_ok(
         &self,
         dir: &str,
         name: &str,
         doc: &TargetsSummary,
         msg: &[u8],
-    ) -> Result<()> {
+        how: &Carried,
+    ) -> Result<bool> {
         let roots = std::iter::once(&self.l.current_ci.signed)
             .chain(self.l.current_prod.as_ref().map(|p| &p.signed));
-        let verified = roots.into_iter().any(|root| {
-            doc.signatures.iter().any(|sig| {
-                root.role_keyids(Role::Targets).contains(&sig.keyid)
-                    && root
-                        .keys
-                        .get(&sig.keyid)
-                        .is_some_and(|k| k.verify(msg, sig).is_ok())
-            })
-        });
-        if verified {
-            Ok(())
-        } else {
-            Err(SignerError::Refused(format!(
-                "{dir}/{name}.json carries no valid signature by a targets key of the current root: its content was altered after the server signed it (or it is not this factory's). Nothing was signed; do not use this bundle"
-            )))
+        let mut keys = BTreeMap::new();
+        for root in roots {
+            for id in root.role_keyids(Role::Targets) {
+                if let Some(k) = root.keys.get(id) {
+                    keys.insert(id.clone(), k.clone());
+                }
+            }
         }
+        // Every signature it carries by a targets key of the current roots must verify: one
+        // that does not means the content changed after that key signed it.
+        let offline: &[KeyId] = match how {
+            Carried::SignedBy(ids) => ids,
+            Carried::Explicit => &[],
+        };
+        let mut valid_offline = 0;
+        for sig in doc
+            .signatures
+            .iter()
+            .filter(|s| keys.contains_key(&s.keyid))
+        {
+            let ok = keys
+                .get(&sig.keyid)
+                .is_some_and(|k| k.verify(msg, sig).is_ok());
+            let is_offline = offline.contains(&sig.keyid);
+            if !ok {
+                return Err(SignerError::Refused(format!(
+                    "{dir}/{name}.json: its signature by {} {} does not verify: the content was changed after that key signed it{}. Nothing was signed; do not use this bundle",
+                    if is_offline {
+                        "the offline targets key"
+                    } else {
+                        "targets key"
+                    },
+                    sig.keyid.short(),
+                    if is_offline {
+                        " (e.g. re-signed by the online key alone)"
+                    } else {
+                        ""
+                    }
+                )));
+            }
+            if is_offline {
+                valid_offline += 1;
+            }
+        }
+        Ok(match how {
+            Carried::SignedBy(_) => valid_offline > 0,
+            Carried::Explicit => true,
+        })
     }
 
-    /// Signs production targets `tag` (or wave `name` when `wave`) with `key`; first, when
-    /// `check_carried`, checks the signature it carries (see `check_carried_targets`).
+    /// Signs production targets `tag` (or wave `name` when `wave`) with `key`, after
+    /// checking the document under `how`. Returns whether it was signed (a document that
+    /// `how` leaves unsigned is listed in the plan instead).
     fn sign_targets(
         &mut self,
         wave: bool,
         name: &str,
         key: &HeldKey,
-        check_carried: bool,
-    ) -> Result<()> {
+        how: &Carried,
+    ) -> Result<bool> {
         let l = self.l;
         let (docs, dir) = if wave {
             (&l.waves, "waves")
@@ -306,8 +436,18 @@ impl<'l> Work<'l> {
             .bundle
             .targets_signed(&format!("{dir}/{name}.json"))
             .map_err(SignerError::bundle)?;
-        if check_carried {
-            self.check_carried_targets(dir, name, doc, &msg)?;
+        if !self.carried_ok(dir, name, doc, &msg, how)? {
+            self.left.push(format!(
+                "{dir}/{name} (version {}, {} targets) unsigned: it carries no verified signature by an offline targets key, so nothing offline approved its content. Review it, then sign it explicitly (`signer {}`)",
+                doc.version,
+                doc.targets,
+                if wave {
+                    format!("sign-wave {name}")
+                } else {
+                    format!("sign-prod-targets --tags {name}")
+                }
+            ));
+            return Ok(false);
         }
         let sig = key.sign(&msg)?;
         let sigs = if wave {
@@ -318,34 +458,238 @@ impl<'l> Work<'l> {
         let entry = sigs.entry(name.to_string()).or_default();
         entry.retain(|s| s.keyid != sig.keyid);
         entry.push(sig);
+        let document = format!("{dir}/{name}");
         self.signed.push(SigEvent {
-            document: format!("{dir}/{name}"),
+            document: document.clone(),
             keyids: vec![key.keyid().clone()],
             sha256: digest.to_string(),
         });
+        let builds = doc.build_versions.clone();
+        let since = endorsement_note(&self.known, &document, doc);
         self.plan.push(format!(
-            "sign {dir}/{name} (version {}, {} targets, expires {}) with targets key {}",
+            "sign {document} with targets key {}: version {}, {} targets, builds {}, expires {}{since}",
+            key.describe(),
             doc.version,
             doc.targets,
+            if builds.is_empty() {
+                "-".to_string()
+            } else {
+                builds.iter().cloned().collect::<Vec<_>>().join(",")
+            },
             doc.expires,
-            key.describe()
         ));
+        self.endorsed.push((
+            document,
+            Endorsement {
+                version: doc.version,
+                builds,
+                sha256: digest.to_string(),
+                at: self.now,
+            },
+        ));
+        Ok(true)
+    }
+
+    /// Re-signs the carried documents with `key` under `how` (rotations and additions of
+    /// an offline targets key).
+    fn sign_carried(&mut self, key: &HeldKey, resign_by: &[KeyId]) -> Result<()> {
+        let how = Carried::SignedBy(resign_by.to_vec());
+        let tags: Vec<String> = self.l.prod_targets.keys().cloned().collect();
+        let waves: Vec<String> = self.l.waves.keys().cloned().collect();
+        for t in &tags {
+            self.sign_targets(false, t, key, &how)?;
+        }
+        for w in &waves {
+            self.sign_targets(true, w, key, &how)?;
+        }
+        if self.l.waves.values().any(|w| !w.signatures.is_empty()) {
+            self.plan.push(
+                "note: a wave is active; the server may refuse a targets key rotation until it is complete"
+                    .into(),
+            );
+        }
         Ok(())
     }
 
-    fn explain(&mut self, op: &Operation, now: Timestamp, keys: (Option<KeyId>, Option<KeyId>)) {
-        let changes = intent::changes_of(
-            op,
-            &self.l.current_ci.signed,
-            &self.l.online,
-            now,
-            Some((&keys.0, &keys.1)),
-        );
-        self.explanations.push(Explanation {
-            source: format!("this run: {op}"),
-            required: true,
-            changes,
+    /// Creates the new key now (a tarball key in memory, a token key prepared earlier) or,
+    /// for a new key on a token, after the person confirmed ([`Deferred`]).
+    fn new_key(&mut self, d: Deferred, now: &Timestamp) -> Result<()> {
+        if self
+            .tarballs
+            .creates_on_token(d.dest, d.object.as_deref())?
+        {
+            self.plan.push(format!(
+                "create a new {} {} key on {} once you confirm (its key id is shown then)",
+                d.keytype,
+                d.role,
+                self.tarballs.name(d.dest)
+            ));
+            self.deferred = Some(d);
+            return Ok(());
+        }
+        self.create_and_use(d, now)
+    }
+
+    /// Generates the deferred (or immediate) new key and completes the drafts with it.
+    fn create_and_use(&mut self, d: Deferred, now: &Timestamp) -> Result<()> {
+        let (new_id, new_key) =
+            self.tarballs
+                .generate(d.dest, d.role, d.keytype, d.object.as_deref())?;
+        check_new_key(&self.l.current_ci.signed, &new_id, &d.dest_src)?;
+        let owner = self.owner(now);
+        match d.then {
+            NewKeyUse::RotateRoot { old, signers } => {
+                let rotated = transform::rotate_offline_root_key(
+                    &self.ci.signed,
+                    &old,
+                    new_key.public_key(),
+                    owner,
+                    now,
+                )?;
+                self.finalize(&rotated);
+                self.plan.push(format!(
+                    "replace root key {} by the new key {} and renew the expiry to {}",
+                    old.short(),
+                    new_id.short(),
+                    self.ci.signed.expires
+                ));
+                self.grants.extend([
+                    Change::KeyAdded {
+                        role: Role::Root,
+                        keyid: new_id.clone(),
+                    },
+                    Change::KeyRemoved {
+                        role: Role::Root,
+                        keyid: old,
+                    },
+                    Change::Expires {
+                        expires: transform::one_year_after(now),
+                    },
+                ]);
+                let mut idx = vec![d.dest];
+                idx.extend(signers.into_iter().filter(|i| *i != d.dest));
+                self.sign_roots(&idx, true)?;
+            }
+            NewKeyUse::RotateTargets {
+                old,
+                resign_by,
+                root_keys,
+            } => {
+                let online = self.l.online_targets()?;
+                let rotated = transform::rotate_offline_targets_key(
+                    &self.ci.signed,
+                    old.as_ref(),
+                    new_key.public_key(),
+                    owner,
+                    &online,
+                )?;
+                self.finalize(&rotated);
+                self.plan.push(match &old {
+                    Some(o) => format!(
+                        "replace offline targets key {} by the new key {}",
+                        o.short(),
+                        new_id.short()
+                    ),
+                    None => format!("add the first offline targets key {}", new_id.short()),
+                });
+                self.grants.push(Change::KeyAdded {
+                    role: Role::Targets,
+                    keyid: new_id.clone(),
+                });
+                if let Some(o) = old {
+                    self.grants.push(Change::KeyRemoved {
+                        role: Role::Targets,
+                        keyid: o,
+                    });
+                }
+                self.sign_carried(&new_key, &resign_by)?;
+                if let Some(r) = root_keys {
+                    self.sign_roots(&[r], true)?;
+                }
+            }
+            NewKeyUse::Add {
+                role,
+                resign_by,
+                root_keys,
+            } => {
+                let added =
+                    transform::add_offline_key(&self.ci.signed, role, new_key.public_key(), owner)?;
+                self.finalize(&added);
+                self.plan
+                    .push(format!("add the new {role} key {}", new_id.short()));
+                self.grants.push(Change::KeyAdded {
+                    role,
+                    keyid: new_id.clone(),
+                });
+                if role == Role::Targets {
+                    self.sign_carried(&new_key, &resign_by)?;
+                }
+                if let Some(r) = root_keys {
+                    self.sign_roots(&[r], true)?;
+                }
+            }
+        }
+        self.step_ops.push(match d.op {
+            Operation::AddOfflineKey { role, .. } => Operation::AddOfflineKey {
+                role,
+                keyid: Some(new_id),
+            },
+            other => other,
         });
+        Ok(())
+    }
+
+    /// The decision about the drafts as they stand, with this run's grants and the changes
+    /// already confirmed.
+    fn decide(&self, steps: &[StepView], confirmed: &[Change]) -> Decision {
+        let grant = Grant {
+            authority: Authority::Operator {
+                command: self.opname.clone(),
+            },
+            changes: self.grants.clone(),
+        };
+        Decision::new(
+            self.l,
+            steps,
+            &self.ci.signed,
+            &self.prod.signed,
+            std::slice::from_ref(&grant),
+            confirmed,
+        )
+    }
+}
+
+/// "; new since v11 (endorsed here on …): 43, 44" for a document this signer endorsed
+/// before, or a note that it never did.
+fn endorsement_note(
+    known: &BTreeMap<String, Endorsement>,
+    document: &str,
+    doc: &TargetsSummary,
+) -> String {
+    match known.get(document) {
+        Some(e) => {
+            let new: Vec<&String> = doc.build_versions.difference(&e.builds).collect();
+            let gone: Vec<&String> = e.builds.difference(&doc.build_versions).collect();
+            format!(
+                "; since version {} endorsed here on {}: builds added {}, removed {}",
+                e.version,
+                e.at,
+                if new.is_empty() {
+                    "none".to_string()
+                } else {
+                    new.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",")
+                },
+                if gone.is_empty() {
+                    "none".to_string()
+                } else {
+                    gone.iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                }
+            )
+        }
+        None => "; this signer has not endorsed this document before".to_string(),
     }
 }
 
@@ -383,15 +727,18 @@ fn prepare(
         trusted.check.current_version,
         trusted.check.current_fingerprint
     ));
+    ctx.ui
+        .line(format!("Memory: {}", trusted.memory.describe()));
     Ok((loaded, trusted))
 }
 
-/// Refuses an operation the bundle does not request, unless accepted and confirmed.
+/// Refuses an operation the bundle does not request, unless `--allow-unrequested` and the
+/// person confirms.
 fn require_requested(
     ctx: &mut Ctx<'_>,
     l: &Loaded,
     what: &str,
-    accept: bool,
+    allow: bool,
     matches: impl Fn(&Operation) -> bool,
 ) -> Result<()> {
     if l.bundle.operations().iter().any(matches) {
@@ -404,10 +751,10 @@ fn require_requested(
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(", ");
-    if !accept {
+    if !allow {
         return Err(SignerError::refused(format!(
-            "this bundle does not request {what} (it requests: {requested}). Ask the online side for a request \
-             with this operation, or re-run with --accept-unexplained"
+            "this bundle does not request {what} (it requests: {requested}): is it the right bundle? Ask the online side for a request \
+             with this operation, or re-run with --allow-unrequested"
         )));
     }
     ctx.ui.line(format!(
@@ -416,55 +763,138 @@ fn require_requested(
     ctx.ui.confirm("Perform it anyway?")
 }
 
-/// Act phase common to all operations.
+/// Shows the drafts' changes with their authority; for a run that signs roots, refuses
+/// what must not be signed and has the person confirm what nothing authorized.
+fn show_and_settle(
+    ctx: &mut Ctx<'_>,
+    work: &Work<'_>,
+    steps: &[StepView],
+    confirmed: &mut Vec<Change>,
+) -> Result<()> {
+    let l = work.l;
+    for s in steps {
+        ctx.ui.line(format!("  {}", s.describe()));
+    }
+    if !l.has_draft {
+        return Ok(());
+    }
+    for line in crate::inspect::key_changes_table(&l.current_ci.signed, &work.ci.signed) {
+        ctx.ui.line(line);
+    }
+    ctx.ui.line(format!(
+        "  production targets threshold: {}",
+        work.prod.signed.threshold(Role::Targets)
+    ));
+    let mut decision = work.decide(steps, confirmed);
+    for line in decision.lines() {
+        ctx.ui.line(line);
+    }
+    if work.signs_roots || work.deferred_signs_roots() {
+        decision.settle(ctx.ui, ctx.state.path(), confirmed)?;
+    } else {
+        // This run signs no root: it vouches only for what it authorized, and says so.
+        if !decision.refusals.is_empty() {
+            return Err(SignerError::MustNotSign(decision.refusals));
+        }
+        let open = decision.unauthorized();
+        if !open.is_empty() {
+            ctx.ui.line(format!(
+                "This run signs no root: the {} change(s) marked NOT AUTHORIZED are not vouched for by its step; the root key holder must authorize or refuse them.",
+                open.len()
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl Work<'_> {
+    /// Whether the deferred key's use signs roots.
+    fn deferred_signs_roots(&self) -> bool {
+        match &self.deferred {
+            Some(d) => match &d.then {
+                NewKeyUse::RotateRoot { .. } => true,
+                NewKeyUse::RotateTargets { root_keys, .. } | NewKeyUse::Add { root_keys, .. } => {
+                    root_keys.is_some()
+                }
+            },
+            None => false,
+        }
+    }
+}
+
+/// Show, confirm and act: common to all operations that write a response.
 fn finish(
     ctx: &mut Ctx<'_>,
-    trusted: &Trusted,
+    mut trusted: Trusted,
     mut work: Work<'_>,
     out: &Path,
-    check: &CheckArgs,
 ) -> Result<Outcome> {
     let l = work.l;
-    // Intent.
-    if l.has_draft {
-        let mut explanations = l.explanations();
-        explanations.append(&mut work.explanations);
-        let report = intent::check(
-            &l.current_ci.signed,
-            l.current_prod.as_ref().map(|p| &p.signed),
-            &work.ci.signed,
-            &work.prod.signed,
-            &explanations,
-        );
-        if work.roots_changed || !report.is_clean() {
-            for line in crate::inspect::key_changes_table(&l.current_ci.signed, &work.ci.signed) {
-                ctx.ui.line(line);
+    let steps = authority::steps(l, ctx.state.path())?;
+    let mut confirmed = Vec::new();
+    show_and_settle(ctx, &work, &steps, &mut confirmed)?;
+    let show_plan = |ui: &mut Ui, work: &Work<'_>| {
+        ui.line("This will:");
+        for p in work.tarballs.plan() {
+            ui.line(format!("  - {p}"));
+        }
+        for p in &work.plan {
+            ui.line(format!("  - {p}"));
+        }
+        for p in &work.left {
+            ui.line(format!("  - leave {p}"));
+        }
+        ui.line(format!(
+            "  - write the response {} (its step signed with this signer's identity)",
+            out.display()
+        ));
+    };
+    show_plan(ctx.ui, &work);
+    if let Some(d) = work.deferred.take() {
+        // A key on a token is created only now, after the person confirmed the plan.
+        ctx.ui.confirm(&format!(
+            "Create the new {} key on {} and continue?",
+            d.role,
+            work.tarballs.name(d.dest)
+        ))?;
+        work.create_and_use(d, &ctx.now)?;
+        ctx.ui.line("Created; the completed plan:");
+        show_and_settle(ctx, &work, &steps, &mut confirmed)?;
+        show_plan(ctx.ui, &work);
+        if let Some(ci) = work.signed.iter().find(|e| e.document == "ci-root") {
+            let digest = ci.sha256.clone();
+            ctx.ui.line(format!(
+                "Draft CI root v{} digest (SHA-256 of its signed part): {digest}",
+                work.ci.signed.version
+            ));
+            if ctx.ui.digest_confirmation() {
+                ctx.ui.confirm_digest("Sign it?", &digest)?;
             }
         }
-        intent::enforce(&report, check.accept_unexplained, ctx.ui)?;
-    }
-    // Plan.
-    ctx.ui.line("This will:");
-    for p in work.tarballs.plan() {
-        ctx.ui.line(format!("  - {p}"));
-    }
-    for p in &work.plan {
-        ctx.ui.line(format!("  - {p}"));
-    }
-    ctx.ui
-        .line(format!("  - write the response {}", out.display()));
-    match work.signed.iter().find(|e| e.document == "ci-root") {
-        Some(ci) => {
-            ctx.ui.line(format!(
-                "Draft CI root v{} digest (SHA-256 of its signed part): {}",
-                work.ci.signed.version, ci.sha256
-            ));
-            ctx.ui.confirm_digest("Proceed?", &ci.sha256)?;
+    } else {
+        match work.signed.iter().find(|e| e.document == "ci-root") {
+            Some(ci) => {
+                ctx.ui.line(format!(
+                    "Draft CI root v{} digest (SHA-256 of its signed part): {}",
+                    work.ci.signed.version, ci.sha256
+                ));
+                ctx.ui.confirm_digest("Proceed?", &ci.sha256)?;
+            }
+            None => ctx.ui.confirm("Proceed?")?,
         }
-        None => ctx.ui.confirm("Proceed?")?,
     }
+    // What this step vouches for: every change of its output drafts that is authorized.
+    let authorized = work.decide(&steps, &confirmed).authorized();
     // A response that cannot be written must fail before any keys file changes.
     fsutil::probe_writable(out)?;
+    let (signing_identity, created_identity) = identity::ensure_signing_identity(ctx.state.path())?;
+    if created_identity {
+        ctx.ui.line(format!(
+            "Created this signer's signing identity {} (fingerprint {}); pin it on the other key holders' laptops (`signer cosigner add`).",
+            signing_identity.public(),
+            signing_identity.public().fingerprint()
+        ));
+    }
 
     // Act 1: keys files.
     let state = ctx.state.path().to_path_buf();
@@ -472,8 +902,9 @@ fn finish(
         out: out.to_path_buf(),
         ..Outcome::default()
     };
-    // Acts 1 (keys files) and 2 (the response). If the response cannot be written (a full
-    // disk), keys files this run created are removed again: no response references them.
+    // Acts 1 (keys files), 2 (memory) and 3 (the response). If the response cannot be
+    // written (a full disk), keys files this run created are removed again: no response
+    // references them.
     let acted = (|| {
         fsutil::crash_point("signer:before-keys-save");
         work.tarballs.save(|created, name| {
@@ -497,7 +928,25 @@ fn finish(
             Ok(())
         })?;
         fsutil::crash_point("signer:after-keys-save");
-        // Act 2: the response.
+        // Act 2: remember what this run signs (before it leaves the laptop).
+        if work.signs_roots || !work.endorsed.is_empty() {
+            let how = if work.first_time {
+                How::SignedFirstTime
+            } else {
+                How::Signed
+            };
+            if work.signs_roots {
+                trusted.memory.remember("ci-root", &work.ci, how, ctx.now)?;
+                trusted
+                    .memory
+                    .remember("prod-root", &work.prod, how, ctx.now)?;
+            }
+            for (doc, e) in std::mem::take(&mut work.endorsed) {
+                trusted.memory.endorse(&doc, e);
+            }
+            trusted.memory.save(&state)?;
+        }
+        // Act 3: the response.
         let upload = Upload {
             txid: l.bundle.txid().to_string(),
             ci_root: work.ci.clone(),
@@ -507,12 +956,16 @@ fn finish(
         };
         let response = l
             .bundle
-            .respond(StepInput {
-                signer: writer(),
-                time: ctx.now,
-                operations: std::mem::take(&mut work.step_ops),
-                upload,
-            })
+            .respond(
+                StepInput {
+                    signer: writer(),
+                    time: ctx.now,
+                    operations: std::mem::take(&mut work.step_ops),
+                    authorized,
+                    upload,
+                },
+                &signing_identity,
+            )
             .map_err(SignerError::bundle)?;
         let bytes = response
             .encoded(bundle::WRITE_COMPRESSION)
@@ -556,8 +1009,8 @@ fn finish(
         out.display(),
         outcome.fingerprint
     ));
-    // Act 3: trust.
-    outcome.pin_advanced = trusted.advance(l, &ctx.now)?;
+    // Act 4: trust.
+    outcome.pin_advanced = trusted.advance(l, &ctx.state, &ctx.now)?;
     if outcome.pin_advanced {
         ctx.ui.line(format!(
             "The trusted root advanced to the applied version {}.",
@@ -633,6 +1086,14 @@ fn tarball_paths<'a>(srcs: &[&'a KeySource]) -> Vec<&'a Path> {
     srcs.iter().filter_map(|s| s.tarball()).collect()
 }
 
+/// The `object=` label of a token destination.
+fn object_of(src: &KeySource) -> Option<String> {
+    match src {
+        KeySource::Pkcs11(u) => u.object.clone(),
+        KeySource::Tarball(_) => None,
+    }
+}
+
 /// `signer rotate-offline-key`.
 pub fn rotate_offline_key(ctx: &mut Ctx<'_>, args: &RotateArgs) -> Result<Outcome> {
     match args.role.into() {
@@ -678,18 +1139,32 @@ fn rotate_root(ctx: &mut Ctx<'_>, args: &RotateArgs) -> Result<Outcome> {
         Operation::RootRotation
     };
     let op_name = op.to_string();
-    require_requested(ctx, &l, &op_name, args.check.accept_unexplained, |o| {
+    require_requested(ctx, &l, &op_name, args.check.allow_unrequested, |o| {
         *o == op
     })?;
+    if args.first_time {
+        if let Some(done) = trusted.memory.first_time_rotation() {
+            return Err(SignerError::refused(format!(
+                "this signer already took factory {}'s initial root key offline: it signed the first-time rotation to root v{} on {} (sha256 {}). A second first-time rotation means the online side replays or forges one; do not sign it",
+                l.bundle.factory(),
+                done.version,
+                done.at,
+                done.sha256
+            )));
+        }
+    }
     let now = ctx.now;
     let mut work = Work::new(
         &l,
+        &trusted,
+        ctx.now,
         format!(
             "rotate-offline-key --role root{}",
             if args.first_time { " --first-time" } else { "" }
         ),
         keyset(ctx, k),
     );
+    work.first_time = args.first_time;
     // (source of the old key, source of the new key, old key id)
     let (old_src, new_src, old) = if args.first_time {
         let secret = l.bundle.first_root_secret().ok_or_else(|| {
@@ -758,38 +1233,22 @@ fn rotate_root(ctx: &mut Ctx<'_>, args: &RotateArgs) -> Result<Outcome> {
         let d = work.tarballs.open(dest_src, true)?;
         (i, d, found.keyid)
     };
-    let object = match dest_src {
-        KeySource::Pkcs11(u) => u.object.as_deref(),
-        KeySource::Tarball(_) => None,
-    };
-    let (new_id, new_key) =
-        work.tarballs
-            .generate(new_src, Role::Root, args.key_type.into(), object)?;
-    check_new_key(&l.current_ci.signed, &new_id, dest_src)?;
-    let owner = work.owner(&now);
-    let rotated = transform::rotate_offline_root_key(
-        &work.ci.signed,
-        &old,
-        new_key.public_key(),
-        owner,
+    work.new_key(
+        Deferred {
+            dest: new_src,
+            dest_src: dest_src.clone(),
+            role: Role::Root,
+            keytype: args.key_type.into(),
+            object: object_of(dest_src),
+            then: NewKeyUse::RotateRoot {
+                old,
+                signers: vec![old_src],
+            },
+            op,
+        },
         &now,
     )?;
-    let prev_prod = work.prod.signed.clone();
-    work.finalize(&rotated, &prev_prod);
-    work.plan.push(format!(
-        "replace root key {} by the new key {} and renew the expiry to {}",
-        old.short(),
-        new_id.short(),
-        work.ci.signed.expires
-    ));
-    work.explain(&op, now, (Some(new_id), Some(old)));
-    let mut idx = vec![new_src];
-    if old_src != new_src {
-        idx.push(old_src);
-    }
-    work.sign_roots(&idx, true)?;
-    work.step_ops.push(op);
-    let out = finish(ctx, &trusted, work, &args.io.out, &args.check)?;
+    let out = finish(ctx, trusted, work, &args.io.out)?;
     new_key_hint(ctx.ui, dest_src);
     Ok(out)
 }
@@ -815,12 +1274,18 @@ fn rotate_targets(ctx: &mut Ctx<'_>, args: &RotateArgs) -> Result<Outcome> {
         ctx,
         &l,
         "targets-rotation",
-        args.check.accept_unexplained,
+        args.check.allow_unrequested,
         |o| *o == op,
     )?;
     let online = l.online_targets()?;
     let now = ctx.now;
-    let mut work = Work::new(&l, "rotate-offline-key --role targets", keyset(ctx, k));
+    let mut work = Work::new(
+        &l,
+        &trusted,
+        ctx.now,
+        "rotate-offline-key --role targets",
+        keyset(ctx, k),
+    );
     let tk = work.tarballs.open(tk_src, true)?;
     let dest = work.tarballs.open(dest_src, true)?;
     let root_file = match root_src {
@@ -837,7 +1302,8 @@ fn rotate_targets(ctx: &mut Ctx<'_>, args: &RotateArgs) -> Result<Outcome> {
     let old = work
         .tarballs
         .offline_targets_key(tk, &work.ci.signed, &online, "the staged root")?;
-    // Which documents the old key (of the *current* root) signed.
+    // Which documents the old key (of the *current* root) signed: only those whose
+    // signature by it verifies are re-signed.
     let cur_online = l
         .current_online_targets()
         .cloned()
@@ -848,66 +1314,25 @@ fn rotate_targets(ctx: &mut Ctx<'_>, args: &RotateArgs) -> Result<Outcome> {
         &cur_online,
         "the current root",
     )?;
-    let object = match dest_src {
-        KeySource::Pkcs11(u) => u.object.as_deref(),
-        KeySource::Tarball(_) => None,
-    };
-    let (new_id, new_key) =
-        work.tarballs
-            .generate(dest, Role::Targets, args.key_type.into(), object)?;
-    check_new_key(&l.current_ci.signed, &new_id, dest_src)?;
-    let owner = work.owner(&now);
-    let rotated = transform::rotate_offline_targets_key(
-        &work.ci.signed,
-        old.as_ref(),
-        new_key.public_key(),
-        owner,
-        &online,
+    work.new_key(
+        Deferred {
+            dest,
+            dest_src: dest_src.clone(),
+            role: Role::Targets,
+            keytype: args.key_type.into(),
+            object: object_of(dest_src),
+            then: NewKeyUse::RotateTargets {
+                old,
+                resign_by: resign_by.into_iter().collect(),
+                root_keys: root_file,
+            },
+            op,
+        },
+        &now,
     )?;
-    let prev_prod = work.prod.signed.clone();
-    work.finalize(&rotated, &prev_prod);
-    work.plan.push(match &old {
-        Some(o) => format!(
-            "replace offline targets key {} by the new key {}",
-            o.short(),
-            new_id.short()
-        ),
-        None => format!("add the first offline targets key {}", new_id.short()),
-    });
-    let signed_by_old = |d: &TargetsSummary| match &resign_by {
-        Some(id) => d.signatures.iter().any(|s| &s.keyid == id),
-        // First targets rotation: every production target must reach threshold 2.
-        None => true,
-    };
-    let tags: Vec<String> = l
-        .prod_targets
-        .iter()
-        .filter(|(_, d)| signed_by_old(d))
-        .map(|(t, _)| t.clone())
-        .collect();
-    let waves: Vec<String> = l
-        .waves
-        .iter()
-        .filter(|(_, d)| signed_by_old(d))
-        .map(|(t, _)| t.clone())
-        .collect();
-    for t in &tags {
-        work.sign_targets(false, t, &new_key, true)?;
-    }
-    for w in &waves {
-        work.sign_targets(true, w, &new_key, true)?;
-    }
-    if !waves.is_empty() {
-        work.plan.push("note: a wave is active; the server may refuse a targets key rotation until it is complete".into());
-    }
-    work.explain(&op, now, (Some(new_id), old));
-    let signed_roots = match root_file {
-        Some(r) => work.sign_roots(&[r], true)?,
-        None => false,
-    };
-    work.step_ops.push(op);
-    let out = finish(ctx, &trusted, work, &args.io.out, &args.check)?;
-    if !signed_roots {
+    let signs_roots = root_file.is_some();
+    let out = finish(ctx, trusted, work, &args.io.out)?;
+    if !signs_roots {
         ctx.ui.line(
             "The roots are not signed (no --keys): hand the response to the root key holder for `signer sign`.",
         );
@@ -948,11 +1373,17 @@ pub fn add_offline_key(ctx: &mut Ctx<'_>, args: &AddKeyArgs) -> Result<Outcome> 
         ctx,
         &l,
         &format!("add-offline-key {role}"),
-        args.check.accept_unexplained,
+        args.check.allow_unrequested,
         |o| matches!(o, Operation::AddOfflineKey { role: r, .. } if *r == role),
     )?;
     let now = ctx.now;
-    let mut work = Work::new(&l, format!("add-offline-key --role {role}"), keyset(ctx, k));
+    let mut work = Work::new(
+        &l,
+        &trusted,
+        ctx.now,
+        format!("add-offline-key --role {role}"),
+        keyset(ctx, k),
+    );
     let d = work.tarballs.open(dest, true)?;
     let existing: Vec<KeyId> = match role {
         Role::Targets => {
@@ -974,45 +1405,29 @@ pub fn add_offline_key(ctx: &mut Ctx<'_>, args: &AddKeyArgs) -> Result<Outcome> 
             keyid: f.keyid,
         });
     }
-    let object = match dest {
-        KeySource::Pkcs11(u) => u.object.as_deref(),
-        KeySource::Tarball(_) => None,
+    let root_file = match root_keys {
+        Some(r) => Some(work.tarballs.open(r, false)?),
+        None => None,
     };
-    let (new_id, new_key) = work
-        .tarballs
-        .generate(d, role, args.key_type.into(), object)?;
-    check_new_key(&l.current_ci.signed, &new_id, dest)?;
-    let owner = work.owner(&now);
-    let added = transform::add_offline_key(&work.ci.signed, role, new_key.public_key(), owner)?;
-    let prev_prod = work.prod.signed.clone();
-    work.finalize(&added, &prev_prod);
-    work.plan
-        .push(format!("add the new {role} key {}", new_id.short()));
-    let op = Operation::AddOfflineKey {
-        role,
-        keyid: Some(new_id.clone()),
-    };
-    work.explain(&op, now, (Some(new_id), None));
-    if role == Role::Targets {
-        let tags: Vec<String> = l.prod_targets.keys().cloned().collect();
-        let waves: Vec<String> = l.waves.keys().cloned().collect();
-        for t in &tags {
-            work.sign_targets(false, t, &new_key, false)?;
-        }
-        for w in &waves {
-            work.sign_targets(true, w, &new_key, false)?;
-        }
-    }
-    let signed_roots = match root_keys {
-        Some(r) => {
-            let i = work.tarballs.open(r, false)?;
-            work.sign_roots(&[i], true)?
-        }
-        None => false,
-    };
-    work.step_ops.push(op);
-    let out = finish(ctx, &trusted, work, &args.io.out, &args.check)?;
-    if !signed_roots {
+    let resign_by = work.current_offline_targets();
+    work.new_key(
+        Deferred {
+            dest: d,
+            dest_src: dest.clone(),
+            role,
+            keytype: args.key_type.into(),
+            object: object_of(dest),
+            then: NewKeyUse::Add {
+                role,
+                resign_by,
+                root_keys: root_file,
+            },
+            op: Operation::AddOfflineKey { role, keyid: None },
+        },
+        &now,
+    )?;
+    let out = finish(ctx, trusted, work, &args.io.out)?;
+    if root_file.is_none() {
         ctx.ui.line("The roots are not signed yet: the holder of a current root key signs them with `signer sign`.");
     }
     new_key_hint(ctx.ui, dest);
@@ -1039,7 +1454,7 @@ pub fn delete_offline_key(ctx: &mut Ctx<'_>, args: &DeleteKeyArgs) -> Result<Out
         ctx,
         &l,
         &op.to_string(),
-        args.check.accept_unexplained,
+        args.check.allow_unrequested,
         |o| *o == op,
     )?;
     let online = match role {
@@ -1048,6 +1463,8 @@ pub fn delete_offline_key(ctx: &mut Ctx<'_>, args: &DeleteKeyArgs) -> Result<Out
     };
     let mut work = Work::new(
         &l,
+        &trusted,
+        ctx.now,
         format!("delete-offline-key --role {role}"),
         keyset(ctx, &args.src),
     );
@@ -1064,13 +1481,15 @@ pub fn delete_offline_key(ctx: &mut Ctx<'_>, args: &DeleteKeyArgs) -> Result<Out
             args.keyid.short()
         )));
     }
-    let prev_prod = work.prod.signed.clone();
-    work.finalize(&removed, &prev_prod);
+    work.finalize(&removed);
     work.plan.push(format!("remove {role} key {}", args.keyid));
-    work.explain(&op, ctx.now, (None, None));
+    work.grants.push(Change::KeyRemoved {
+        role,
+        keyid: args.keyid.clone(),
+    });
     sign_if_given(ctx, &mut work, keys)?;
     work.step_ops.push(op);
-    finish(ctx, &trusted, work, &args.io.out, &args.check)
+    finish(ctx, trusted, work, &args.io.out)
 }
 
 fn sign_if_given(ctx: &mut Ctx<'_>, work: &mut Work<'_>, keys: Option<&KeySource>) -> Result<()> {
@@ -1103,17 +1522,21 @@ pub fn set_threshold(ctx: &mut Ctx<'_>, args: &ThresholdArgs) -> Result<Outcome>
         ctx,
         &l,
         &op.to_string(),
-        args.check.accept_unexplained,
+        args.check.allow_unrequested,
         |o| *o == op,
     )?;
     let mut work = Work::new(
         &l,
+        &trusted,
+        ctx.now,
         format!("set-threshold --role {role} {}", args.threshold),
         keyset(ctx, &args.src),
     );
     let (ci, prod) =
         transform::set_threshold(&work.ci.signed, &work.prod.signed, role, args.threshold)?;
-    work.finalize(&ci, &prod);
+    // fioctl's finalize after the change keeps the new production targets threshold.
+    work.prod.signed = prod;
+    work.finalize(&ci);
     work.plan.push(format!(
         "set the {} threshold to {}",
         if role == Role::Targets {
@@ -1123,10 +1546,119 @@ pub fn set_threshold(ctx: &mut Ctx<'_>, args: &ThresholdArgs) -> Result<Outcome>
         },
         args.threshold
     ));
-    work.explain(&op, ctx.now, (None, None));
+    work.grants.push(match role {
+        Role::Targets => Change::ProdThreshold {
+            threshold: args.threshold,
+        },
+        r => Change::Threshold {
+            role: r,
+            threshold: args.threshold,
+        },
+    });
     sign_if_given(ctx, &mut work, keys)?;
     work.step_ops.push(op);
-    finish(ctx, &trusted, work, &args.io.out, &args.check)
+    finish(ctx, trusted, work, &args.io.out)
+}
+
+/// `signer rotate-online-key`: the operator authorizes the online keys the server
+/// generated for these roles (`courier updates rotate-online-key`) and signs the roots.
+pub fn rotate_online_key(ctx: &mut Ctx<'_>, args: &RotateOnlineArgs) -> Result<Outcome> {
+    args.src.refuse(
+        true,
+        true,
+        "is not used by rotate-online-key (give root keys with --keys)",
+    )?;
+    let keys = args.src.root()?.ok_or_else(|| {
+        SignerError::Usage(
+            "rotate-online-key needs --keys SOURCE (root keys) to sign the new roots".into(),
+        )
+    })?;
+    let roles: Vec<Role> = args.roles.iter().map(|r| Role::from(*r)).collect();
+    let (l, trusted) = prepare(ctx, &args.io, &tarball_paths(&[keys]), &args.check)?;
+    l.require_draft()?;
+    require_requested(
+        ctx,
+        &l,
+        "rotate-online-key",
+        args.check.allow_unrequested,
+        |o| matches!(o, Operation::RotateOnlineKey { roles: r } if roles.iter().all(|x| r.contains(x))),
+    )?;
+    let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+    let mut work = Work::new(
+        &l,
+        &trusted,
+        ctx.now,
+        format!("rotate-online-key --role {}", names.join(",")),
+        keyset(ctx, &args.src),
+    );
+    let cur = &l.current_ci.signed;
+    let draft = &work.ci.signed;
+    let own_offline = offline_targets_created_here(ctx.state.path())?;
+    for role in &roles {
+        let (Some(old), Some(new)) = (
+            l.online.current.get(role.as_str()),
+            l.online.updated.get(role.as_str()),
+        ) else {
+            return Err(SignerError::refused(format!(
+                "the transaction names no current and staged online {role} key (online-keys): nothing to authorize"
+            )));
+        };
+        if old == new {
+            return Err(SignerError::refused(format!(
+                "the online {role} key is not rotated in this transaction (staged and current are both {}); run `courier updates rotate-online-key --role {role}` first",
+                old.short()
+            )));
+        }
+        if !cur.role_keyids(*role).contains(old)
+            || draft.role_keyids(*role).contains(old)
+            || !draft.role_keyids(*role).contains(new)
+            || cur.keys.contains_key(new)
+        {
+            return Err(SignerError::refused(format!(
+                "the staged root does not replace the online {role} key {} by the new one {} the transaction names; do not sign it",
+                old.short(),
+                new.short()
+            )));
+        }
+        if *role == Role::Targets && own_offline.contains(old) {
+            return Err(SignerError::refused(format!(
+                "the online side calls targets key {} its online key, but this signer created it as an OFFLINE targets key: replacing it would hand production targets to online keys. Do not sign",
+                old.short()
+            )));
+        }
+        work.plan.push(format!(
+            "accept the server's new online {role} key {} in place of {} (the online side says which key is online; an offline signer cannot check that)",
+            new.short(),
+            old.short()
+        ));
+        work.grants.extend([
+            Change::KeyRemoved {
+                role: *role,
+                keyid: old.clone(),
+            },
+            Change::KeyAdded {
+                role: *role,
+                keyid: new.clone(),
+            },
+        ]);
+    }
+    let i = work.tarballs.open(keys, false)?;
+    work.sign_roots(&[i], true)?;
+    work.step_ops.push(Operation::RotateOnlineKey { roles });
+    finish(ctx, trusted, work, &args.io.out)
+}
+
+/// The offline targets keys this signer created (from its audit log): a key the online
+/// side calls "online" must not be one of them.
+fn offline_targets_created_here(state: &Path) -> Result<BTreeSet<KeyId>> {
+    Ok(audit::read_records(state)?
+        .into_iter()
+        .filter_map(|r| r.ok())
+        .filter_map(|r| match r.event {
+            AuditEvent::KeyCreated { keyid, role, .. } if role == "targets" => Some(keyid),
+            _ => None,
+        })
+        .collect())
 }
 
 /// `signer sign`.
@@ -1145,14 +1677,14 @@ pub fn sign(ctx: &mut Ctx<'_>, args: &SignArgs) -> Result<Outcome> {
     let srcs: Vec<&KeySource> = args.src.keys.iter().collect();
     let (l, trusted) = prepare(ctx, &args.io, &tarball_paths(&srcs), &args.check)?;
     l.require_draft()?;
-    let mut work = Work::new(&l, "sign", keyset(ctx, &args.src));
+    let mut work = Work::new(&l, &trusted, ctx.now, "sign", keyset(ctx, &args.src));
     let mut idx = Vec::new();
     for f in &srcs {
         idx.push(work.tarballs.open(f, false)?);
     }
     work.sign_roots(&idx, true)?;
     work.step_ops.push(Operation::SignRoot);
-    finish(ctx, &trusted, work, &args.io.out, &args.check)
+    finish(ctx, trusted, work, &args.io.out)
 }
 
 /// `signer sign-prod-targets`.
@@ -1169,28 +1701,34 @@ pub fn sign_prod_targets(ctx: &mut Ctx<'_>, args: &SignTargetsArgs) -> Result<Ou
             "the bundle has no production targets to sign",
         ));
     }
-    let mut work = Work::new(&l, "sign-prod-targets", keyset(ctx, &args.src));
+    let mut work = Work::new(
+        &l,
+        &trusted,
+        ctx.now,
+        "sign-prod-targets",
+        keyset(ctx, &args.src),
+    );
     let i = work.tarballs.open(file, false)?;
     let key = work.targets_signer(&[i], &l.draft_ci.signed)?.key;
     for t in &tags {
-        work.sign_targets(false, t, &key, false)?;
+        work.sign_targets(false, t, &key, &Carried::Explicit)?;
     }
     work.step_ops.push(Operation::SignProdTargets { tags });
-    finish(ctx, &trusted, work, &args.io.out, &args.check)
+    finish(ctx, trusted, work, &args.io.out)
 }
 
 /// `signer sign-wave`.
 pub fn sign_wave(ctx: &mut Ctx<'_>, args: &SignWaveArgs) -> Result<Outcome> {
     let file = targets_source(&args.src)?;
     let (l, trusted) = prepare(ctx, &args.io, &tarball_paths(&[file]), &args.check)?;
-    let mut work = Work::new(&l, "sign-wave", keyset(ctx, &args.src));
+    let mut work = Work::new(&l, &trusted, ctx.now, "sign-wave", keyset(ctx, &args.src));
     let i = work.tarballs.open(file, false)?;
     let key = work.targets_signer(&[i], &l.draft_ci.signed)?.key;
-    work.sign_targets(true, &args.name, &key, false)?;
+    work.sign_targets(true, &args.name, &key, &Carried::Explicit)?;
     work.step_ops.push(Operation::SignWave {
         name: args.name.clone(),
     });
-    finish(ctx, &trusted, work, &args.io.out, &args.check)
+    finish(ctx, trusted, work, &args.io.out)
 }
 
 /// The targets key source of sign-prod-targets / sign-wave: --targets-keys, or one --keys.
@@ -1217,7 +1755,40 @@ pub fn combine(ctx: &mut Ctx<'_>, args: &CombineArgs) -> Result<Outcome> {
     }
     let combined: TransferBundle =
         bundle::combine(&a.bundle, &b.bundle).map_err(SignerError::bundle)?;
-    let bytes = combined
+    let l = session::from_bundle(&args.out, combined)?;
+    // What the combined response carries, and who authorized each change (combining signs
+    // nothing, but a step that was changed on the way is refused here already).
+    let steps = authority::steps(&l, ctx.state.path())?;
+    for s in &steps {
+        ctx.ui.line(format!("  {}", s.describe()));
+    }
+    let decision = Decision::new(
+        &l,
+        &steps,
+        &l.draft_ci.signed,
+        &l.draft_prod.signed,
+        &[],
+        &[],
+    );
+    if l.has_draft {
+        for line in crate::inspect::key_changes_table(&l.current_ci.signed, &l.draft_ci.signed) {
+            ctx.ui.line(line);
+        }
+        for line in decision.lines() {
+            ctx.ui.line(line);
+        }
+    }
+    if !decision.refusals.is_empty() {
+        return Err(SignerError::MustNotSign(decision.refusals));
+    }
+    ctx.ui.line(format!(
+        "This will write the combined response {} (fingerprint {}).",
+        args.out.display(),
+        l.bundle.fingerprint()
+    ));
+    ctx.ui.confirm("Proceed?")?;
+    let bytes = l
+        .bundle
         .encoded(bundle::WRITE_COMPRESSION)
         .map_err(SignerError::bundle)?;
     fsutil::write_atomic(&args.out, &bytes, bundle::FILE_MODE)?;
@@ -1231,9 +1802,8 @@ pub fn combine(ctx: &mut Ctx<'_>, args: &CombineArgs) -> Result<Outcome> {
     ctx.ui.line(format!(
         "Wrote the combined response {} (fingerprint {})",
         args.out.display(),
-        combined.fingerprint()
+        l.bundle.fingerprint()
     ));
-    let l = session::from_bundle(&args.out, combined)?;
     report_status(ctx.ui, &l, &l.draft_ci, &l.draft_prod);
     Ok(Outcome {
         out: args.out.clone(),

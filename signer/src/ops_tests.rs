@@ -98,7 +98,30 @@ impl Env {
         now: Timestamp,
         f: impl FnOnce(&mut Ctx<'_>) -> Result<T>,
     ) -> (Result<T>, String) {
-        let (mut ui, out) = Ui::scripted("", false, yes);
+        if yes {
+            return self.run_on_terminal(None, now, f);
+        }
+        let (mut ui, out) = Ui::scripted("", false, false);
+        let mut ctx = Ctx {
+            state: self.state.clone(),
+            ui: &mut ui,
+            now,
+        };
+        let r = f(&mut ctx);
+        (r, out.text())
+    }
+
+    /// Runs `f` on a terminal answering `answers` (`None`: no terminal, `--yes`).
+    fn run_on_terminal<T>(
+        &self,
+        answers: Option<&str>,
+        now: Timestamp,
+        f: impl FnOnce(&mut Ctx<'_>) -> Result<T>,
+    ) -> (Result<T>, String) {
+        let (mut ui, out) = match answers {
+            Some(a) => Ui::scripted(a, true, false),
+            None => Ui::scripted("", false, true),
+        };
         let mut ctx = Ctx {
             state: self.state.clone(),
             ui: &mut ui,
@@ -252,7 +275,10 @@ fn first_time_root_rotation() {
 
     let (r, text) = env.run(true, f.now, |ctx| rotate_offline_key(ctx, &args));
     let o = r.unwrap_or_else(|e| panic!("{e}\n{text}"));
-    assert!(text.contains("Intent check: every change"), "{text}");
+    assert!(
+        text.contains("added: your command (rotate-offline-key --role root --first-time)"),
+        "{text}"
+    );
     // The keys file holds the initial key and the new one.
     let tb = KeysTarball::read(&keys).unwrap();
     assert!(tb.contains(shared::tarball::FIRST_ROOT_PUB));
@@ -291,7 +317,7 @@ fn first_time_root_rotation() {
     assert_eq!(env.pinned_version(), 1);
     assert!(!o.pin_advanced);
 
-    // Running it again: the keys file exists now.
+    // Running it again: this signer remembers it took the initial key offline already.
     let out2 = env.path("resp2.tufbundle");
     let (r, _) = env.rotate(
         f.now,
@@ -300,7 +326,10 @@ fn first_time_root_rotation() {
         None,
         (&req, &out2),
     );
-    assert!(matches!(r, Err(SignerError::KeysFileExists(_))), "{r:?}");
+    assert!(
+        matches!(r, Err(SignerError::Refused(ref m)) if m.contains("already took factory acme's initial root key offline")),
+        "{r:?}"
+    );
 
     // After the server applied it, the next bundle advances the pin.
     apply(&mut f, &out);
@@ -488,7 +517,7 @@ fn altered_request(f: &Factory, edit: impl FnOnce(&mut SignedRoot)) -> TransferB
 }
 
 #[test]
-fn unexplained_draft_changes_are_refused() {
+fn unauthorized_draft_changes_need_a_typed_confirmation() {
     let mut f = Factory::new();
     let env = Env::new(&f);
     f.apply_first_time_rotation();
@@ -497,7 +526,8 @@ fn unexplained_draft_changes_are_refused() {
     let keys = env.path("k.tgz");
     tb.write_new(&keys).unwrap();
     let extra = key(42);
-    let cases: Vec<(&str, TransferBundle)> = vec![
+    let expires = f.server_draft().signed.expires.plus_days(-100);
+    let cases: Vec<(&str, TransferBundle, shared::authority::Change)> = vec![
         (
             "extra root key",
             altered_request(&f, |r| {
@@ -505,37 +535,63 @@ fn unexplained_draft_changes_are_refused() {
                     transform::add_offline_key(&r.signed, Role::Root, extra.public_key(), None)
                         .unwrap();
             }),
+            shared::authority::Change::KeyAdded {
+                role: Role::Root,
+                keyid: extra.keyid().clone(),
+            },
         ),
         (
             "changed threshold",
             altered_request(&f, |r| {
                 r.signed.roles.get_mut("snapshot").unwrap().threshold = 2;
             }),
+            shared::authority::Change::Threshold {
+                role: Role::Snapshot,
+                threshold: 2,
+            },
         ),
         (
             "shortened expiry",
             altered_request(&f, |r| {
-                r.signed.expires = r.signed.expires.plus_days(-100);
+                r.signed.expires = expires;
             }),
+            shared::authority::Change::Expires { expires },
         ),
     ];
-    for (what, b) in cases {
+    for (what, b, change) in cases {
         let req = env.write("r", &b);
         let out = env.path("o");
+        // --yes: refused, naming the change.
         let (r, _) = env.run(true, f.now, |ctx| {
             sign(ctx, &sign_args(&[&keys], io(&req, &out)))
         });
         assert!(
-            matches!(r, Err(SignerError::Unexplained(_))),
+            matches!(r, Err(SignerError::NeedsAuthority(ref v)) if v[0].contains(&change.to_string())),
             "{what}: {r:?}"
         );
         assert!(!out.exists(), "{what}");
-        // Accepted explicitly: signed.
-        let mut args = sign_args(&[&keys], io(&req, &out));
-        args.check.accept_unexplained = true;
-        let (r, text) = env.run(true, f.now, |ctx| sign(ctx, &args));
+        // A terminal: "yes" is not the code; refused.
+        let (r, _) = env.run_on_terminal(Some("yes\nyes\n"), f.now, |ctx| {
+            sign(ctx, &sign_args(&[&keys], io(&req, &out)))
+        });
+        assert!(
+            matches!(r, Err(SignerError::CodeMismatch { .. })),
+            "{what}: {r:?}"
+        );
+        assert!(!out.exists(), "{what}");
+        // The code typed, then "yes": signed, and recorded as confirmed.
+        let answers = format!("{}\nyes\n", change.confirmation_code());
+        let (r, text) = env.run_on_terminal(Some(&answers), f.now, |ctx| {
+            sign(ctx, &sign_args(&[&keys], io(&req, &out)))
+        });
         r.unwrap_or_else(|e| panic!("{what}: {e}\n{text}"));
-        assert!(text.contains("UNEXPLAINED"), "{what}");
+        assert!(text.contains("NOT AUTHORIZED"), "{what}: {text}");
+        let resp = response(&out);
+        let step = &resp.record().unwrap().steps[0];
+        assert!(
+            step.authorized.as_ref().unwrap().contains(&change),
+            "{what}"
+        );
         std::fs::remove_file(&out).unwrap();
     }
 }
@@ -660,19 +716,50 @@ fn targets_rotations_resign_what_the_old_key_signed() {
     f.add_prod_targets("main", 3);
     let tk = env.path("targets.keys.tgz");
 
-    // First targets rotation: all production targets are signed with the new key.
+    // First targets rotation: no production targets carry an offline signature yet, so the
+    // rotation signs none of them (fioctl's rule); they are listed for an explicit,
+    // reviewed sign-prod-targets.
     let req = env.write("r1", &f.request(vec![Operation::TargetsRotation], None));
+    let out0 = env.path("o0");
     let out = env.path("o1");
     let (r, text) = env.rotate(
         f.now,
         (RoleArg::Targets, false),
         Some(&keys),
         Some(&tk),
-        (&req, &out),
+        (&req, &out0),
     );
     let o = r.unwrap_or_else(|e| panic!("{e}\n{text}"));
     let t1 = o.created[0].0.clone();
     assert_eq!(o.created[0].2, tk);
+    assert!(
+        response(&out0)
+            .upload()
+            .unwrap()
+            .targets_signatures
+            .is_empty(),
+        "nothing endorsed without review"
+    );
+    assert!(
+        text.contains("leave prod-targets/main (version 3")
+            && text.contains("sign-prod-targets --tags main"),
+        "{text}"
+    );
+    // The explicit endorsement shows what it endorses.
+    let spt = SignTargetsArgs {
+        tags: vec![],
+        io: io(&out0, &out),
+        check: CheckArgs::default(),
+        src: ka(None, Some(tk.clone())),
+    };
+    let (r, text) = env.run(true, f.now, |ctx| sign_prod_targets(ctx, &spt));
+    r.unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert!(
+        text.contains("sign prod-targets/main with targets key")
+            && text.contains("version 3, 2 targets")
+            && text.contains("has not endorsed this document before"),
+        "{text}"
+    );
     let up = response(&out).upload().unwrap().clone();
     assert_eq!(up.ci_root.signed.role_keyids(Role::Targets).len(), 2);
     assert_eq!(up.ci_root.signed.threshold(Role::Targets), 1);
@@ -721,6 +808,7 @@ fn targets_rotations_resign_what_the_old_key_signed() {
     let up = response(&out).upload().unwrap().clone();
     assert!(up.targets_signatures.contains_key("main"));
     assert!(!up.targets_signatures.contains_key("beta"));
+    assert!(text.contains("leave prod-targets/beta"), "{text}");
     assert_eq!(up.waves_signatures["wave-5"][0].keyid, t2);
     assert!(!up.ci_root.signed.role_keyids(Role::Targets).contains(&t1));
     assert!(text.contains("wave is active"), "{text}");
@@ -756,10 +844,10 @@ fn targets_holder_then_root_holder() {
     assert!(text.contains("roots are not signed"), "{text}");
     let b = response(&step1);
     assert!(b.upload().unwrap().ci_root.signatures.is_empty());
-    assert_eq!(
-        b.upload().unwrap().targets_signatures["main"][0].keyid,
-        o.created[0].0
-    );
+    // The online-signed production targets are not endorsed by adding a key.
+    assert!(b.upload().unwrap().targets_signatures.is_empty());
+    assert!(text.contains("leave prod-targets/main"), "{text}");
+    let _ = &o.created[0].0;
     // Adding a second targets key to the same file is refused.
     let (r, _) = env.run(true, f.now, |ctx| {
         add_offline_key(
@@ -782,7 +870,7 @@ fn targets_holder_then_root_holder() {
     });
     r.unwrap_or_else(|e| panic!("{e}\n{text}"));
     assert!(
-        text.contains("every change of the draft is explained"),
+        text.contains("this laptop's own step 1 (authenticated)"),
         "{text}"
     );
     let b = response(&step2);
@@ -790,13 +878,10 @@ fn targets_holder_then_root_holder() {
     let up = b.upload().unwrap();
     verify::verify_root_step(f.current(), &up.ci_root).unwrap();
     verify::verify_root_step(f.prod.as_ref().unwrap(), &up.prod_root).unwrap();
-    assert_eq!(
-        up.targets_signatures["main"].len(),
-        1,
-        "targets signatures are kept"
-    );
+    assert!(up.targets_signatures.is_empty());
 
-    // A forged step: a response whose draft has an extra root key that no step explains.
+    // A forged step: a response whose draft has an extra root key, made by an identity
+    // nobody pinned (its claims are unauthenticated) or unsigned.
     let mut forged = up.clone();
     forged.ci_root.signed = transform::add_offline_key(
         &forged.ci_root.signed,
@@ -807,18 +892,28 @@ fn targets_holder_then_root_holder() {
     .unwrap();
     forged.prod_root.signed = transform::derive_prod_root(&forged.ci_root, 2).signed;
     let fb = response(&step1)
-        .respond(shared::bundle::StepInput {
-            signer: writer(),
-            time: f.now,
-            operations: vec![Operation::SignRoot],
-            upload: forged,
-        })
+        .respond(
+            shared::bundle::StepInput {
+                signer: writer(),
+                time: f.now,
+                operations: vec![Operation::SignRoot],
+                authorized: vec![shared::authority::Change::KeyAdded {
+                    role: Role::Root,
+                    keyid: key(43).keyid().clone(),
+                }],
+                upload: forged,
+            },
+            &shared::attestation::SigningIdentity::from_seed(&[99; 32]),
+        )
         .unwrap();
     let fp = env.write("forged", &fb);
     let (r, _) = env.run(true, f.now, |ctx| {
         sign(ctx, &sign_args(&[&keys], io(&fp, &env.path("o"))))
     });
-    assert!(matches!(r, Err(SignerError::Unexplained(_))), "{r:?}");
+    assert!(
+        matches!(r, Err(SignerError::NeedsAuthority(ref v)) if v.iter().any(|c| c.contains(key(43).keyid().as_str()))),
+        "{r:?}"
+    );
 }
 
 #[test]
@@ -1017,7 +1112,7 @@ fn combine_two_root_holders() {
     });
     r.unwrap();
     let out = env.path("c.resp");
-    let (r, text) = env.run(false, f.now, |ctx| {
+    let (r, text) = env.run(true, f.now, |ctx| {
         combine(
             ctx,
             &CombineArgs {
@@ -1069,7 +1164,7 @@ fn inspect_reports_and_exit_status() {
         "{text}"
     );
 
-    // Unexplained change → must not sign, JSON output.
+    // A change nothing authorized → signing needs a typed confirmation, JSON output.
     f.apply_first_time_rotation();
     env.pin(f.current());
     let bad = env.write(
@@ -1078,14 +1173,23 @@ fn inspect_reports_and_exit_status() {
     );
     let (mut ui, out) = Ui::scripted("", false, false);
     let code = crate::inspect::run(&env.state, &mut ui, &f.now, &args(&bad, true)).unwrap();
-    assert_eq!(code, crate::error::EXIT_MUST_NOT_SIGN);
+    assert_eq!(code, crate::error::EXIT_NEEDS_CONFIRMATION);
     let v: serde_json::Value = serde_json::from_str(&out.text()).unwrap();
-    assert_eq!(v["must_not_sign"], true);
-    assert!(v["unexplained"][0].as_str().unwrap().contains("shortened"));
+    assert_eq!(v["must_not_sign"], false);
+    assert_eq!(v["needs_confirmation"], true);
+    assert_eq!(v["changes"][0]["change"]["change"], "expires");
+    assert!(v["changes"][0]["authority"].is_null());
     // After the first-time rotation: production threshold 2 with one targets key is expected.
     assert!(v["warnings"]
         .to_string()
         .contains("cannot be signed until an offline targets key"));
+
+    // A version that skips ahead cannot be authorized by anyone: must not sign.
+    let bad = env.write("bad2", &altered_request(&f, |r| r.signed.version += 1));
+    let (mut ui, out) = Ui::scripted("", false, false);
+    let code = crate::inspect::run(&env.state, &mut ui, &f.now, &args(&bad, false)).unwrap();
+    assert_eq!(code, crate::error::EXIT_MUST_NOT_SIGN, "{}", out.text());
+    assert!(out.text().contains("Verdict: do NOT sign"));
 }
 
 #[test]
@@ -1198,15 +1302,17 @@ fn add_root_key_for_a_second_admin() {
 }
 
 #[test]
-fn targets_rotation_refuses_altered_carried_targets() {
+fn altered_carried_targets_are_never_endorsed() {
     let mut f = Factory::new();
     let (env, keys) = first_time(&mut f);
     f.add_prod_targets("main", 3);
+    let genuine = f.prod_targets["main"].clone();
     // Content changed under the online key's signature (e.g. on the USB stick).
     f.prod_targets.get_mut("main").unwrap().signed.version += 1;
     let tk = env.path("targets.keys.tgz");
     let req = env.write("r1", &f.request(vec![Operation::TargetsRotation], None));
     let out = env.path("o1");
+    // The rotation refuses the bundle: a document's signature does not verify.
     let (r, text) = env.rotate(
         f.now,
         (RoleArg::Targets, false),
@@ -1216,10 +1322,93 @@ fn targets_rotation_refuses_altered_carried_targets() {
     );
     let err = r.expect_err(&text).to_string();
     assert!(
-        err.contains("prod-targets/main.json carries no valid signature"),
+        err.contains("prod-targets/main.json: its signature by targets key")
+            && err.contains("does not verify"),
         "{err}"
     );
     assert!(!out.exists() && !tk.exists());
+
+    // With the genuine document the rotation goes through; later, an explicit
+    // endorsement of an altered document is refused the same way.
+    f.prod_targets.insert("main".into(), genuine);
+    let req = env.write("r2", &f.request(vec![Operation::TargetsRotation], None));
+    let (r, text) = env.rotate(
+        f.now,
+        (RoleArg::Targets, false),
+        Some(&keys),
+        Some(&tk),
+        (&req, &out),
+    );
+    r.unwrap_or_else(|e| panic!("{e}\n{text}"));
+    apply(&mut f, &out);
+    f.prod_targets.get_mut("main").unwrap().signed.version += 1;
+    let req = env.write(
+        "r3",
+        &f.request(
+            vec![Operation::SignProdTargets {
+                tags: vec!["main".into()],
+            }],
+            None,
+        ),
+    );
+    let spt = SignTargetsArgs {
+        tags: vec![],
+        io: io(&req, &env.path("o2")),
+        check: CheckArgs::default(),
+        src: ka(None, Some(tk.clone())),
+    };
+    let (r, text) = env.run(true, f.now, |ctx| sign_prod_targets(ctx, &spt));
+    let err = r.expect_err(&text).to_string();
+    assert!(
+        err.contains("prod-targets/main.json: its signature by targets key")
+            && err.contains("does not verify"),
+        "{err}"
+    );
+    assert!(!env.path("o2").exists());
+}
+
+#[test]
+fn a_rotation_does_not_launder_content_re_signed_by_the_online_key() {
+    let mut f = Factory::new();
+    let (env, keys) = first_time(&mut f);
+    f.root_keys.push(current_root_key(&keys, &f));
+    f.apply_first_targets_rotation();
+    env.pin(f.current());
+    // Production targets signed by the online and the offline key, then changed and
+    // re-signed by the online key alone: the offline signature entry stays, invalid.
+    f.add_prod_targets("main", 7);
+    let doc = f.prod_targets.get_mut("main").unwrap();
+    doc.signed.version += 1;
+    let online_sig = transform::sign_targets(doc, &f.online_targets).unwrap();
+    doc.signatures
+        .retain(|s| &s.keyid != f.online_targets.keyid());
+    doc.add_signature(online_sig);
+    let tk = env.path("tk.tgz");
+    let mut tb = KeysTarball::new();
+    tb.add_private_key(Role::Targets, f.targets_key.as_ref().unwrap())
+        .unwrap();
+    tb.write_new(&tk).unwrap();
+    let req = env.write("r", &f.request(vec![Operation::TargetsRotation], None));
+    let out = env.path("o");
+    let before = std::fs::read(&tk).unwrap();
+    let (r, text) = env.rotate(
+        f.now,
+        (RoleArg::Targets, false),
+        Some(&keys),
+        Some(&tk),
+        (&req, &out),
+    );
+    let err = r.expect_err(&text).to_string();
+    assert!(
+        err.contains("prod-targets/main.json: its signature by the offline targets key"),
+        "{err}"
+    );
+    assert!(!out.exists());
+    assert_eq!(
+        std::fs::read(&tk).unwrap(),
+        before,
+        "the keys file is unchanged"
+    );
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Reading a bundle into what the commands work on, and the checks every command makes
 //! before it looks at keys: bundle integrity (done by [`shared::bundle`]), the transaction
-//! state, trust (the chain from the pinned root), and the consistency of the current roots.
+//! state, trust (the chain from the pinned root, and no fork from a root this signer
+//! signed or pinned: [`crate::memory`]), and the consistency of the current roots.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -8,15 +9,23 @@ use std::path::{Path, PathBuf};
 use shared::bundle::{BundleKind, Operation, Transaction, TransferBundle};
 use shared::keys::{KeyId, Signature};
 use shared::metadata::{Role, SignedRoot, TargetsSummary, Timestamp};
-use shared::transform::{
-    derive_prod_root, DEFAULT_PROD_TARGETS_THRESHOLD, MIN_PROD_TARGETS_THRESHOLD,
-};
+use shared::transform::{derive_prod_root, DEFAULT_PROD_TARGETS_THRESHOLD};
 use shared::verify;
 
 use crate::error::{Result, SignerError};
-use crate::intent::{self, Explanation, OnlineKeys};
+use crate::memory::{FactoryMemory, How};
 use crate::state::StateDir;
 use crate::trust::{self, Pin, TrustCheck};
+
+/// The online keys the transaction names (what the server says; shown, and used to find
+/// the online targets key among the targets keys).
+#[derive(Clone, Debug, Default)]
+pub struct OnlineKeys {
+    /// `current.online-keys`.
+    pub current: BTreeMap<String, KeyId>,
+    /// `updated.online-keys`.
+    pub updated: BTreeMap<String, KeyId>,
+}
 
 /// A bundle read from disk, with its parts parsed.
 #[derive(Debug)]
@@ -40,7 +49,8 @@ pub struct Loaded {
     /// The CI draft: the previous step's upload, else the server's staged root (or the
     /// current root when no transaction is open).
     pub draft_ci: SignedRoot,
-    /// The production draft (derived from the CI draft when the server staged none).
+    /// The production draft (derived from the CI draft when the server staged none, with
+    /// fioctl's production targets threshold 2, as `genProdTufRoot` does).
     pub draft_prod: SignedRoot,
     /// Production targets per tag, summarized (their canonical bytes come from the bundle's
     /// member text: [`TransferBundle::targets_signed`]).
@@ -62,6 +72,8 @@ pub struct Trusted {
     pub pin: Pin,
     /// What the chain check found.
     pub check: TrustCheck,
+    /// What this signer remembers of the factory (checked: no fork).
+    pub memory: FactoryMemory,
 }
 
 fn bundle_err(path: &Path, e: impl std::fmt::Display) -> SignerError {
@@ -101,11 +113,6 @@ pub fn from_bundle(path: &Path, bundle: TransferBundle) -> Result<Loaded> {
             .map(|u| u.online_keys.clone())
             .unwrap_or_else(|| current.online_keys.clone()),
     };
-    let prev_prod_threshold = current_prod
-        .as_ref()
-        .map(|p| p.signed.threshold(Role::Targets))
-        .filter(|t| *t >= MIN_PROD_TARGETS_THRESHOLD)
-        .unwrap_or(DEFAULT_PROD_TARGETS_THRESHOLD);
     let staged = match &tx.updated {
         Some(u) if tx.status == "STARTED" => u.ci_root().map_err(|e| err(&e))?.map(|ci| (ci, u)),
         _ => None,
@@ -115,14 +122,14 @@ pub fn from_bundle(path: &Path, bundle: TransferBundle) -> Result<Loaded> {
         Some((ci, u)) => {
             let prod = match u.prod_root().map_err(|e| err(&e))? {
                 Some(p) => p,
-                None => derive_prod_root(&ci, prev_prod_threshold),
+                None => derive_prod_root(&ci, DEFAULT_PROD_TARGETS_THRESHOLD),
             };
             (ci, prod)
         }
         None => {
             let prod = current_prod
                 .clone()
-                .unwrap_or_else(|| derive_prod_root(&current_ci, prev_prod_threshold));
+                .unwrap_or_else(|| derive_prod_root(&current_ci, DEFAULT_PROD_TARGETS_THRESHOLD));
             (current_ci.clone(), prod)
         }
     };
@@ -185,50 +192,6 @@ impl Loaded {
                 self.tx.status
             )))
         }
-    }
-
-    /// The explanations the bundle itself provides: requested operations (optional, fully
-    /// specified ones only) and operations of earlier signer steps (required).
-    pub fn explanations(&self) -> Vec<Explanation> {
-        let cur = &self.current_ci.signed;
-        let mut out = Vec::new();
-        for op in self.bundle.operations() {
-            if intent::request_explains(op) {
-                out.push(Explanation {
-                    source: format!("requested: {op}"),
-                    required: false,
-                    changes: intent::changes_of(
-                        op,
-                        cur,
-                        &self.online,
-                        self.bundle.manifest().created,
-                        None,
-                    ),
-                });
-            }
-        }
-        if let Some(record) = self.bundle.record() {
-            for (i, step) in record.steps.iter().enumerate() {
-                for op in &step.operations {
-                    let changes = intent::changes_of(op, cur, &self.online, step.time, None);
-                    if changes.is_empty() {
-                        continue;
-                    }
-                    out.push(Explanation {
-                        source: format!(
-                            "step {} ({} {}, {}): {op}",
-                            i + 1,
-                            step.signer.tool,
-                            step.signer.version,
-                            step.time
-                        ),
-                        required: true,
-                        changes,
-                    });
-                }
-            }
-        }
-        out
     }
 
     /// Operations performed by earlier signer steps.
@@ -297,16 +260,41 @@ pub fn trust(
         allow_expired,
     )?;
     loaded.check_current_prod()?;
+    let memory = FactoryMemory::load(state.path(), loaded.bundle.factory())?;
+    for root in &loaded.chain {
+        memory.check("ci-root", root, state.path())?;
+    }
+    if let Some(p) = &loaded.current_prod {
+        memory.check("prod-root", p, state.path())?;
+    }
     Ok(Trusted {
         pin_path,
         pin,
         check,
+        memory,
     })
 }
 
 impl Trusted {
-    /// Advances the pin when the bundle proves a newer root was applied.
-    pub fn advance(&self, loaded: &Loaded, now: &Timestamp) -> Result<bool> {
+    /// Advances the pin when the bundle proves a newer root was applied, and remembers the
+    /// verified roots from the pinned one to the current one (and the current production
+    /// root).
+    pub fn advance(&mut self, loaded: &Loaded, state: &StateDir, now: &Timestamp) -> Result<bool> {
+        let from = self.pin.root.signed.version;
+        let mut changed = false;
+        for root in loaded.chain.iter().filter(|r| r.signed.version >= from) {
+            let before = self.memory.roots.len();
+            self.memory.remember("ci-root", root, How::Pinned, *now)?;
+            changed |= self.memory.roots.len() != before;
+        }
+        if let Some(p) = &loaded.current_prod {
+            let before = self.memory.roots.len();
+            self.memory.remember("prod-root", p, How::Pinned, *now)?;
+            changed |= self.memory.roots.len() != before;
+        }
+        if changed {
+            self.memory.save(state.path())?;
+        }
         if !self.check.advances() {
             return Ok(false);
         }
@@ -332,7 +320,6 @@ mod tests {
         assert_eq!(l.draft_prod.signed.threshold(Role::Targets), 2);
         assert_eq!(l.online_targets().unwrap(), *f.online_targets.keyid());
         assert_eq!(l.prod_targets.len(), 1);
-        assert!(l.explanations().is_empty());
         l.check_current_prod().unwrap();
         assert!(l.describe().contains("acme"));
     }
@@ -347,21 +334,5 @@ mod tests {
         assert!(l.current_prod.is_none());
         assert_eq!(l.draft_prod.signed.threshold(Role::Targets), 2);
         assert_eq!(l.draft_ci.signed.threshold(Role::Targets), 1);
-    }
-
-    #[test]
-    fn optional_explanations_from_request() {
-        let f = Factory::new();
-        let b = f.request(
-            vec![Operation::SetThreshold {
-                role: Role::Root,
-                threshold: 1,
-            }],
-            None,
-        );
-        let l = from_bundle(Path::new("r"), b).unwrap();
-        let ex = l.explanations();
-        assert_eq!(ex.len(), 1);
-        assert!(!ex[0].required);
     }
 }

@@ -68,6 +68,41 @@ impl Ui {
         self.yes
     }
 
+    /// Whether questions can be asked (a terminal is attached).
+    pub fn interactive(&self) -> bool {
+        self.interactive
+    }
+
+    /// Asks the person to type `code` (any case) to accept one specific change. Unlike the
+    /// other confirmations `--yes` does **not** answer it: it fails with
+    /// [`SignerError::NeedsConfirmation`] without a terminal or with `--yes`.
+    pub fn confirm_code(&mut self, question: &str, code: &str) -> Result<()> {
+        if self.yes || !self.interactive {
+            return Err(SignerError::NeedsConfirmation);
+        }
+        self.print(format!("{question} "));
+        let mut answer = String::new();
+        self.input
+            .read_line(&mut answer)
+            .map_err(|e| SignerError::io("cannot read the answer from", "stdin", e))?;
+        let typed = answer.trim();
+        if typed.eq_ignore_ascii_case(code) {
+            Ok(())
+        } else if typed.is_empty() {
+            Err(SignerError::Declined)
+        } else {
+            Err(SignerError::CodeMismatch {
+                typed: typed.chars().take(16).collect(),
+                expected: code.to_string(),
+            })
+        }
+    }
+
+    /// Whether root signatures are confirmed by typing the draft digest.
+    pub fn digest_confirmation(&self) -> bool {
+        self.digest_confirmation
+    }
+
     /// Requires typing the digest prefix (instead of `yes`) in [`Ui::confirm_digest`].
     pub fn set_digest_confirmation(&mut self, on: bool) {
         self.digest_confirmation = on;
@@ -179,6 +214,22 @@ mod tests {
 
         let (mut ui, _) = Ui::scripted("", true, false);
         assert!(matches!(ui.confirm("Sign?"), Err(SignerError::Declined)));
+    }
+
+    #[test]
+    fn code_confirmation_is_never_answered_by_yes() {
+        let (mut ui, _) = Ui::scripted("", false, true);
+        assert!(matches!(
+            ui.confirm_code("Accept?", "3f2a9c01"),
+            Err(SignerError::NeedsConfirmation)
+        ));
+        let (mut ui, _) = Ui::scripted("3F2A9C01\n", true, false);
+        ui.confirm_code("Accept?", "3f2a9c01").unwrap();
+        let (mut ui, _) = Ui::scripted("yes\n", true, false);
+        assert!(matches!(
+            ui.confirm_code("Accept?", "3f2a9c01"),
+            Err(SignerError::CodeMismatch { .. })
+        ));
     }
 
     #[test]

@@ -103,12 +103,14 @@ fn first_time_then_targets_rotation_through_the_binary() {
     let up = resp.upload().unwrap().clone();
     verify::verify_root_step(f.current(), &up.ci_root).unwrap();
 
-    // Again: the keys file exists.
+    // Again: this signer remembers that it took the initial key offline already.
     rotate_root_first(&m, &req, &keys, &m.path("again"))
         .arg("--yes")
         .assert()
         .code(1)
-        .stderr(predicate::str::contains("already exists"));
+        .stderr(predicate::str::contains(
+            "already took factory acme's initial root key offline",
+        ));
 
     // The server applies it; the next bundle is a targets rotation.
     f.apply(up.ci_root, up.prod_root);
@@ -127,7 +129,7 @@ fn first_time_then_targets_rotation_through_the_binary() {
         .arg("--yes")
         .assert()
         .success()
-        .stdout(predicate::str::contains("prod-targets/main"))
+        .stdout(predicate::str::contains("leave prod-targets/main"))
         .stdout(predicate::str::contains("trusted root advanced"));
     let up2 = TransferBundle::read(&out2)
         .unwrap()
@@ -135,7 +137,27 @@ fn first_time_then_targets_rotation_through_the_binary() {
         .unwrap()
         .clone();
     assert_eq!(up2.prod_root.signed.role_keyids(Role::Targets).len(), 2);
-    assert!(up2.targets_signatures.contains_key("main"));
+    // Signed by the online key only: endorsed explicitly, not by the rotation.
+    assert!(up2.targets_signatures.is_empty());
+    let out3 = m.path("resp3");
+    m.signer()
+        .args(["sign-prod-targets", "--tags", "main", "--targets-keys"])
+        .arg(&tk)
+        .arg(&out2)
+        .arg("-o")
+        .arg(&out3)
+        .arg("--yes")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "sign prod-targets/main with targets key",
+        ));
+    let up3 = TransferBundle::read(&out3)
+        .unwrap()
+        .upload()
+        .unwrap()
+        .clone();
+    assert!(up3.targets_signatures.contains_key("main"));
     m.signer().args(["audit", "verify"]).assert().success();
 }
 
@@ -173,7 +195,8 @@ fn refusals_through_the_binary() {
         .stderr(predicate::str::contains("NEW PRIVATE KEY"));
     assert!(!keys.exists());
 
-    // A staged draft with an extra root key: inspect says no, sign refuses.
+    // A staged draft with an extra root key: inspect says it needs a typed confirmation,
+    // sign --yes refuses it.
     let mut ci = f.server_draft();
     let extra = factory::key(44);
     ci.signed =
@@ -185,8 +208,8 @@ fn refusals_through_the_binary() {
         .arg("inspect")
         .arg(&odd)
         .assert()
-        .code(3)
-        .stdout(predicate::str::contains("MUST NOT SIGN"))
+        .code(5)
+        .stdout(predicate::str::contains("NOT AUTHORIZED"))
         .stdout(predicate::str::contains(extra.keyid().as_str()));
     let mut tb = shared::tarball::KeysTarball::new();
     tb.add_private_key(Role::Root, &f.first_root).unwrap();
@@ -202,7 +225,8 @@ fn refusals_through_the_binary() {
         .arg("--yes")
         .assert()
         .code(1)
-        .stderr(predicate::str::contains("--accept-unexplained"));
+        .stderr(predicate::str::contains("refusing to sign"))
+        .stderr(predicate::str::contains(extra.keyid().as_str()));
     assert!(!m.path("o2").exists());
 }
 

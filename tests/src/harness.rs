@@ -540,7 +540,64 @@ impl World {
             "-o".into(),
             response.into(),
         ]);
-        self.signer(machine, args).ok()
+        let run = self.signer(machine, args).ok();
+        self.endorse_left_targets(machine, targets_keys, &run, response, &[]);
+        run
+    }
+
+    /// After a targets rotation (`rotation`, which wrote `response`): the production tags
+    /// and waves it left unsigned because they carry no offline signature yet (the first
+    /// rotation of a factory whose tags were signed by the online key only) are endorsed
+    /// explicitly by the targets key holder, the way the signer's message tells a person
+    /// to: `signer sign-prod-targets --tags …` and `signer sign-wave NAME`, each a step of
+    /// its own on `response` (replaced in place through a temporary name). `extra` goes to
+    /// each signer command (e.g. `--passphrase-file F`).
+    pub fn endorse_left_targets(
+        &self,
+        machine: &Machine,
+        targets_keys: &Path,
+        rotation: &Run,
+        response: &Path,
+        extra: &[&str],
+    ) {
+        let left = |dir: &str| -> Vec<String> {
+            rotation
+                .stdout
+                .lines()
+                .filter_map(|l| l.trim().strip_prefix(&format!("- leave {dir}/")))
+                .filter_map(|rest| rest.split_whitespace().next())
+                .map(str::to_string)
+                .collect()
+        };
+        let (tags, waves) = (left("prod-targets"), left("waves"));
+        let mut commands: Vec<Vec<String>> = Vec::new();
+        if !tags.is_empty() {
+            commands.push(vec![
+                "sign-prod-targets".into(),
+                "--tags".into(),
+                tags.join(","),
+            ]);
+        }
+        for w in waves {
+            commands.push(vec!["sign-wave".into(), w]);
+        }
+        for cmd in commands {
+            let input = response.with_extension("before-endorsing.tufbundle");
+            std::fs::rename(response, &input)
+                .unwrap_or_else(|e| panic!("rename {}: {e}", response.display()));
+            let mut args: Vec<String> = vec!["--yes".into()];
+            args.extend(cmd);
+            args.extend([
+                "--targets-keys".into(),
+                path_str(targets_keys).into(),
+                path_str(&input).into(),
+                "-o".into(),
+                path_str(response).into(),
+            ]);
+            args.extend(extra.iter().map(|s| s.to_string()));
+            self.signer(machine, &args).ok();
+            std::fs::remove_file(&input).unwrap_or_else(|e| panic!("{}: {e}", input.display()));
+        }
     }
 
     /// `courier updates push RESPONSE --apply`, which must succeed.
@@ -580,7 +637,7 @@ impl World {
     pub fn connect_identity(&self, machine: &Machine) -> String {
         self.signer(machine, ["identity", "init"]).ok();
         let recipient = self
-            .signer(machine, ["identity", "show"])
+            .signer(machine, ["identity", "show", "--recipient"])
             .ok()
             .stdout
             .trim()
@@ -588,6 +645,46 @@ impl World {
         assert!(recipient.starts_with("age1"), "recipient: {recipient}");
         self.courier(["config", "set-recipient", &recipient]).ok();
         recipient
+    }
+
+    /// The signing identity (`ed25519:…`) of the signer on `machine`, created with `signer
+    /// identity init` if the machine has none yet.
+    pub fn signing_identity(&self, machine: &Machine) -> String {
+        let show = self.signer(machine, ["identity", "show", "--signing"]);
+        let out = if show.code == 0 {
+            show
+        } else {
+            self.signer(machine, ["identity", "init"]).ok();
+            self.signer(machine, ["identity", "show", "--signing"]).ok()
+        };
+        let id = out.stdout.trim().to_string();
+        assert!(id.starts_with("ed25519:"), "signing identity: {id}");
+        id
+    }
+
+    /// The two key holders pin each other as cosigners (`signer cosigner add`, after
+    /// comparing fingerprints — which the harness does by construction): the root key
+    /// holder (`offline`) pins the targets key holder (`offline2`) as `targets-holder`, and
+    /// the other way round as `root-holder`.
+    pub fn pin_cosigners(&self) {
+        let root_holder = self.signing_identity(&self.offline);
+        let targets_holder = self.signing_identity(&self.offline2);
+        self.signer(
+            &self.offline,
+            [
+                "--yes",
+                "cosigner",
+                "add",
+                "targets-holder",
+                &targets_holder,
+            ],
+        )
+        .ok();
+        self.signer(
+            &self.offline2,
+            ["--yes", "cosigner", "add", "root-holder", &root_holder],
+        )
+        .ok();
     }
 
     /// The courier's fingerprint of the current CI root (`courier show-root --fingerprint`,

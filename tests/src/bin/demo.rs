@@ -37,6 +37,14 @@ fn check(run: Run) -> Result<Run> {
     Ok(run)
 }
 
+fn signing_identity(run: Run) -> Result<String> {
+    let id = run.stdout.trim().to_string();
+    if !id.starts_with("ed25519:") {
+        bail!("`signer identity show --signing` printed no signing identity: {id}");
+    }
+    Ok(id)
+}
+
 fn recipient(run: &Run) -> Result<String> {
     run.stdout
         .split_whitespace()
@@ -202,8 +210,27 @@ fn main() -> Result<()> {
 
     step("4. Targets key rotation: the targets key lives on a second laptop");
     note("The targets key holder creates the key and signs the production targets;\nthe root key holder then signs the new root. The courier uploads once.");
+    note("First, once: the two key holders pin each other's signing identity, so that each\nbelieves the other's steps only when they really come from that laptop (fingerprints\ncompared in person or by phone, never over the USB stick). The courier pins them too.");
+    let root_id = signing_identity(check(
+        world.signer(root_holder, ["identity", "show", "--signing"]),
+    )?)?;
+    check(world.signer(targets_holder, ["identity", "init"]))?;
+    let targets_id = signing_identity(check(
+        world.signer(targets_holder, ["identity", "show", "--signing"]),
+    )?)?;
+    check(world.signer(
+        root_holder,
+        ["--yes", "cosigner", "add", "targets-holder", &targets_id],
+    ))?;
+    check(world.signer(
+        targets_holder,
+        ["--yes", "cosigner", "add", "root-holder", &root_id],
+    ))?;
+    check(world.courier(["config", "add-signer", "root-holder", &root_id]))?;
+    check(world.courier(["config", "add-signer", "targets-holder", &targets_id]))?;
     let req2 = world.usb("targets.tufbundle");
     let half = world.usb("targets.step1.tufbundle");
+    let endorsed = world.usb("targets.step2.tufbundle");
     let resp2 = world.usb("targets.response.tufbundle");
     check(world.courier([
         "rotate-offline-key".as_ref(),
@@ -236,7 +263,20 @@ fn main() -> Result<()> {
             half.as_os_str(),
         ],
     ))?;
-    check(world.signer(root_holder, ["inspect".as_ref(), half.as_os_str()]))?;
+    note("The production tags were signed by the online key only: no offline key approved\nthem yet, so the rotation left them. The targets key holder reviews and endorses them.");
+    check(world.signer(
+        targets_holder,
+        [
+            "--yes".as_ref(),
+            "sign-prod-targets".as_ref(),
+            "--targets-keys".as_ref(),
+            targets_keys.as_os_str(),
+            half.as_os_str(),
+            "-o".as_ref(),
+            endorsed.as_os_str(),
+        ],
+    ))?;
+    check(world.signer(root_holder, ["inspect".as_ref(), endorsed.as_os_str()]))?;
     check(world.signer(
         root_holder,
         [
@@ -244,7 +284,7 @@ fn main() -> Result<()> {
             "sign".as_ref(),
             "--keys".as_ref(),
             root_keys.as_os_str(),
-            half.as_os_str(),
+            endorsed.as_os_str(),
             "-o".as_ref(),
             resp2.as_os_str(),
         ],

@@ -4,7 +4,9 @@
 //! not in any other file under the world's directory (bundles included, gzip layers opened),
 //! not in anything either program printed. Only the keys tarballs (and their backup copies),
 //! the explicit export file and the paper sheet may hold them; those, and the signer's age
-//! identity, are mode 0600.
+//! identity, are mode 0600. The signers' signing identities (the keys that sign response
+//! steps) are secrets too: each only in its own `signing-identity.txt`, mode 0600, like the
+//! pinned cosigners and the signer memory files.
 //!
 //! The simulator's own state directory is the server side (it holds the factory's online
 //! keys and, before the first rotation, the initial root key) and is not scanned.
@@ -191,6 +193,7 @@ fn no_private_key_leaks_anywhere() {
         ["--yes", "trust", "init", path_str(&root_json)],
     )
     .ok();
+    w.pin_cosigners();
     w.rotate_targets_half(&w.offline2, &targets_keys, &req, &half);
     w.signer(
         &w.offline,
@@ -323,12 +326,33 @@ fn no_private_key_leaks_anywhere() {
         "initial, offline root and offline targets keys: {}",
         secrets.len()
     );
+    // The signing identities of both laptops.
+    let signing_files: Vec<PathBuf> = [&w.offline, &w.offline2]
+        .iter()
+        .map(|m| m.signer_home().join("signing-identity.txt"))
+        .collect();
+    for f in &signing_files {
+        let text = std::fs::read_to_string(f).expect("signing identity");
+        let seed = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("OFFLINE-TUF-SIGNING-KEY-1"))
+            .expect("secret line");
+        let mut raw = [0u8; 32];
+        hex::decode_to_slice(seed, &mut raw).expect("hex seed");
+        secrets.push(Secret::new(
+            &format!("signing identity {}", f.display()),
+            &PrivateKey::ed25519_from_seed(&raw),
+        ));
+    }
 
     // Where secrets may be: the tarballs and their backup copies, the export, the sheet.
     let mut files = Vec::new();
     let server_dir = w.root.join("factory-sim-state");
     walk(&w.root, &server_dir, &mut files);
-    let allowed = |p: &Path| {
+    let allowed = |p: &Path, secret: &str| {
+        if secret.starts_with("signing identity ") {
+            return secret.starts_with(&format!("signing identity {} ", p.display()));
+        }
         p == root_keys
             || p == targets_keys
             || p == export
@@ -353,14 +377,14 @@ fn no_private_key_leaks_anywhere() {
             let pem = String::from_utf8_lossy(&layer).contains("PRIVATE KEY-----");
             for s in &secrets {
                 if let Some(how) = s.found_in(&layer) {
-                    if allowed(f) {
+                    if allowed(f, &s.label) {
                         holders.push(f.clone());
                     } else {
                         leaks.push(format!("{}: {} ({how})", f.display(), s.label));
                     }
                 }
             }
-            if pem && !allowed(f) {
+            if pem && !allowed(f, "") {
                 leaks.push(format!("{}: a PEM private key", f.display()));
             }
         }
@@ -397,7 +421,13 @@ fn no_private_key_leaks_anywhere() {
         leaks.join("\n")
     );
     // The scan itself works: the places that must hold keys do.
-    for must in [&root_keys, &targets_keys, &export] {
+    for must in [
+        &root_keys,
+        &targets_keys,
+        &export,
+        &signing_files[0],
+        &signing_files[1],
+    ] {
         assert!(
             holders.contains(must),
             "scan found no key in {}",
@@ -416,7 +446,10 @@ fn no_private_key_leaks_anywhere() {
         export.clone(),
         sheet.clone(),
         w.offline.signer_home().join("identity.txt"),
+        w.offline.signer_home().join("cosigners.json"),
+        w.offline.signer_home().join("memory").join("acme.json"),
     ];
+    checked_modes.extend(signing_files.iter().cloned());
     for e in std::fs::read_dir(&backup_dir).expect("backup dir") {
         checked_modes.push(e.expect("entry").path());
     }

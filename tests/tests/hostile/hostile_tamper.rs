@@ -356,11 +356,14 @@ fn every_tampered_member_is_refused() {
     );
     let scratch_keys = w.offline.path("scratch-targets.keys.tgz");
     let good_resp = w.usb("targets.resp.tufbundle");
-    w.signer(
-        &w.offline,
-        signer_args(&req_path, &good_resp, &scratch_keys),
-    )
-    .ok();
+    let rotation = w
+        .signer(
+            &w.offline,
+            signer_args(&req_path, &good_resp, &scratch_keys),
+        )
+        .ok();
+    // The production tags were signed by the online key alone: endorsed explicitly.
+    w.endorse_left_targets(&w.offline, &scratch_keys, &rotation, &good_resp, &[]);
     let resp = std::fs::read(&good_resp).expect("response");
 
     // The request matrix, through the signer.

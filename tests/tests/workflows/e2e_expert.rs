@@ -93,6 +93,8 @@ fn expert_mode_operations() {
     let targets2_keys = w.offline2.path("targets2.keys.tgz");
     let k1 = w.first_time_rotation(&w.offline, &root_keys);
     w.pin_trust(&w.offline2, &[]);
+    // Two key holders' laptops: they pin each other's signing identities.
+    w.pin_cosigners();
     // The first offline targets key, with the shortcut.
     let req = w.usb("t1.req.tufbundle");
     let resp = w.usb("t1.resp.tufbundle");
@@ -288,8 +290,11 @@ fn expert_mode_operations() {
         "{signers:?}"
     );
 
-    // rotate-online-key: the server stages new online targets and snapshot keys; the root
-    // key holder signs the staged roots; production targets carry the new online signature.
+    // rotate-online-key: the server stages new online targets and snapshot keys. That is a
+    // proposal of the online side: `inspect` shows the new online keys as not authorized,
+    // `sign --yes` refuses them, and the root key holder authorizes them by typing the
+    // operation (`signer rotate-online-key`), which signs the staged roots; production
+    // targets carry the new online signature.
     let old_online = w.view().online_keys().clone();
     w.courier(["updates", "init", "-m", "rotate online keys"])
         .ok();
@@ -300,8 +305,42 @@ fn expert_mode_operations() {
     w.courier(["updates", "pull", "--bundle", p(&req)])
         .ok()
         .says("rotate-online-key");
-    w.signer(&w.offline, ["inspect", p(&req)]).ok();
-    w.sign_with(&w.offline, &root_keys, &req, &resp);
+    let inspected = w.signer(&w.offline, ["inspect", p(&req)]);
+    assert_eq!(inspected.code, 5, "{}", inspected.stdout);
+    inspected
+        .says("NOT AUTHORIZED")
+        .says("proposed by the online side: rotate-online-key targets,snapshot");
+    w.signer(
+        &w.offline,
+        [
+            "--yes",
+            "sign",
+            "--keys",
+            p(&root_keys),
+            p(&req),
+            "-o",
+            p(&resp),
+        ],
+    )
+    .fails()
+    .says("refusing to sign");
+    assert!(!resp.exists());
+    w.signer(
+        &w.offline,
+        [
+            "--yes",
+            "rotate-online-key",
+            "--role",
+            "targets,snapshot",
+            "--keys",
+            p(&root_keys),
+            p(&req),
+            "-o",
+            p(&resp),
+        ],
+    )
+    .ok()
+    .says("your command (rotate-online-key --role targets,snapshot)");
     w.push_apply(&resp);
     assert_eq!(w.device_check().ci_version, 9);
     let new_online = w.view().online_keys().clone();

@@ -102,12 +102,14 @@ fn tampered_stale_wrong_keys_and_foreign_bundles_are_refused() {
             signer: shared::bundle::Writer::new("signer", "0.1.0"),
             time: Timestamp::now(),
             operations: vec![shared::bundle::Operation::SignRoot],
+            authorized: vec![],
             upload,
         };
+        let attacker_identity = shared::attestation::SigningIdentity::generate();
         std::fs::write(
             &forged,
             genuine
-                .respond(step)
+                .respond(step, &attacker_identity)
                 .unwrap()
                 .to_bytes(shared::archive::Compression::Gzip)
                 .unwrap(),
@@ -179,7 +181,7 @@ fn tampered_stale_wrong_keys_and_foreign_bundles_are_refused() {
 }
 
 #[test]
-fn an_unexplained_change_in_the_staged_root_is_refused() {
+fn an_unauthorized_change_in_the_staged_root_is_refused() {
     let (w, keys, targets) = factory("acme");
     w.courier([
         "updates",
@@ -224,11 +226,13 @@ fn an_unexplained_change_in_the_staged_root_is_refused() {
     .ok();
     let watch = w.watch(&[&keys, &targets, &resp]);
     let run = w.signer(&w.offline, ["inspect", path_str(&req)]).fails();
-    assert_eq!(run.code, 3, "inspect: must not sign");
-    run.says(attacker.keyid().as_str().get(..8).unwrap());
+    assert_eq!(run.code, 5, "inspect: signing needs a typed confirmation");
+    run.says(attacker.keyid().as_str().get(..8).unwrap())
+        .says("NOT AUTHORIZED");
     rotate_root(&w, &w.offline, &keys, &req, &resp)
         .fails()
-        .says("do not explain");
+        .says("refusing to sign")
+        .says(attacker.keyid().as_str());
     w.signer(
         &w.offline,
         [
@@ -242,7 +246,7 @@ fn an_unexplained_change_in_the_staged_root_is_refused() {
         ],
     )
     .fails()
-    .says("do not explain");
+    .says("refusing to sign");
     watch.assert_unchanged();
     w.courier(["updates", "cancel"]).ok();
     assert_eq!(w.device_check().ci_version, 3);

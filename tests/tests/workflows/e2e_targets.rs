@@ -114,7 +114,10 @@ fn rotate_targets(w: &World, name: &str, keys: &Path, targets_keys: Option<&Path
         args.extend(["--targets-keys", path_str(t)]);
     }
     args.extend([path_str(&req), "-o", path_str(&resp)]);
-    w.signer(&w.offline, &args).ok();
+    let run = w.signer(&w.offline, &args).ok();
+    // Documents the rotation could not carry over (no verified signature by the previous
+    // offline key: all of them on the first rotation) are endorsed explicitly.
+    w.endorse_left_targets(&w.offline, targets_keys.unwrap_or(keys), &run, &resp, &[]);
     w.push_apply(&resp);
 }
 
@@ -148,8 +151,9 @@ fn targets_rotation_with_a_separate_targets_tarball() {
     assert_eq!(w.server_state(), server);
     assert!(!refused.exists());
 
-    // First offline targets key (expert route): every production tag and the active wave
-    // get its signature.
+    // First offline targets key (expert route): the rotation endorses nothing the online
+    // key alone signed; the targets key holder then signs every production tag and the
+    // active wave explicitly (`sign-prod-targets`, `sign-wave`).
     rotate_targets(&w, "targets1", &keys, Some(&targets), true);
     let report = w.device_check();
     assert_eq!(report.ci_version, 3);
@@ -243,27 +247,57 @@ fn root_and_targets_holders_on_different_machines() {
     ])
     .ok();
     w.signer(&w.offline2, ["inspect", path_str(&req)]).ok();
+    let added = w
+        .signer(
+            &w.offline2,
+            [
+                "--yes",
+                "add-offline-key",
+                "--role",
+                "targets",
+                "--targets-keys",
+                path_str(&targets_keys),
+                path_str(&req),
+                "-o",
+                path_str(&step),
+            ],
+        )
+        .ok()
+        .says("signer sign");
+    // The production tags were signed by the online key only: the targets holder endorses
+    // them explicitly, after seeing what they hold.
+    w.endorse_left_targets(&w.offline2, &targets_keys, &added, &step, &[]);
+    let root_before = std::fs::read(&root_keys).unwrap();
+    // The root holder sees what the targets holder did. Until the targets holder's signing
+    // identity is pinned here, the new key is authorized by nothing this laptop trusts:
+    // inspect says signing needs a typed confirmation, and `sign --yes` refuses.
+    let before = w.signer(&w.offline, ["inspect", path_str(&step)]);
+    assert_eq!(before.code, 5, "{}", before.stdout);
+    before
+        .says("identity nobody pinned here")
+        .says("NOT AUTHORIZED");
     w.signer(
-        &w.offline2,
+        &w.offline,
         [
             "--yes",
-            "add-offline-key",
-            "--role",
-            "targets",
-            "--targets-keys",
-            path_str(&targets_keys),
-            path_str(&req),
-            "-o",
+            "sign",
+            "--keys",
+            path_str(&root_keys),
             path_str(&step),
+            "-o",
+            path_str(&resp),
         ],
     )
-    .ok()
-    .says("signer sign");
-    let root_before = std::fs::read(&root_keys).unwrap();
-    // The root holder sees what the targets holder did, and signs the roots.
+    .fails()
+    .says("refusing to sign");
+    assert!(!resp.exists());
+    // The two key holders pin each other (fingerprints compared in person); now the step
+    // is authenticated and its claim authorizes the new key.
+    w.pin_cosigners();
     w.signer(&w.offline, ["inspect", path_str(&step)])
         .ok()
-        .says("add-offline-key targets");
+        .says("add-offline-key targets")
+        .says("cosigner targets-holder (step 1, authenticated)");
     w.sign_with(&w.offline, &root_keys, &step, &resp);
     assert_eq!(std::fs::read(&root_keys).unwrap(), root_before);
     let n = pushes(&w);

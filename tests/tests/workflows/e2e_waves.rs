@@ -40,27 +40,38 @@ fn wave_init_sign_offline_push() {
     // The targets key lives on the second offline machine (targets holder); the root holder
     // signs the roots.
     w.pin_trust(&w.offline2, &[]);
+    // Two key holders' laptops: they pin each other's signing identities.
+    w.pin_cosigners();
     let req = w.usb("t.req.tufbundle");
     let step = w.usb("t.step1.tufbundle");
     let resp = w.usb("t.resp.tufbundle");
     w.request_rotation("targets", &req);
-    w.signer(
+    let rotation = w
+        .signer(
+            &w.offline2,
+            [
+                "--yes",
+                "rotate-offline-key",
+                "--role",
+                "targets",
+                "--targets-keys",
+                path_str(&targets_keys),
+                "--passphrase-file",
+                path_str(&pass),
+                path_str(&req),
+                "-o",
+                path_str(&step),
+            ],
+        )
+        .ok();
+    // The production tag was signed by the online key only: endorsed explicitly.
+    w.endorse_left_targets(
         &w.offline2,
-        [
-            "--yes",
-            "rotate-offline-key",
-            "--role",
-            "targets",
-            "--targets-keys",
-            path_str(&targets_keys),
-            "--passphrase-file",
-            path_str(&pass),
-            path_str(&req),
-            "-o",
-            path_str(&step),
-        ],
-    )
-    .ok();
+        &targets_keys,
+        &rotation,
+        &step,
+        &["--passphrase-file", path_str(&pass)],
+    );
     w.sign_with(&w.offline, &root_keys, &step, &resp);
     w.push_apply(&resp);
     let view = w.view();

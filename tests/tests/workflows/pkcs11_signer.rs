@@ -289,6 +289,22 @@ fn first_time_into_a_token_then_token_to_token_then_targets_in_a_tarball() {
     assert!(tk.exists());
     let new_targets = up.ci_root.signed.role_keyids(Role::Targets).to_vec();
     assert_eq!(new_targets.len(), 2);
+    // The online-signed production targets are endorsed explicitly, not by the rotation.
+    assert!(up.targets_signatures.is_empty());
+    let endorsed = m.path("resp4");
+    signer(&m, &hsm)
+        .args(["--yes", "sign-prod-targets", "--targets-keys"])
+        .arg(&tk)
+        .arg(&out)
+        .arg("-o")
+        .arg(&endorsed)
+        .assert()
+        .success();
+    let up = TransferBundle::read(&endorsed)
+        .unwrap()
+        .upload()
+        .unwrap()
+        .clone();
     let doc = &f.prod_targets["main"];
     let msg = doc.canonical_signed().unwrap();
     let sig = &up.targets_signatures["main"][0];

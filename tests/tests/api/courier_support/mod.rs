@@ -200,6 +200,11 @@ pub fn roots(
     )
 }
 
+/// The signing identity of the responses these tests make by hand (seed `0x5e`).
+pub fn test_signer_identity() -> shared::attestation::SigningIdentity {
+    shared::attestation::SigningIdentity::from_seed(&[0x5e; 32])
+}
+
 /// Writes a response with the given upload.
 pub fn respond(
     req: &TransferBundle,
@@ -208,12 +213,16 @@ pub fn respond(
     out: &Path,
 ) -> TransferBundle {
     let resp = req
-        .respond(StepInput {
-            signer: Writer::new("test-signer", "0"),
-            time: Timestamp::now(),
-            operations: ops,
-            upload,
-        })
+        .respond(
+            StepInput {
+                signer: Writer::new("test-signer", "0"),
+                time: Timestamp::now(),
+                operations: ops,
+                authorized: vec![],
+                upload,
+            },
+            &test_signer_identity(),
+        )
         .unwrap();
     resp.write_atomic(out, Compression::Gzip).unwrap();
     resp
