@@ -16,7 +16,9 @@
 //! secrets/first-root.sec.age      first-time rotation only: the initial root key, age-encrypted
 //! --- response adds ---
 //! upload.json                     the PUT root/updates body
-//! record.json                     what each signer step signed
+//! record.json                     what each signer step signed, the drafts it produced, the
+//!                                 changes it authorized, and (format 2) its signer's
+//!                                 attestation over all of it
 //! ```
 //!
 //! # Identity
@@ -41,9 +43,10 @@
 //! # Signer steps and combining
 //!
 //! [`TransferBundle::respond`] turns a request (or a response) into a response with one
-//! more step: the caller gives the new `upload.json` content, and the record of what this
-//! step signed (which key ids signed which digests) is derived by comparing it with the
-//! previous upload. [`combine`] merges two responses to the same request, like partially
+//! more step: the caller gives the new `upload.json` content and the changes its signer
+//! authorized; the record of what this step signed (which key ids signed which digests) is
+//! derived by comparing it with the previous upload, and the step is signed with the
+//! signer's identity ([`crate::attestation`]; [`TransferBundle::step_auth`] checks it). [`combine`] merges two responses to the same request, like partially
 //! signed transactions: signatures are merged per document by key id, and different signed
 //! content is refused.
 

@@ -597,6 +597,37 @@ fn unauthorized_draft_changes_need_a_typed_confirmation() {
 }
 
 #[test]
+fn a_staged_production_root_of_its_own_is_refused_not_replaced() {
+    let mut f = Factory::new();
+    let (env, keys) = first_time(&mut f);
+    let ci = f.server_draft();
+    let mut prod = f.server_prod_draft().unwrap();
+    prod.signed.consistent_snapshot = !prod.signed.consistent_snapshot;
+    let req = env.write(
+        "r",
+        &f.request_with(
+            vec![Operation::RootRotation],
+            None,
+            &f.transaction(false, &ci, Some(&prod)),
+        ),
+    );
+    let out = env.path("o");
+    let before = std::fs::read(&keys).unwrap();
+    let (r, _) = env.rotate(
+        f.now,
+        (RoleArg::Root, false),
+        Some(&keys),
+        None,
+        (&req, &out),
+    );
+    let err = r.unwrap_err();
+    assert!(matches!(err, SignerError::MustNotSign(_)), "{err}");
+    assert!(err.to_string().contains("fioctl's finalize"), "{err}");
+    assert!(!out.exists());
+    assert_eq!(std::fs::read(&keys).unwrap(), before);
+}
+
+#[test]
 fn wrong_tarball_and_two_active_keys() {
     let mut f = Factory::new();
     let (env, keys) = first_time(&mut f);

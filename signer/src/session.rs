@@ -182,16 +182,24 @@ impl Loaded {
     }
 
     /// Refuses unless a transaction is open (status `STARTED`) with a staged root.
+    /// Also refuses a staged production root that is not what fioctl's finalize derives from
+    /// the staged CI root (the CI root with the production targets threshold): the signer
+    /// would otherwise replace it silently when it changes the roots.
     pub fn require_draft(&self) -> Result<()> {
-        if self.has_draft {
-            Ok(())
-        } else {
-            Err(SignerError::refused(format!(
+        if !self.has_draft {
+            return Err(SignerError::refused(format!(
                 "the transaction status in this bundle is {:?}: there is no staged root to change or sign. \
                  Start a transaction on the online machine (courier) and bring a new request",
                 self.tx.status
-            )))
+            )));
         }
+        if let Err(e) = verify::verify_ci_prod_pair(&self.draft_ci.signed, &self.draft_prod.signed)
+        {
+            return Err(SignerError::MustNotSign(vec![format!(
+                "the staged production root is not the one fioctl's finalize derives from the staged CI root (the CI root with the production targets threshold): {e}. The online side staged a production root of its own; this signer neither signs nor silently replaces it. Cancel the transaction (`courier updates cancel`) and start a new one"
+            )]));
+        }
+        Ok(())
     }
 
     /// Operations performed by earlier signer steps.

@@ -130,6 +130,64 @@ impl Machine {
     }
 }
 
+/// Runs `cmd` with a pseudo-terminal as its stdin, stdout and stderr, writing `answers` to
+/// the terminal; returns the exit code and everything the terminal showed.
+pub fn run_on_pty(mut cmd: Command, answers: &str) -> (i32, String) {
+    use std::io::{Read, Write};
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let (mut master, mut slave): (libc::c_int, libc::c_int) = (-1, -1);
+    // SAFETY: openpty writes two new file descriptors into the given integers; the name,
+    // termios and window size arguments may be null.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: both descriptors were just opened by openpty and are owned here only.
+    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    let stdio = |fd: &OwnedFd| std::process::Stdio::from(fd.try_clone().expect("dup pty"));
+    cmd.stdin(stdio(&slave))
+        .stdout(stdio(&slave))
+        .stderr(stdio(&slave));
+    let mut child = cmd.spawn().expect("spawn on a pseudo-terminal");
+    // Only the child keeps the slave side open, so the master sees the end when it exits.
+    drop(cmd);
+    drop(slave);
+    let mut writer = std::fs::File::from(master.try_clone().expect("dup master"));
+    let mut reader = std::fs::File::from(master);
+    let collector = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+                // Linux answers EIO on the master once the last slave descriptor is closed.
+                Err(e) if e.raw_os_error() == Some(libc::EIO) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => panic!("reading the pseudo-terminal: {e}"),
+            }
+        }
+        out
+    });
+    // The terminal's line discipline holds the typed lines until the program reads them.
+    writer
+        .write_all(answers.replace('\n', "\r").as_bytes())
+        .expect("type on the pseudo-terminal");
+    let status = child.wait().expect("wait for the program");
+    drop(writer);
+    let out = collector.join().expect("pty reader");
+    (
+        status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out).replace("\r\n", "\n"),
+    )
+}
+
 /// Locates a workspace binary (`courier`, `signer`, `factory-sim`) next to the test
 /// executable, building it with cargo if it is not there yet.
 pub fn bin_path(name: &str) -> PathBuf {
@@ -381,6 +439,47 @@ impl World {
             if run.code != 0 {
                 println!("  (exit status {})", run.code);
             }
+        }
+        self.runs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(run.clone());
+        run
+    }
+
+    /// Runs the signer on `machine` on a real terminal (a pseudo-terminal: stdin, stdout
+    /// and stderr are its slave side), typing `answers` (lines) as a person would. The
+    /// output, echoed answers included, is in [`Run::stdout`]. Used to prove what a person
+    /// at the keyboard can and cannot authorize.
+    pub fn signer_on_terminal<I, S>(&self, machine: &Machine, args: I, answers: &str) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let args: Vec<String> = args
+            .into_iter()
+            .map(|a| a.as_ref().to_string_lossy().into_owned())
+            .collect();
+        let mut cmd = Command::new(bin_path("signer"));
+        cmd.args(&args)
+            .env("SIGNER_HOME", machine.signer_home())
+            .current_dir(&machine.home)
+            .env("HOME", &machine.home)
+            .env("NO_COLOR", "1")
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
+        let (code, output) = run_on_pty(cmd, answers);
+        let run = Run {
+            machine: machine.name.clone(),
+            command_line: format!(
+                "signer {} (on a terminal, typing {answers:?})",
+                args.join(" ")
+            ),
+            code,
+            stdout: output,
+            stderr: String::new(),
+        };
+        if self.echo {
+            println!("\n[{}]$ {}\n{}", run.machine, run.command_line, run.stdout);
         }
         self.runs
             .lock()
@@ -665,7 +764,8 @@ impl World {
     /// The two key holders pin each other as cosigners (`signer cosigner add`, after
     /// comparing fingerprints — which the harness does by construction): the root key
     /// holder (`offline`) pins the targets key holder (`offline2`) as `targets-holder`, and
-    /// the other way round as `root-holder`.
+    /// the other way round as `root-holder`; the courier pins both (`courier config
+    /// add-signer`), so it pushes only responses whose every step one of them signed.
     pub fn pin_cosigners(&self) {
         let root_holder = self.signing_identity(&self.offline);
         let targets_holder = self.signing_identity(&self.offline2);
@@ -685,6 +785,10 @@ impl World {
             ["--yes", "cosigner", "add", "root-holder", &root_holder],
         )
         .ok();
+        self.courier(["config", "add-signer", "root-holder", &root_holder])
+            .ok();
+        self.courier(["config", "add-signer", "targets-holder", &targets_holder])
+            .ok();
     }
 
     /// The courier's fingerprint of the current CI root (`courier show-root --fingerprint`,

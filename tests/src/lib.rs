@@ -5,11 +5,13 @@
 //!   benchmarks;
 //! * [`harness`] — the end-to-end harness: machines, USB stick, real binaries, device checks;
 //! * [`tools`] — the tools outside the Rust toolchain that some tests need, and how they are found;
-//! * [`softhsm`] — throwaway SoftHSM2 tokens for the PKCS#11 suites.
+//! * [`softhsm`] — throwaway SoftHSM2 tokens for the PKCS#11 suites;
+//! * [`tamper`] — bundles taken apart, edited and re-packed as an attacker would.
 
 pub mod harness;
 pub mod sim;
 pub mod softhsm;
+pub mod tamper;
 pub mod tools;
 
 /// The ids of the tools `build.rs` found when these tests were built (see [`tools`]).

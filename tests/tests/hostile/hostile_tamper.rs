@@ -14,91 +14,14 @@
 //! The workflow-level refusals (wrong factory, stale bundle, missing trust, …) are in
 //! `e2e_refusals.rs`; this file is the exhaustive per-member matrix.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use sha2::{Digest, Sha256};
-use shared::archive::{self, MemberRef};
+use shared::archive;
 use shared::bundle::{self, TransferBundle};
 use shared::canonical;
 use tests::harness::{path_str, snapshot_files, Run, World, WorldOptions};
-
-/// A bundle as an editable list of members (manifest JSON plus the other members).
-#[derive(Clone)]
-struct Parts {
-    manifest: Value,
-    members: BTreeMap<String, Vec<u8>>,
-}
-
-fn parts(bytes: &[u8]) -> Parts {
-    let read = archive::read(bytes, &bundle::LIMITS).expect("golden bundle reads");
-    let mut it = read.into_iter();
-    let first = it.next().expect("manifest");
-    assert_eq!(first.name, bundle::MANIFEST);
-    let manifest: Value = serde_json::from_slice(&first.data).expect("manifest json");
-    let members = it.map(|m| (m.name.clone(), m.data.to_vec())).collect();
-    Parts { manifest, members }
-}
-
-/// Canonical rank of a member name (SPEC §3), so re-packed bundles keep the order.
-fn rank(name: &str) -> (u8, u64, String) {
-    let n = |p: &str| {
-        name.strip_prefix(p)
-            .and_then(|r| r.strip_suffix(".root.json"))
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    let r = match name {
-        bundle::TRANSACTION => 1,
-        _ if name.starts_with(bundle::CHAIN_DIR) => 2,
-        _ if name.starts_with(bundle::PROD_TARGETS_DIR) => 3,
-        _ if name.starts_with(bundle::WAVES_DIR) => 4,
-        bundle::FIRST_ROOT_SECRET => 5,
-        bundle::UPLOAD => 6,
-        bundle::RECORD => 7,
-        _ => 8,
-    };
-    (r, n(bundle::CHAIN_DIR), name.to_string())
-}
-
-/// Re-packs: member list, digests, sizes and manifest checksum recomputed; canonical tar.
-fn pack(p: &Parts) -> Vec<u8> {
-    let mut names: Vec<&String> = p.members.keys().collect();
-    names.sort_by_key(|n| rank(n));
-    let mut manifest = p.manifest.clone();
-    let list: Vec<Value> = names
-        .iter()
-        .map(|n| {
-            let d = &p.members[*n];
-            serde_json::json!({"name": n, "sha256": hex::encode(Sha256::digest(d)), "size": d.len()})
-        })
-        .collect();
-    let obj = manifest.as_object_mut().expect("manifest object");
-    obj.insert("members".into(), Value::Array(list));
-    obj.remove("manifest-checksum");
-    let sum = hex::encode(Sha256::digest(
-        canonical::to_canonical(&manifest).expect("canonical"),
-    ));
-    manifest
-        .as_object_mut()
-        .expect("object")
-        .insert("manifest-checksum".into(), Value::String(sum));
-    let mbytes = canonical::to_canonical(&manifest).expect("canonical");
-    let mut refs = vec![MemberRef {
-        name: bundle::MANIFEST,
-        data: &mbytes,
-        mode: bundle::MEMBER_MODE,
-    }];
-    for n in names {
-        refs.push(MemberRef {
-            name: n,
-            data: &p.members[n],
-            mode: bundle::MEMBER_MODE,
-        });
-    }
-    archive::write_tar(&refs).expect("tar").to_vec()
-}
+use tests::tamper::{pack, parts, rank};
 
 fn json(bytes: &[u8]) -> Value {
     serde_json::from_slice(bytes).expect("member is JSON")
