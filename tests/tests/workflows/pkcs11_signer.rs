@@ -472,12 +472,15 @@ fn token_errors_are_one_clear_line() {
     assert!(!out.exists());
     assert!(!m.state().join("tokens.json").exists());
 
-    // Declining (no --yes, no terminal) removes the key generated while planning.
+    // Declining (no --yes, no terminal) creates no key on the token at all: a token key is
+    // created only after the plan is confirmed. The label is still free afterwards.
     let mut c = first(hsm.uri("factory-root", Some("declined")), &hsm.pin_file());
     c.assert()
         .code(1)
-        .stderr(predicate::str::contains("needs confirmation"));
-    let _ = generate(&m, &hsm, "factory-root", "declined", &[]);
+        .stderr(predicate::str::contains("needs confirmation"))
+        .stdout(predicate::str::contains("once you confirm"));
+    let fresh = generate(&m, &hsm, "factory-root", "declined", &[]);
+    assert_eq!(fresh.as_str().len(), 64);
 
     // SoftHSM2 2.6.1 never locks the user PIN (no retry counter): after many wrong PINs
     // the right one still works. (A token that locks answers CKR_PIN_LOCKED or sets
