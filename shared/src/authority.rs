@@ -425,7 +425,6 @@ mod tests {
     use super::*;
     use crate::bundle::Operation;
     use crate::keys::PrivateKey;
-    use crate::metadata::SignedRoot;
     use crate::transform;
 
     fn key(n: u8) -> PrivateKey {
@@ -434,30 +433,7 @@ mod tests {
 
     /// A root v1 with the initial root key 1 and online keys 2, 3, 4.
     fn v1() -> Root {
-        let doc = serde_json::json!({
-            "signatures": [],
-            "signed": {"_type": "Root", "consistent_snapshot": false,
-                       "expires": "2027-01-01T00:00:00Z", "keys": {}, "roles": {}, "version": 1}
-        });
-        let mut root = SignedRoot::from_json(doc.to_string().as_bytes())
-            .unwrap()
-            .signed;
-        for (i, role) in ["root", "targets", "snapshot", "timestamp"]
-            .iter()
-            .enumerate()
-        {
-            let k = key(i as u8 + 1);
-            root.keys.insert(k.keyid().clone(), k.public_key().clone());
-            root.roles.insert(
-                role.to_string(),
-                crate::metadata::RoleKeys {
-                    keyids: vec![k.keyid().clone()],
-                    threshold: 1,
-                    extra: Default::default(),
-                },
-            );
-        }
-        root
+        crate::test_roots::v1_with_one_key_per_role()
     }
 
     fn staged(cur: &Root) -> Root {

@@ -155,36 +155,10 @@ pub fn root_changes(before: &Root, after: &Root) -> RootChanges {
 mod tests {
     use super::*;
     use crate::keys::PrivateKey;
-    use crate::metadata::SignedRoot;
     use crate::transform;
 
     fn sample() -> Root {
-        let doc = serde_json::json!({
-            "signatures": [],
-            "signed": {
-                "_type": "Root", "consistent_snapshot": false, "expires": "2027-01-01T00:00:00Z",
-                "keys": {}, "roles": {}, "version": 1
-            }
-        });
-        let mut root = SignedRoot::from_json(doc.to_string().as_bytes())
-            .unwrap()
-            .signed;
-        for (i, role) in ["root", "targets", "snapshot", "timestamp"]
-            .iter()
-            .enumerate()
-        {
-            let k = PrivateKey::ed25519_from_seed(&[i as u8 + 1; 32]);
-            root.keys.insert(k.keyid().clone(), k.public_key().clone());
-            root.roles.insert(
-                role.to_string(),
-                crate::metadata::RoleKeys {
-                    keyids: vec![k.keyid().clone()],
-                    threshold: 1,
-                    extra: Default::default(),
-                },
-            );
-        }
-        root
+        crate::test_roots::v1_with_one_key_per_role()
     }
 
     #[test]

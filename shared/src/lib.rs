@@ -38,3 +38,6 @@ pub mod status;
 pub mod tarball;
 pub mod transform;
 pub mod verify;
+
+#[cfg(test)]
+mod test_roots;

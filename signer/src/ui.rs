@@ -81,11 +81,8 @@ impl Ui {
             return Err(SignerError::NeedsConfirmation);
         }
         self.print(format!("{question} "));
-        let mut answer = String::new();
-        self.input
-            .read_line(&mut answer)
-            .map_err(|e| SignerError::io("cannot read the answer from", "stdin", e))?;
-        let typed = answer.trim();
+        let answer = self.read_answer()?;
+        let typed = answer.as_str();
         if typed.eq_ignore_ascii_case(code) {
             Ok(())
         } else if typed.is_empty() {
@@ -161,11 +158,16 @@ impl Ui {
             return Err(SignerError::NeedsConfirmation);
         }
         self.print(format!("{question} {prompt}"));
+        Ok(Some(self.read_answer()?))
+    }
+
+    /// One line typed by the person, trimmed.
+    fn read_answer(&mut self) -> Result<String> {
         let mut answer = String::new();
         self.input
             .read_line(&mut answer)
             .map_err(|e| SignerError::io("cannot read the answer from", "stdin", e))?;
-        Ok(Some(answer.trim().to_string()))
+        Ok(answer.trim().to_string())
     }
 }
 
