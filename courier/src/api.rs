@@ -670,6 +670,19 @@ impl Client {
         self.send(Method::POST, &path, Some(body)).map(|_| ())
     }
 
+    /// `POST waves/{name}/complete/` (sent once): the wave's targets become the tag's
+    /// production targets.
+    pub fn complete_wave(&self, name: &str) -> Result<(), ApiError> {
+        let path = format!("{}/waves/{}/complete/", self.factories(), escape(name));
+        self.send(Method::POST, &path, None).map(|_| ())
+    }
+
+    /// `POST waves/{name}/cancel/` (sent once).
+    pub fn cancel_wave(&self, name: &str) -> Result<(), ApiError> {
+        let path = format!("{}/waves/{}/cancel/", self.factories(), escape(name));
+        self.send(Method::POST, &path, None).map(|_| ())
+    }
+
     /// `GET waves/{name}/?show-targets=1`, or `None` on 404.
     pub fn wave(&self, name: &str) -> Result<Option<Value>, ApiError> {
         let path = format!(

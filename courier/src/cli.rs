@@ -475,6 +475,20 @@ pub enum WavesCommand {
 
     /// List the factory's waves.
     List(WavesListArgs),
+
+    /// Complete a wave (fioctl `waves complete`): its targets become the production targets
+    /// of its tag, for every device of that tag.
+    Complete(WaveNameArg),
+
+    /// Cancel a wave (fioctl `waves cancel`): it is no longer offered to devices.
+    Cancel(WaveNameArg),
+}
+
+/// A wave by name.
+#[derive(Debug, Args)]
+pub struct WaveNameArg {
+    /// The wave's name.
+    pub name: String,
 }
 
 /// `courier waves init`.

@@ -57,10 +57,13 @@ pub fn rotate_offline_key(ctx: &Ctx, args: &RotateOfflineKeyArgs) -> Result<()> 
     if args.role == OfflineRole::Targets {
         if let Some(active) = client.wave_targets(&[])? {
             if !active.is_empty() {
+                let names = active.keys().cloned().collect::<Vec<_>>();
                 return Err(CourierError::Other(format!(
                     "The TUF targets key rotation is not allowed while a Wave is active: {}. Complete or cancel \
-                     the wave first.",
-                    active.keys().cloned().collect::<Vec<_>>().join(", ")
+                     the wave first (`courier waves complete {}` or `courier waves cancel {}`).",
+                    names.join(", "),
+                    names[0],
+                    names[0]
                 )));
             }
         }

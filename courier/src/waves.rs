@@ -370,6 +370,19 @@ pub fn run(ctx: &Ctx, cmd: WavesCommand) -> Result<()> {
         WavesCommand::Init(args) => bundles::wave_init(ctx, &args),
         WavesCommand::Push(args) => bundles::wave_push(ctx, &args.file),
         WavesCommand::List(args) => list(ctx, &args),
+        WavesCommand::Complete(a) => {
+            ctx.client()?.complete_wave(&a.name)?;
+            out(&format!(
+                "Wave {} is complete: its targets are now the production targets of its tag.",
+                a.name
+            ));
+            Ok(())
+        }
+        WavesCommand::Cancel(a) => {
+            ctx.client()?.cancel_wave(&a.name)?;
+            out(&format!("Wave {} is canceled.", a.name));
+            Ok(())
+        }
     }
 }
 

@@ -248,13 +248,33 @@ pub struct WorldOptions {
     /// Extra environment for every courier and signer run (e.g. `SOFTHSM2_CONF` of a test
     /// token), so tests never change the environment of the shared test process.
     pub env: Vec<(String, String)>,
+    /// Where the factory's history starts.
+    pub history: History,
+}
+
+/// Where a simulated factory's history starts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum History {
+    /// A new factory: root v1 with the initial online root key; no production tags or waves
+    /// (a real factory has none before it goes offline).
+    #[default]
+    Fresh,
+    /// A factory that went offline (root v3: an offline root key and an offline targets key,
+    /// made by `factory-sim init --offline-keys`): the root key holder's laptop holds
+    /// `root.keys.tgz` and `targets.keys.tgz`; tags and waves carry the online and the
+    /// offline targets signature.
+    Offline,
+    /// Production tags and waves signed by the online key alone on a factory that never
+    /// went offline: a state the real Factory does not produce, for the tests that prove the
+    /// toolkit does not endorse such content by itself.
+    LegacyOnlineOnlyTags,
 }
 
 impl Default for WorldOptions {
     fn default() -> Self {
         WorldOptions {
             factory: "acme".to_string(),
-            tags: 2,
+            tags: 0,
             waves: 0,
             targets: 6,
             prod_behind: 0,
@@ -262,6 +282,7 @@ impl Default for WorldOptions {
             created: None,
             echo: false,
             env: Vec::new(),
+            history: History::Fresh,
         }
     }
 }
@@ -316,6 +337,11 @@ impl World {
         init.root_expires_days = opts.root_expires_days;
         init.now = opts.created;
         init.prod_behind = opts.prod_behind;
+        match opts.history {
+            History::Fresh => {}
+            History::Offline => init.offline_keys = Some(root.join("offline")),
+            History::LegacyOnlineOnlyTags => init.legacy_online_only_tags = true,
+        }
         let report = init_factory(&init).expect("factory-sim init");
         let server = SimServer::start(&state).expect("start factory-sim");
         let usb = root.join("usb-stick");
@@ -697,6 +723,45 @@ impl World {
             self.signer(machine, &args).ok();
             std::fs::remove_file(&input).unwrap_or_else(|e| panic!("{}: {e}", input.display()));
         }
+    }
+
+    /// A wave released the way an admin does it, which is how a production tag comes to be:
+    /// `courier waves init NAME VERSION TAG`, `signer sign-wave NAME --targets-keys
+    /// TARGETS_KEYS` on `machine`, `courier waves push`, then the wave completed (`fioctl
+    /// waves complete`, here `courier waves complete`). Tag `tag` then serves the wave's targets,
+    /// signed by the online and the offline targets key. `extra` goes to `sign-wave` (e.g.
+    /// `--passphrase-file F`).
+    pub fn release_wave(
+        &self,
+        machine: &Machine,
+        targets_keys: &Path,
+        (name, version, tag): (&str, u64, &str),
+        extra: &[&str],
+    ) {
+        let req = self.usb(&format!("{name}.req.tufbundle"));
+        let resp = self.usb(&format!("{name}.resp.tufbundle"));
+        let v = version.to_string();
+        self.courier(["waves", "init", name, &v, tag, "--bundle", path_str(&req)])
+            .ok();
+        let mut args = vec![
+            "--yes",
+            "sign-wave",
+            name,
+            "--targets-keys",
+            path_str(targets_keys),
+            path_str(&req),
+            "-o",
+            path_str(&resp),
+        ];
+        args.extend(extra);
+        self.signer(machine, &args).ok();
+        self.courier(["waves", "push", path_str(&resp)]).ok();
+        self.complete_wave(name);
+    }
+
+    /// `courier waves complete NAME`, which must succeed.
+    pub fn complete_wave(&self, name: &str) {
+        self.courier(["waves", "complete", name]).ok();
     }
 
     /// `courier updates push RESPONSE --apply`, which must succeed.

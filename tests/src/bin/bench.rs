@@ -6,9 +6,10 @@
 //! cargo run --release --bin bench -- [--quick] [--scale F] [--reps N] [--out FILE] [--no-scaling]
 //! ```
 //!
-//! A factory is generated with the real `factory-sim init` (default scale: 200 production
-//! tags and 20 waves of about 1 MB targets JSON each, CI targets of about 50 MB), served with
-//! `factory-sim serve`, and taken through the first-time root rotation. Then each item is
+//! A factory that went offline is generated with the real `factory-sim init --offline-keys`
+//! (root v3; default scale: 200 production tags and 20 waves of about 1 MB targets JSON each,
+//! signed by the online and the offline targets key, CI targets of about 50 MB) and served
+//! with `factory-sim serve`; the offline laptop pins its root. Then each item is
 //! repeated (min and median reported): `courier updates pull --op rotate-targets` vs `curl`
 //! of the same URLs; `signer rotate-offline-key --role targets` vs `sha512sum`, `jq -cS` and a
 //! Python canonicalize + ed25519 baseline over the same targets files; `courier updates push`
@@ -389,6 +390,10 @@ fn setup(work: &Path, shape: &Shape) -> Result<(Env, Results)> {
             "--token",
             &token,
         ])
+        // A factory that went offline (root v3, the admin's keys tarballs in `offline/`), whose
+        // production tags and waves carry the online and the offline targets signature: the
+        // targets rotation measured below verifies and re-signs every one of them.
+        .args(["--offline-keys", p(&work.join("offline"))])
         .args(["--tags", &shape.tags.to_string()])
         .args(["--waves", &shape.waves.to_string()])
         .args(["--targets", &shape.builds.to_string()])
@@ -437,52 +442,14 @@ fn setup(work: &Path, shape: &Shape) -> Result<(Env, Results)> {
         seq: std::cell::Cell::new(0),
     };
 
-    // First-time root rotation: the offline root key exists, the factory is ready for a
-    // targets key rotation.
+    // The offline laptop: identities, and the factory's root pinned.
     env.signer("identity-init", &["identity", "init"])?;
-    let (_, recipient) = env.signer("identity-show", &["identity", "show"])?;
-    env.courier(
-        "set-recipient",
-        &["config", "set-recipient", recipient.trim()],
-    )?;
     let usb = work.join("usb");
     std::fs::create_dir_all(&usb)?;
-    let (req, resp) = (
-        usb.join("first.req.tufbundle"),
-        usb.join("first.resp.tufbundle"),
-    );
-    env.courier(
-        "first-time-pull",
-        &[
-            "rotate-offline-key",
-            "--role",
-            "root",
-            "--first-time",
-            "--bundle",
-            p(&req),
-        ],
-    )?;
     let (_, root) = env.courier("show-root", &["show-root"])?;
     let root_file = usb.join("root.json");
     std::fs::write(&root_file, root)?;
     env.signer("trust-init", &["--yes", "trust", "init", p(&root_file)])?;
-    let keys = env.offline.join("root.keys.tgz");
-    env.signer(
-        "first-time-sign",
-        &[
-            "--yes",
-            "rotate-offline-key",
-            "--role",
-            "root",
-            "--first-time",
-            "--keys",
-            p(&keys),
-            p(&req),
-            "-o",
-            p(&resp),
-        ],
-    )?;
-    env.courier("first-time-push", &["updates", "push", p(&resp), "--apply"])?;
     Ok((env, res))
 }
 
@@ -507,6 +474,8 @@ fn measure(work: &Path, shape: &Shape, reps: usize, full: bool) -> Result<Result
     let keys_saved = work.join("root.keys.tgz.saved");
     std::fs::copy(&keys, &keys_saved)?;
     let tkeys = env.offline.join("targets.keys.tgz");
+    let tkeys_saved = work.join("targets.keys.tgz.saved");
+    std::fs::copy(&tkeys, &tkeys_saved)?;
 
     let has_jq = have("jq", "--version");
     let py_ok = Command::new("python3")
@@ -591,7 +560,7 @@ fn measure(work: &Path, shape: &Shape, reps: usize, full: bool) -> Result<Result
 
         // 2. signer re-sign vs sha512sum, jq -cS, Python.
         std::fs::copy(&keys_saved, &keys)?;
-        let _ = std::fs::remove_file(&tkeys);
+        std::fs::copy(&tkeys_saved, &tkeys)?;
         let resp = usb.join(format!("targets-{r}.resp.tufbundle"));
         let (done, _) = env.signer(
             "targets-rotate",

@@ -125,19 +125,16 @@ fn main() -> Result<()> {
         &dir,
         WorldOptions {
             factory: "acme".into(),
-            tags: 2,
-            waves: 0,
             targets: 6,
-            prod_behind: 1,
             echo: true,
             ..WorldOptions::default()
         },
     );
     println!(
-        "factory-sim serves factory {:?} at {} (production tags: {})",
+        "factory-sim serves factory {:?} at {}: a new factory, {} CI builds, no production tag yet",
         world.factory,
         world.url(),
-        world.init.tags.join(", ")
+        world.init.builds
     );
     let (online, root_holder, targets_holder) = (&world.online, &world.offline, &world.offline2);
     let root_keys = root_holder.path("root.keys.tgz");
@@ -209,7 +206,7 @@ fn main() -> Result<()> {
     ))?;
 
     step("4. Targets key rotation: the targets key lives on a second laptop");
-    note("The targets key holder creates the key and signs the production targets;\nthe root key holder then signs the new root. The courier uploads once.");
+    note("The targets key holder creates the key; the root key holder then signs the new root.\nThe courier uploads once.");
     note("First, once: the two key holders pin each other's signing identity, so that each\nbelieves the other's steps only when they really come from that laptop (fingerprints\ncompared in person or by phone, never over the USB stick). The courier pins them too.");
     let root_id = signing_identity(check(
         world.signer(root_holder, ["identity", "show", "--signing"]),
@@ -230,7 +227,6 @@ fn main() -> Result<()> {
     check(world.courier(["config", "add-signer", "targets-holder", &targets_id]))?;
     let req2 = world.usb("targets.tufbundle");
     let half = world.usb("targets.step1.tufbundle");
-    let endorsed = world.usb("targets.step2.tufbundle");
     let resp2 = world.usb("targets.response.tufbundle");
     check(world.courier([
         "rotate-offline-key".as_ref(),
@@ -263,20 +259,7 @@ fn main() -> Result<()> {
             half.as_os_str(),
         ],
     ))?;
-    note("The production tags were signed by the online key only: no offline key approved\nthem yet, so the rotation left them. The targets key holder reviews and endorses them.");
-    check(world.signer(
-        targets_holder,
-        [
-            "--yes".as_ref(),
-            "sign-prod-targets".as_ref(),
-            "--targets-keys".as_ref(),
-            targets_keys.as_os_str(),
-            half.as_os_str(),
-            "-o".as_ref(),
-            endorsed.as_os_str(),
-        ],
-    ))?;
-    check(world.signer(root_holder, ["inspect".as_ref(), endorsed.as_os_str()]))?;
+    check(world.signer(root_holder, ["inspect".as_ref(), half.as_os_str()]))?;
     check(world.signer(
         root_holder,
         [
@@ -284,7 +267,7 @@ fn main() -> Result<()> {
             "sign".as_ref(),
             "--keys".as_ref(),
             root_keys.as_os_str(),
-            endorsed.as_os_str(),
+            half.as_os_str(),
             "-o".as_ref(),
             resp2.as_os_str(),
         ],
@@ -297,14 +280,10 @@ fn main() -> Result<()> {
     ]))?;
     check(world.courier(["show-root", "--prod"]))?;
 
-    step("5. A wave: production targets for a new build, signed offline");
+    step("5. A wave: the first production targets, signed offline, then rolled out to all");
+    note("Production targets come from waves, which need the offline targets key: this wave\ncreates the production tag.");
     let version = world.init.builds.to_string();
-    let tag = world
-        .init
-        .tags
-        .first()
-        .cloned()
-        .context("the demo factory has no production tag")?;
+    let tag = "production".to_string();
     let wreq = world.usb("wave.tufbundle");
     let wresp = world.usb("wave.response.tufbundle");
     check(world.courier([
@@ -330,6 +309,7 @@ fn main() -> Result<()> {
         ],
     ))?;
     check(world.courier(["waves".as_ref(), "push".as_ref(), wresp.as_os_str()]))?;
+    check(world.courier(["waves", "complete", "wave-1"]))?;
 
     step("6. Back up the root key: a verified copy and a paper sheet");
     let backup_dir = dir.join("backup-media");

@@ -1,7 +1,8 @@
 //! `factory-sim`: create simulated Foundries factories and serve the factory API for them.
 //!
 //! ```text
-//! factory-sim init --state DIR --factory NAME --token TOKEN [--seed N] [--tags N] [--targets N] [--waves N]
+//! factory-sim init --state DIR --factory NAME --token TOKEN [--seed N] [--targets N]
+//!                  [--offline-keys DIR --tags N --waves N]
 //! factory-sim add-user --state DIR --factory NAME --token TOKEN --polis-id ID [--name NAME]
 //! factory-sim serve --state DIR [--listen 127.0.0.1:0] [--faults rate=0.2,kinds=500|reset|delay|truncate,seed=N]
 //! ```
@@ -46,7 +47,8 @@ struct InitArgs {
     /// Seed: the same seed and factory name give the same keys and targets.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Number of production tags (signed by the online targets key only).
+    /// Number of production tags. Tags exist only on a factory that went offline: needs
+    /// --offline-keys (they are signed by the online and the offline targets key).
     #[arg(long, default_value_t = 0)]
     tags: usize,
     /// Number of CI builds.
@@ -79,6 +81,15 @@ struct InitArgs {
     /// Days until root v1 expires.
     #[arg(long, default_value_t = 365)]
     root_expires_days: i64,
+    /// Take the factory offline first, as its admin would with fioctl: the first-time root
+    /// rotation (root v2) and the first targets key rotation (root v3); the admin's keys
+    /// tarballs (root.keys.tgz, targets.keys.tgz, fioctl's layout) are written into DIR.
+    #[arg(long, value_name = "DIR")]
+    offline_keys: Option<PathBuf>,
+    /// Legacy state for tests: production tags and waves signed by the online targets key
+    /// alone on a factory that never went offline (the real Factory does not produce it).
+    #[arg(long, conflicts_with = "offline_keys")]
+    legacy_online_only_tags: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -152,6 +163,8 @@ fn init(a: InitArgs) -> Result<()> {
     opts.polis_id = a.polis_id;
     opts.user_name = a.user_name;
     opts.root_expires_days = a.root_expires_days;
+    opts.offline_keys = a.offline_keys;
+    opts.legacy_online_only_tags = a.legacy_online_only_tags;
     opts.now = a
         .now
         .map(|s| Timestamp::parse(&s))
@@ -160,12 +173,29 @@ fn init(a: InitArgs) -> Result<()> {
     let r = sim::init_factory(&opts).with_context(|| format!("creating factory {}", a.factory))?;
     println!("factory:        {}", r.factory);
     println!("polis-id:       {}", r.polis_id);
-    println!("root key:       {} (initial, online)", r.root_keyid);
+    println!(
+        "root key:       {} (initial{})",
+        r.root_keyid,
+        if r.offline.is_some() {
+            ", rotated out: the factory went offline"
+        } else {
+            ", online"
+        }
+    );
     println!("online targets: {}", r.online_keys.targets);
     println!(
         "CI builds:      {} ({} bytes of targets)",
         r.builds, r.ci_targets_bytes
     );
+    if let Some(h) = &r.offline {
+        println!(
+            "offline:        root v3; root key {} in {}, targets key {} in {}",
+            h.root_keyid,
+            h.root_keys.display(),
+            h.targets_keyid,
+            h.targets_keys.display()
+        );
+    }
     println!("tags:           {}", r.tags.join(", "));
     println!("waves:          {}", r.waves.join(", "));
     Ok(())

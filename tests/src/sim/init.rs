@@ -1,8 +1,20 @@
 //! Creating a factory the way the real service does at factory creation: an initial root
 //! key held by the server, online targets/snapshot/timestamp keys, root v1 signed by the
-//! initial root key, CI targets for a number of builds, and optionally production tags and
-//! waves (signed by the online targets key only, since no offline targets key exists yet: the
-//! first targets-key rotation must add offline signatures to them).
+//! initial root key, CI targets for a number of builds.
+//!
+//! Production tags and waves exist on a real Factory only after it went offline with an
+//! offline targets key: production targets come from waves, and a wave needs offline
+//! signatures. So `--tags`/`--waves` need `--offline-keys DIR`: init then runs, with fioctl's
+//! algorithms, what the factory's admin would have run — the first-time root rotation (root
+//! v2: the initial key replaced by an offline root key, expiry one year on) and the first
+//! targets key rotation (root v3: an offline targets key added) — writes the two keys
+//! tarballs the admin would hold into `DIR` (`root.keys.tgz` with `first-root.{pub,sec}` and
+//! the root key, `targets.keys.tgz` with the targets key; fioctl's layout), and signs the
+//! tags and waves with the online *and* the offline targets key.
+//!
+//! `--legacy-online-only-tags` keeps the other shape, production tags signed by the online
+//! key alone on a factory that never went offline: a state the real Factory does not
+//! produce, kept for the tests that check the toolkit never endorses such content by itself.
 //!
 //! Everything except timestamps is reproducible from `(seed, factory name)`: keys, polis-id,
 //! hashes and custom data come from a seeded RNG (one stream per build, so any build can be
@@ -63,6 +75,12 @@ pub struct InitOptions {
     pub root_expires_days: i64,
     /// Days until generated targets expire.
     pub targets_expires_days: i64,
+    /// Take the factory offline first (see the module documentation): the keys tarballs
+    /// go into this directory, which must not hold them yet.
+    pub offline_keys: Option<PathBuf>,
+    /// Production tags and waves signed by the online targets key alone, on a factory that
+    /// never went offline (a legacy state, for tests).
+    pub legacy_online_only_tags: bool,
 }
 
 impl InitOptions {
@@ -90,6 +108,8 @@ impl InitOptions {
             now: None,
             root_expires_days: 365,
             targets_expires_days: 365,
+            offline_keys: None,
+            legacy_online_only_tags: false,
         }
     }
 }
@@ -113,6 +133,21 @@ pub struct InitReport {
     pub tags: Vec<String>,
     /// Waves created (all active).
     pub waves: Vec<String>,
+    /// With `--offline-keys`: what init created offline.
+    pub offline: Option<OfflineHistory>,
+}
+
+/// The offline keys init created with `--offline-keys` (the factory's history up to root v3).
+#[derive(Clone, Debug)]
+pub struct OfflineHistory {
+    /// `DIR/root.keys.tgz`: the initial root key (`first-root.*`) and the offline root key.
+    pub root_keys: PathBuf,
+    /// `DIR/targets.keys.tgz`: the offline targets key.
+    pub targets_keys: PathBuf,
+    /// The offline root key.
+    pub root_keyid: KeyId,
+    /// The offline targets key.
+    pub targets_keyid: KeyId,
 }
 
 const TAG_NAMES: [&str; 8] = [
@@ -256,14 +291,120 @@ impl Builds<'_> {
     }
 }
 
-/// Signs a targets `signed` value with `key` and returns the stored document.
-fn signed_targets(signed: &Value, key: &PrivateKey) -> Result<TargetsDoc, SimError> {
+/// Signs a targets `signed` value with `keys` and returns the stored document.
+fn signed_targets(signed: &Value, keys: &[&PrivateKey]) -> Result<TargetsDoc, SimError> {
     let text = serde_json::to_vec(signed).map_err(|e| SimError::Invalid(e.to_string()))?;
     let signed_bytes = canonical_json(&text).map_err(SimError::Invalid)?;
     Ok(TargetsDoc {
-        signatures: vec![key.sign(&signed_bytes)],
+        signatures: keys.iter().map(|k| k.sign(&signed_bytes)).collect(),
         signed_bytes,
     })
+}
+
+/// Takes a new factory offline the way its admin would with fioctl: the first-time root
+/// rotation (root v2) and the first targets key rotation (root v3) are appended to `chain`,
+/// and the keys tarballs are written into `dir`. Returns the history and the offline
+/// targets key (which signs the production tags and waves init creates).
+fn take_offline(
+    dir: &Path,
+    seeds: &Seeds,
+    v1: &Root,
+    (initial, online_targets): (&PrivateKey, &KeyId),
+    polis_id: &str,
+    now: Timestamp,
+    chain: &mut Vec<ChainEntry>,
+) -> Result<(OfflineHistory, PrivateKey), SimError> {
+    use shared::metadata::KeyOwner;
+    use shared::tarball::KeysTarball;
+    use shared::transform;
+    let root_keys = dir.join("root.keys.tgz");
+    let targets_keys = dir.join("targets.keys.tgz");
+    for p in [&root_keys, &targets_keys] {
+        if p.exists() {
+            return Err(SimError::Invalid(format!(
+                "{} exists: --offline-keys needs a directory without keys tarballs",
+                p.display()
+            )));
+        }
+    }
+    std::fs::create_dir_all(dir)
+        .map_err(|e| SimError::io(format!("creating {}", dir.display()), e))?;
+    let offline_root = seeds.key("offline-root");
+    let offline_targets = seeds.key("offline-targets");
+    let owner = || {
+        Some(KeyOwner {
+            polis_id: polis_id.to_string(),
+            created_at: now,
+            extra: Default::default(),
+        })
+    };
+    let changelog = |msg: &str| Some(super::updates::changelog_of(msg, polis_id, &now));
+    let tf = |e: transform::TransformError| SimError::Invalid(e.to_string());
+    // v2: the first-time root rotation, signed by the initial and the new root key.
+    let mut draft = v1.clone();
+    draft.version = 2;
+    draft.changelog = changelog("Rotate TUF root offline signing key");
+    let rotated = transform::rotate_offline_root_key(
+        &draft,
+        initial.keyid(),
+        offline_root.public_key(),
+        owner(),
+        &now,
+    )
+    .map_err(tf)?;
+    let (ci2, prod2) = transform::finalize(&rotated, None);
+    let ci2 = transform::sign_root(&ci2, &[&offline_root, initial]).map_err(tf)?;
+    let prod2 = transform::sign_root(&prod2, &[&offline_root, initial]).map_err(tf)?;
+    // v3: the first offline targets key, signed by the root key.
+    let mut draft = ci2.signed.clone();
+    draft.version = 3;
+    draft.changelog = changelog("Rotate TUF targets offline signing key");
+    let rotated = transform::rotate_offline_targets_key(
+        &draft,
+        None,
+        offline_targets.public_key(),
+        owner(),
+        online_targets,
+    )
+    .map_err(tf)?;
+    let (ci3, prod3) = transform::finalize(&rotated, Some(&prod2.signed));
+    let ci3 = transform::sign_root(&ci3, &[&offline_root]).map_err(tf)?;
+    let prod3 = transform::sign_root(&prod3, &[&offline_root]).map_err(tf)?;
+    for (version, ci, prod) in [(2, &ci2, &prod2), (3, &ci3, &prod3)] {
+        let text = |r: &shared::metadata::SignedRoot| -> Result<String, SimError> {
+            Ok(String::from_utf8_lossy(&r.to_canonical()?).into_owned())
+        };
+        chain.push(ChainEntry {
+            version,
+            ci: text(ci)?,
+            prod: Some(text(prod)?),
+        });
+    }
+    // The admin's keys tarballs, as fioctl leaves them.
+    let tar_err = |p: &Path, e: shared::tarball::TarballError| {
+        SimError::Invalid(format!("{}: {e}", p.display()))
+    };
+    let mut rk = KeysTarball::new();
+    rk.add_first_root(&v1.keys[initial.keyid()].to_json(), &initial.to_json())
+        .map_err(|e| tar_err(&root_keys, e))?;
+    rk.add_private_key(shared::metadata::Role::Root, &offline_root)
+        .map_err(|e| tar_err(&root_keys, e))?;
+    rk.write_new(&root_keys)
+        .map_err(|e| tar_err(&root_keys, e))?;
+    let mut tk = KeysTarball::new();
+    tk.add_private_key(shared::metadata::Role::Targets, &offline_targets)
+        .map_err(|e| tar_err(&targets_keys, e))?;
+    tk.write_new(&targets_keys)
+        .map_err(|e| tar_err(&targets_keys, e))?;
+    Ok((
+        OfflineHistory {
+            root_keys,
+            targets_keys,
+            root_keyid: offline_root.keyid().clone(),
+            targets_keyid: offline_targets.keyid().clone(),
+        },
+        offline_targets,
+    ))
 }
 
 /// The CI targets manifest and its signature by the online targets key.
@@ -302,6 +443,19 @@ pub fn init_factory(opts: &InitOptions) -> Result<InitReport, SimError> {
     if opts.waves > 0 && opts.targets.saturating_sub(opts.prod_behind) < 2 {
         return Err(SimError::Invalid(
             "waves need at least two builds (--targets 2)".into(),
+        ));
+    }
+    if (opts.tags > 0 || opts.waves > 0)
+        && opts.offline_keys.is_none()
+        && !opts.legacy_online_only_tags
+    {
+        return Err(SimError::Invalid(
+            "production tags and waves exist only after a factory went offline with an offline targets key (production targets come from waves, which need offline signatures): give --offline-keys DIR so that init takes the factory offline first and writes the keys tarballs there (or --legacy-online-only-tags for the legacy state of online-only tags)".into(),
+        ));
+    }
+    if opts.offline_keys.is_some() && opts.legacy_online_only_tags {
+        return Err(SimError::Invalid(
+            "--offline-keys and --legacy-online-only-tags exclude each other".into(),
         ));
     }
     if opts.hardware_ids == 0 {
@@ -362,6 +516,25 @@ pub fn init_factory(opts: &InitOptions) -> Result<InitReport, SimError> {
     };
     let sig = root_key.sign(&canonical::to_canonical(&root)?);
     let root_doc = RootDoc::from_parts(&root, vec![sig]).map_err(SimError::Invalid)?;
+    let mut chain = vec![ChainEntry {
+        version: 1,
+        ci: root_doc.text,
+        prod: None,
+    }];
+    // The history of a factory that went offline: what its admin ran with fioctl.
+    let offline = match &opts.offline_keys {
+        Some(dir) => Some(take_offline(
+            dir,
+            &seeds,
+            &root,
+            (&root_key, targets_key.keyid()),
+            &polis_id,
+            now,
+            &mut chain,
+        )?),
+        None => None,
+    };
+    let offline_targets = offline.as_ref().map(|(_, t)| t);
 
     // CI targets, streamed build by build.
     let builds = Builds {
@@ -384,7 +557,11 @@ pub fn init_factory(opts: &InitOptions) -> Result<InitReport, SimError> {
         manifest: String::from_utf8_lossy(&manifest).into_owned(),
     };
 
-    // Production tags and waves, signed by the online targets key only.
+    // Production tags and waves, signed by the online and (but for the legacy state) the
+    // offline targets key.
+    let tag_signers: Vec<&PrivateKey> = std::iter::once(&targets_key)
+        .chain(offline_targets)
+        .collect();
     let blobs = Blobs::new(dir.join("blobs"));
     let expires = now.plus_days(opts.targets_expires_days).to_string();
     let mut tags = BTreeMap::new();
@@ -401,7 +578,7 @@ pub fn init_factory(opts: &InitOptions) -> Result<InitReport, SimError> {
         }
         let doc = signed_targets(
             &json!({"_type": "Targets", "expires": expires, "targets": targets, "version": pv}),
-            &targets_key,
+            &tag_signers,
         )?;
         tags.insert(
             tag.clone(),
@@ -415,7 +592,7 @@ pub fn init_factory(opts: &InitOptions) -> Result<InitReport, SimError> {
             targets.extend(builds.targets(wv, &[tag.as_str()]));
             let doc = signed_targets(
                 &json!({"_type": "Targets", "expires": expires, "targets": targets, "version": wv}),
-                &targets_key,
+                &tag_signers,
             )?;
             waves.push(WaveRecord {
                 name: format!("{tag}-v{wv}"),
@@ -437,7 +614,13 @@ pub fn init_factory(opts: &InitOptions) -> Result<InitReport, SimError> {
         timestamp: timestamp_key.keyid().clone(),
     };
     let mut server_keys = BTreeMap::new();
-    for k in [&root_key, &targets_key, &snapshot_key, &timestamp_key] {
+    // The server forgets the initial root key once the factory took its root offline.
+    let held: Vec<&PrivateKey> = if offline.is_some() {
+        vec![&targets_key, &snapshot_key, &timestamp_key]
+    } else {
+        vec![&root_key, &targets_key, &snapshot_key, &timestamp_key]
+    };
+    for k in held {
         server_keys.insert(
             k.keyid().clone(),
             String::from_utf8_lossy(&k.to_json()).into_owned(),
@@ -455,13 +638,9 @@ pub fn init_factory(opts: &InitOptions) -> Result<InitReport, SimError> {
         }],
         server_keys,
         initial_root_keyid: root_key.keyid().clone(),
-        root_offline: false,
+        root_offline: offline.is_some(),
         online: online.clone(),
-        chain: vec![ChainEntry {
-            version: 1,
-            ci: root_doc.text,
-            prod: None,
-        }],
+        chain,
         tags,
         waves,
         ci,
@@ -477,6 +656,7 @@ pub fn init_factory(opts: &InitOptions) -> Result<InitReport, SimError> {
         ci_targets_bytes: written.length,
         tags: rec.tags.keys().cloned().collect(),
         waves: rec.waves.iter().map(|w| w.name.clone()).collect(),
+        offline: offline.map(|(h, _)| h),
     })
 }
 

@@ -82,7 +82,7 @@ mod waves;
 
 pub use error::SimError;
 pub use faults::{FaultConfig, FaultKind, RequestRecord};
-pub use init::{add_user, init_factory, InitOptions, InitReport};
+pub use init::{add_user, init_factory, InitOptions, InitReport, OfflineHistory};
 pub use inspect::{FactoryView, SignedBytes, TxInfo, WaveInfo};
 pub use server::{SimConfig, SimServer};
 pub use state::{OnlineKeyIds, TxStatus, WaveStatus};

@@ -124,6 +124,11 @@ struct InitResponse {
     public: Option<Box<RawValue>>,
 }
 
+/// The `x-changelog` the server puts into a staged root.
+pub(crate) fn changelog_of(message: &str, polis_id: &str, now: &Timestamp) -> serde_json::Value {
+    json!({"polis-id": polis_id, "message": message, "timestamp": now.to_string()})
+}
+
 /// The next version of `root` with the server's changelog and no signatures.
 fn next_version(root: &Root, changelog: &serde_json::Value) -> Result<RootDoc, ApiError> {
     let mut next = root.clone();
@@ -166,8 +171,7 @@ pub(crate) fn init(
     }
     let cur_ci = parse_stored(f.rec.current_ci())?;
     let cur_prod = f.rec.current_prod().map(parse_stored).transpose()?;
-    let changelog =
-        json!({"polis-id": user.polis_id, "message": body.message, "timestamp": now.to_string()});
+    let changelog = changelog_of(&body.message, &user.polis_id, now);
     let ci = next_version(cur_ci.root(), &changelog)?;
     let prod = cur_prod
         .map(|p| next_version(p.root(), &changelog))

@@ -13,8 +13,13 @@
 //!
 //! Documented choices:
 //!
-//! * expiry must be in the future and at most [`MAX_EXPIRY_DAYS`] (3 years) ahead; less than
+//! * expiry must be in the future; more than [`MAX_EXPIRY_DAYS`] (3 years) ahead is only a
+//!   warning (fioctl always sets one year; what the real server allows is not known, so the
+//!   simulator does not refuse what fioctl's behaviour does not show it refuses); less than
 //!   [`EXPIRY_WARNING_DAYS`] left is a warning;
+//! * a change of the offline targets keys is refused while a wave is active (fioctl's help:
+//!   "if there is an active Wave in your factory, the TUF targets rotation is not allowed";
+//!   fioctl itself does not check it, so the server does — at apply here);
 //! * the CI targets threshold may not change (CI targets carry only the online signature);
 //!   the production targets threshold must be at least 2;
 //! * production and wave targets are required to meet the new production threshold only once
@@ -594,13 +599,40 @@ pub(crate) fn review(
             format!("the staged root expires in the past ({})", new.expires),
         ));
     } else if now.days_until(&new.expires) > MAX_EXPIRY_DAYS {
-        fx.errors.push(Issue::new(
+        fx.warnings.push(Issue::new(
             "expiry",
             format!(
-                "the staged root expires {}, more than {MAX_EXPIRY_DAYS} days ahead",
+                "the staged root expires {}, more than {MAX_EXPIRY_DAYS} days ahead: devices will trust its keys that long",
                 new.expires
             ),
         ));
+    }
+    // A targets key rotation while a wave is active.
+    let online = ctx.online_ids();
+    let before: BTreeSet<&KeyId> = offline_targets_keys(ctx.cur_ci.root(), &online)
+        .into_iter()
+        .collect();
+    let after: BTreeSet<&KeyId> = offline_targets_keys(new, &online).into_iter().collect();
+    if before != after && !before.is_empty() {
+        let active: Vec<&str> = ctx
+            .f
+            .waves
+            .iter()
+            .filter(|w| w.status == WaveStatus::Active)
+            .map(|w| w.name.as_str())
+            .collect();
+        if !active.is_empty() {
+            fx.errors.push(
+                Issue::new(
+                    "active-wave",
+                    format!(
+                        "the TUF targets key rotation is not allowed while a wave is active ({}): complete or cancel the wave first",
+                        active.join(", ")
+                    ),
+                )
+                .arg("waves", active.join(",")),
+            );
+        }
     }
     if ctx.tx.first_time
         && !new
@@ -615,7 +647,6 @@ pub(crate) fn review(
     }
     // Production and wave targets after apply.
     let projected = project_targets(ctx.f, ctx.tx, prod.root(), blobs)?;
-    let online = ctx.online_ids();
     let need = prod.root().threshold(Role::Targets);
     let enforce = !offline_targets_keys(prod.root(), &online).is_empty()
         || !offline_targets_keys(ctx.cur_for_prod().root(), &online).is_empty();

@@ -28,7 +28,7 @@ use shared::bundle::{Operation, StepInput, TransferBundle, Upload, Writer};
 use shared::keys::{KeyId, KeyType, PrivateKey};
 use shared::metadata::{Role, SignedRoot, SignedTargets, Timestamp};
 use shared::transform;
-use tests::harness::{path_str, snapshot_files, Run, World, WorldOptions};
+use tests::harness::{path_str, snapshot_files, History, Run, World, WorldOptions};
 use tests::tamper::Parts;
 
 /// How the refusal shows.
@@ -63,6 +63,8 @@ struct Attack {
 /// One named case.
 struct Case {
     name: &'static str,
+    /// The factory it starts from.
+    history: History,
     build: fn(&World) -> Attack,
 }
 
@@ -70,14 +72,22 @@ fn s(p: &Path) -> String {
     path_str(p).to_string()
 }
 
-/// A factory two laptops look after: the first-time rotation done on the root key holder's
-/// laptop (`offline`), the targets key holder's laptop (`offline2`) pinned, the two
-/// laptops and the courier pinning each other's signing identities.
-fn world() -> World {
-    let w = World::new(WorldOptions {
-        tags: 1,
-        ..WorldOptions::default()
-    });
+/// A factory two laptops look after. `History::Fresh`: the first-time rotation done on
+/// the root key holder's laptop (`offline`), the targets key holder's laptop (`offline2`)
+/// pinned, the two laptops and the courier pinning each other's signing identities.
+/// `History::Offline`: a factory that went offline (root v3; both keys tarballs on the root
+/// key holder's laptop) with a production tag signed by the online and the offline key.
+fn world(history: History) -> World {
+    if history == History::Offline {
+        let w = World::new(WorldOptions {
+            tags: 1,
+            history,
+            ..WorldOptions::default()
+        });
+        w.pin_trust(&w.offline, &[]);
+        return w;
+    }
+    let w = World::new(WorldOptions::default());
     // The initial root key passes through the online side: the attacker keeps a copy.
     let initial = w
         .view()
@@ -418,13 +428,8 @@ fn fork_signed_with_the_initial_key(w: &World) -> Attack {
 /// re-signed by the online key alone; the stale offline signature entry is kept, hoping a
 /// targets rotation re-signs the document because it "has" an offline signature.
 fn targets_laundered_through_a_rotation(w: &World) -> Attack {
-    // The first offline targets key, all on the root key holder's laptop; the production
-    // tag endorsed explicitly.
+    // The production tag carries the online and the offline targets signature.
     let tk = w.offline.path("targets.keys.tgz");
-    let (req, resp) = (w.usb("t1.req.tufbundle"), w.usb("t1.resp.tufbundle"));
-    w.request_rotation("targets", &req);
-    w.rotate_targets(&w.offline, root_keys(w), &tk, &req, &resp);
-    w.push_apply(&resp);
     let tag = w.init.tags[0].clone();
     let online = w.view().online_keys().targets.clone();
     let online_key = w.view().server_key(&online).expect("online targets key");
@@ -469,26 +474,32 @@ fn targets_laundered_through_a_rotation(w: &World) -> Attack {
 const CASES: &[Case] = &[
     Case {
         name: "class 1: the online side declares an extra root key",
+        history: History::Fresh,
         build: online_side_declares_an_extra_root_key,
     },
     Case {
         name: "class 2: the stick swaps the new targets key in step 1",
+        history: History::Fresh,
         build: stick_swaps_the_new_targets_key,
     },
     Case {
         name: "class 2: the stick adds a step by an unknown identity",
+        history: History::Fresh,
         build: stick_adds_a_step_by_an_unknown_identity,
     },
     Case {
         name: "class 2: the stick adds an unsigned step",
+        history: History::Fresh,
         build: stick_adds_an_unsigned_step,
     },
     Case {
         name: "class 3: a fork signed with the initial root key",
+        history: History::Fresh,
         build: fork_signed_with_the_initial_key,
     },
     Case {
         name: "class 4: production targets laundered through a rotation",
+        history: History::Offline,
         build: targets_laundered_through_a_rotation,
     },
 ];
@@ -546,7 +557,7 @@ fn every_attack_on_authority_is_refused() {
     let mut failures = Vec::new();
     let mut runs = 0;
     for case in CASES {
-        let w = world();
+        let w = world(case.history);
         let attack = (case.build)(&w);
         let machine = if attack.targets_holder {
             &w.offline2
@@ -582,7 +593,7 @@ fn every_attack_on_authority_is_refused() {
 /// confirmation, signed, and recorded as authorized in the step (and in the audit log).
 #[test]
 fn a_person_who_checks_the_key_id_can_authorize_the_change() {
-    let w = world();
+    let w = world(History::Fresh);
     let attack = online_side_declares_an_extra_root_key(&w);
     let extra: KeyId = attack.says[0].parse().unwrap();
     let answers = format!("{}\nyes\n", &extra.as_str()[..8]);
@@ -607,7 +618,7 @@ type RecordEdit = Box<dyn Fn(&mut Value)>;
 /// is not uploaded; the honest two-laptop ceremony still goes through.
 #[test]
 fn the_courier_refuses_steps_its_pinned_signers_did_not_sign() {
-    let w = world();
+    let w = world(History::Fresh);
     let (step, _) = honest_targets_step(&w);
     let resp = w.usb("targets.resp.tufbundle");
     w.sign_with(&w.offline, &root_keys(&w), &step, &resp);

@@ -7,25 +7,32 @@
 use std::os::unix::fs::PermissionsExt;
 
 use shared::metadata::{Role, Timestamp};
-use tests::harness::{path_str, tarball_keyids, Run, World, WorldOptions};
+use tests::harness::{path_str, tarball_keyids, History, Run, World, WorldOptions};
 
+/// A new factory (root v1, the initial key online; no tags yet).
 fn world(opts: WorldOptions) -> World {
+    World::new(opts)
+}
+
+/// A factory that went offline (root v3) with two production tags and an active wave.
+fn offline_world() -> World {
     World::new(WorldOptions {
         tags: 2,
         waves: 1,
         targets: 3,
         prod_behind: 1,
-        ..opts
+        history: History::Offline,
+        ..WorldOptions::default()
     })
 }
 
 #[test]
 fn expiry_radar_horizons_critical_exit_and_calendar() {
-    let w = world(WorldOptions::default());
-    // A fresh factory: everything about a year away; nothing to warn about.
+    let w = offline_world();
+    // Everything about a year away; nothing to warn about.
     let out = w.courier(["expiry"]).ok().stdout;
     assert!(out.contains("Expiry radar for acme"), "{out}");
-    for doc in ["CI root v1", "production targets ", "wave "] {
+    for doc in ["CI root v3", "production targets ", "wave "] {
         assert!(out.contains(doc), "{doc}: {out}");
     }
     assert!(
@@ -47,7 +54,7 @@ fn expiry_radar_horizons_critical_exit_and_calendar() {
     let run = w.courier(["expiry", "--now", &soon]).fails();
     assert_eq!(run.code, 6, "{}", run.stderr);
     run.says("CRITICAL")
-        .says("expired or expiring within 14 days: CI root v1");
+        .says("expired or expiring within 14 days: CI root v3");
 
     // Bad horizons are usage errors (exit 2) naming the value.
     let run = w.courier(["expiry", "--warn", "soon"]).fails();
@@ -67,7 +74,7 @@ fn expiry_radar_horizons_critical_exit_and_calendar() {
         .stdout;
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     let items = v["items"].as_array().unwrap();
-    assert_eq!(items.len(), 1 + 2 + 1, "{json}"); // CI root, 2 tags, 1 wave
+    assert_eq!(items.len(), 1 + 1 + 2 + 1, "{json}"); // CI and production roots, 2 tags, 1 wave
     let cal = std::fs::read_to_string(&ics).unwrap();
     assert!(cal.starts_with("BEGIN:VCALENDAR\r\n"), "{cal}");
     assert!(cal.ends_with("END:VCALENDAR\r\n"), "{cal}");

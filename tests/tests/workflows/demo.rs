@@ -25,7 +25,7 @@ fn the_readme_demo_runs_the_whole_workflow() {
         "6. Back up the root key",
         "7. What a device sees",
         "CI root chain 1..3 and production root chain 1..3 verify from version 1",
-        "verified targets: prod:production, prod:stable, wave:wave-1",
+        "verified targets: prod:production",
         "Where everything is",
     ] {
         assert!(

@@ -10,10 +10,7 @@ use tests::harness::{path_str, tarball_keys, World, WorldOptions};
 
 #[test]
 fn backup_export_print_restore_then_rotate_with_the_restored_key() {
-    let w = World::new(WorldOptions {
-        tags: 1,
-        ..WorldOptions::default()
-    });
+    let w = World::new(WorldOptions::default());
     let keys = w.offline.path("root.keys.tgz");
     let k1 = w.first_time_rotation(&w.offline, &keys);
     let current = w.write_usb("current-root.json", w.courier(["show-root"]).ok().stdout);

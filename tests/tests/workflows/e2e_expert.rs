@@ -9,7 +9,9 @@ use std::path::Path;
 use shared::bundle::TransferBundle;
 use shared::keys::KeyId;
 use shared::metadata::Role;
-use tests::harness::{path_str, tarball_keyids, tarball_keys, Machine, World, WorldOptions};
+use tests::harness::{
+    path_str, tarball_keyids, tarball_keys, History, Machine, World, WorldOptions,
+};
 
 /// One expert round: `courier updates init -m MSG`, `courier updates pull --bundle REQ
 /// PULL...`, then each signer step `(machine, args)` reading the previous bundle and writing
@@ -82,8 +84,11 @@ fn p(path: &Path) -> &str {
 
 #[test]
 fn expert_mode_operations() {
+    // A factory that went offline (root v3: root key k1 in root.keys.tgz, targets key t1 in
+    // targets.keys.tgz) with a production tag signed by the online key and t1.
     let w = World::new(WorldOptions {
         tags: 1,
+        history: History::Offline,
         ..WorldOptions::default()
     });
     let tag = w.init.tags[0].clone();
@@ -91,19 +96,21 @@ fn expert_mode_operations() {
     let targets_keys = w.offline.path("targets.keys.tgz");
     let root2_keys = w.offline2.path("root2.keys.tgz");
     let targets2_keys = w.offline2.path("targets2.keys.tgz");
-    let k1 = w.first_time_rotation(&w.offline, &root_keys);
+    let k1 = tarball_keyids(&root_keys, Role::Root)
+        .into_iter()
+        .next()
+        .expect("the offline root key");
+    w.pin_trust(&w.offline, &[]);
     w.pin_trust(&w.offline2, &[]);
     // Two key holders' laptops: they pin each other's signing identities.
     w.pin_cosigners();
-    // The first offline targets key, with the shortcut.
-    let req = w.usb("t1.req.tufbundle");
-    let resp = w.usb("t1.resp.tufbundle");
-    w.request_rotation("targets", &req);
-    w.rotate_targets(&w.offline, &root_keys, &targets_keys, &req, &resp);
-    w.push_apply(&resp);
     let t1 = offline_targets(&w);
     assert_eq!(t1.len(), 1);
     let t1 = t1[0].clone();
+    assert_eq!(
+        tarball_keyids(&targets_keys, Role::Targets),
+        vec![t1.clone()]
+    );
     assert_eq!(w.device_check().ci_version, 3);
 
     // add-offline-key --role root: a second root key held by another person (offline2), the

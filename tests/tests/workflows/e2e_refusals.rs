@@ -8,7 +8,9 @@ use shared::bundle::{StepInput, TransferBundle};
 use shared::keys::{KeyType, PrivateKey};
 use shared::metadata::{Role, SignedRoot, Timestamp};
 use shared::transform;
-use tests::harness::{path_str, replace_first, tamper_member, Machine, World, WorldOptions};
+use tests::harness::{
+    path_str, replace_first, tamper_member, History, Machine, World, WorldOptions,
+};
 
 /// `signer --yes rotate-offline-key --role root --keys KEYS IN -o OUT` on machine `m`.
 fn rotate_root(
@@ -21,21 +23,19 @@ fn rotate_root(
     w.rotate_root(m, keys, input, out, false)
 }
 
-/// A factory with its root key offline and an offline targets key in a separate tarball.
+/// A factory with its root key offline and an offline targets key in a separate tarball
+/// (root v3, made by `factory-sim init --offline-keys`), pinned on the root key holder's
+/// laptop.
 fn factory(name: &str) -> (World, std::path::PathBuf, std::path::PathBuf) {
     let w = World::new(WorldOptions {
         factory: name.to_string(),
         tags: 1,
+        history: History::Offline,
         ..WorldOptions::default()
     });
     let keys = w.offline.path("root.keys.tgz");
     let targets = w.offline.path("targets.keys.tgz");
-    w.first_time_rotation(&w.offline, &keys);
-    let req = w.usb("t.req.tufbundle");
-    let resp = w.usb("t.resp.tufbundle");
-    w.request_rotation("targets", &req);
-    w.rotate_targets(&w.offline, &keys, &targets, &req, &resp);
-    w.push_apply(&resp);
+    w.pin_trust(&w.offline, &[]);
     assert_eq!(w.device_check().ci_version, 3);
     (w, keys, targets)
 }
@@ -257,7 +257,6 @@ fn an_expired_pin_is_refused() {
     // A factory created 400 days ago whose root v1 expired after 30 days.
     let created = Timestamp::now().plus_days(-400);
     let w = World::new(WorldOptions {
-        tags: 1,
         root_expires_days: 30,
         created: Some(created),
         ..WorldOptions::default()

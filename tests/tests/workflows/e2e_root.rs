@@ -32,7 +32,8 @@ fn first_time_then_two_more_root_rotations() {
     let k1 = w.first_time_rotation(&w.offline, &keys);
     let report = w.device_check();
     assert_eq!((report.ci_version, report.prod_version), (2, 2));
-    assert_eq!(report.targets_checked.len(), 2, "{report:?}");
+    // A factory that never went offline has no production tags yet.
+    assert!(report.targets_checked.is_empty(), "{report:?}");
     let view = w.view();
     assert!(view.root_offline());
     assert!(view.transaction().is_none());

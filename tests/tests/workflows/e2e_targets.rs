@@ -7,7 +7,7 @@ use std::path::Path;
 
 use shared::keys::KeyId;
 use shared::metadata::Role;
-use tests::harness::{path_str, tarball_keyids, tarball_keys, World, WorldOptions};
+use tests::harness::{path_str, tarball_keyids, tarball_keys, History, World, WorldOptions};
 
 /// Parses `courier show-root` and `show-root --prod` and checks that the `signed` parts
 /// differ only in the targets threshold (1 vs 2).
@@ -53,7 +53,12 @@ fn assert_all_targets_signed_by(w: &World, key: &KeyId, not: Option<&KeyId>) {
             view.prod_targets(&tag).unwrap().unwrap(),
         ));
     }
-    for wave in view.waves() {
+    // Active waves (a completed wave's targets are the tag's now).
+    for wave in view
+        .waves()
+        .into_iter()
+        .filter(|w| w.status == tests::sim::WaveStatus::Active)
+    {
         docs.push((
             format!("wave {}", wave.name),
             view.wave_targets(&wave.name).unwrap().unwrap(),
@@ -123,17 +128,23 @@ fn rotate_targets(w: &World, name: &str, keys: &Path, targets_keys: Option<&Path
 
 #[test]
 fn targets_rotation_with_a_separate_targets_tarball() {
+    // A factory that went offline (root v3, an offline targets key t1 in its own tarball):
+    // two production tags and an active wave, all signed by the online key and t1.
     let w = World::new(WorldOptions {
         tags: 2,
         waves: 1,
         prod_behind: 1,
+        history: History::Offline,
         ..WorldOptions::default()
     });
     let keys = w.offline.path("root.keys.tgz");
     let targets = w.offline.path("targets.keys.tgz");
-    w.first_time_rotation(&w.offline, &keys);
+    w.pin_trust(&w.offline, &[]);
     let root_tarball = std::fs::read(&keys).unwrap();
-    assert!(offline_targets(&w).is_empty());
+    let t1 = offline_targets(&w);
+    assert_eq!(t1.len(), 1);
+    assert_eq!(tarball_keyids(&targets, Role::Targets), t1);
+    assert_all_targets_signed_by(&w, &t1[0], None);
 
     // The shortcut refuses while a wave is active (as fioctl's help says), before anything
     // is started on the server.
@@ -151,35 +162,42 @@ fn targets_rotation_with_a_separate_targets_tarball() {
     assert_eq!(w.server_state(), server);
     assert!(!refused.exists());
 
-    // First offline targets key (expert route): the rotation endorses nothing the online
-    // key alone signed; the targets key holder then signs every production tag and the
-    // active wave explicitly (`sign-prod-targets`, `sign-wave`).
-    rotate_targets(&w, "targets1", &keys, Some(&targets), true);
-    let report = w.device_check();
-    assert_eq!(report.ci_version, 3);
-    assert_eq!(report.targets_checked.len(), 3, "{report:?}");
-    let t1 = offline_targets(&w);
-    assert_eq!(t1.len(), 1);
-    assert_eq!(tarball_keyids(&targets, Role::Targets), t1);
-    assert!(tarball_keyids(&targets, Role::Root).is_empty());
-    assert_eq!(tarball_keys(&targets).len(), 1);
-    assert_eq!(
-        std::fs::read(&keys).unwrap(),
-        root_tarball,
-        "the root tarball is not touched"
-    );
-    assert_all_targets_signed_by(&w, &t1[0], None);
-    let ci = w.view().ci_root().unwrap();
-    assert_eq!(
-        ci.signed.key_owners.as_ref().unwrap()[&t1[0]].polis_id,
-        w.init.polis_id
-    );
-    assert_only_targets_threshold_differs(&w);
+    // The expert route gets as far as apply, where the server refuses it; the transaction is
+    // cancelled and the targets key stays t1.
+    let req = w.usb("early.req.tufbundle");
+    let resp = w.usb("early.resp.tufbundle");
+    w.courier([
+        "updates",
+        "init",
+        "-m",
+        "Rotate TUF targets offline signing key",
+    ])
+    .ok();
+    w.courier([
+        "updates",
+        "pull",
+        "--op",
+        "rotate-targets",
+        "--bundle",
+        path_str(&req),
+    ])
+    .ok();
+    w.rotate_targets(&w.offline, &keys, &targets, &req, &resp);
+    w.courier(["updates", "push", path_str(&resp), "--apply"])
+        .fails()
+        .says("not allowed while a wave is active")
+        .says("complete or cancel the wave");
+    w.courier(["updates", "cancel"]).ok();
+    assert_eq!(offline_targets(&w), t1);
 
-    // Second rotation: old key out, everything re-signed with the new one.
-    rotate_targets(&w, "targets2", &keys, Some(&targets), true);
+    // Once the wave is complete, the rotation re-signs every production tag with the new
+    // key (their t1 signatures verify).
+    let wave = w.init.waves[0].clone();
+    w.complete_wave(&wave);
+    rotate_targets(&w, "targets2", &keys, Some(&targets), false);
     let report = w.device_check();
     assert_eq!(report.ci_version, 4);
+    assert_eq!(report.targets_checked.len(), 2, "{report:?}");
     let t2 = offline_targets(&w);
     assert_eq!(t2.len(), 1);
     assert_ne!(t2, t1);
@@ -187,15 +205,25 @@ fn targets_rotation_with_a_separate_targets_tarball() {
     assert!(held.contains(&t1[0]) && held.contains(&t2[0]), "{held:?}");
     assert_all_targets_signed_by(&w, &t2[0], Some(&t1[0]));
     assert!(!w.view().ci_root().unwrap().signed.keys.contains_key(&t1[0]));
+    assert_eq!(
+        std::fs::read(&keys).unwrap(),
+        root_tarball,
+        "the root tarball is not touched"
+    );
     assert_only_targets_threshold_differs(&w);
+
+    // And once more, through the expert route (no wave is active now).
+    rotate_targets(&w, "targets3", &keys, Some(&targets), true);
+    assert_eq!(w.device_check().ci_version, 5);
+    let t3 = offline_targets(&w);
+    assert_ne!(t3, t2);
+    assert_all_targets_signed_by(&w, &t3[0], Some(&t2[0]));
 }
 
 #[test]
 fn targets_rotation_with_the_single_tarball() {
-    let w = World::new(WorldOptions {
-        tags: 1,
-        ..WorldOptions::default()
-    });
+    // A new factory: no production tags until the first wave after the targets key exists.
+    let w = World::new(WorldOptions::default());
     let keys = w.offline.path("root.keys.tgz");
     let k1 = w.first_time_rotation(&w.offline, &keys);
     rotate_targets(&w, "targets1", &keys, None, false);
@@ -207,18 +235,18 @@ fn targets_rotation_with_the_single_tarball() {
     assert_eq!(tarball_keyids(&keys, Role::Targets), t1);
     assert!(tarball_keyids(&keys, Role::Root).contains(&k1));
     assert_eq!(tarball_keys(&keys).len(), 3);
-    assert_all_targets_signed_by(&w, &t1[0], None);
     assert_only_targets_threshold_differs(&w);
+    // The first production tag comes from a wave signed with that tarball.
+    let newest = w.init.builds;
+    w.release_wave(&w.offline, &keys, ("first-wave", newest, "production"), &[]);
+    assert_eq!(w.device_check().targets_checked.len(), 1);
+    assert_all_targets_signed_by(&w, &t1[0], None);
 }
 
 #[test]
 fn root_and_targets_holders_on_different_machines() {
-    let w = World::new(WorldOptions {
-        tags: 1,
-        waves: 1,
-        prod_behind: 1,
-        ..WorldOptions::default()
-    });
+    // A new factory: the first production tag comes from a wave after the targets key exists.
+    let w = World::new(WorldOptions::default());
     let root_keys = w.offline.path("root.keys.tgz");
     let targets_keys = w.offline2.path("targets.keys.tgz");
     w.first_time_rotation(&w.offline, &root_keys);
@@ -309,10 +337,18 @@ fn root_and_targets_holders_on_different_machines() {
     assert_eq!(t1.len(), 1);
     assert_eq!(tarball_keyids(&targets_keys, Role::Targets), t1);
     assert!(tarball_keyids(&root_keys, Role::Targets).is_empty());
+    // The targets holder releases the first wave: the production tag it creates carries the
+    // online and the offline signature.
+    w.release_wave(
+        &w.offline2,
+        &targets_keys,
+        ("wave-1", w.init.builds, "production"),
+        &[],
+    );
     assert_all_targets_signed_by(&w, &t1[0], None);
 
-    // B. Later the targets holder rotates the targets key (expert route: a wave is active);
-    // the root holder signs.
+    // B. Later the targets holder rotates the targets key (expert route); the root holder
+    // signs; the production tag is re-signed with the new key.
     let req = w.usb("rot-targets.req.tufbundle");
     let step = w.usb("rot-targets.step1.tufbundle");
     let resp = w.usb("rot-targets.resp.tufbundle");

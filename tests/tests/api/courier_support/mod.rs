@@ -68,6 +68,10 @@ impl Env {
         let mut init = InitOptions::new(&state, &factory, &token);
         init.tags = opts.tags;
         init.waves = opts.waves;
+        // These API tests drive the first rotations themselves on a factory that already has
+        // production tags: the simulator's legacy state of online-only tags (a real factory
+        // gets tags only after it went offline; the workflow suites use that history).
+        init.legacy_online_only_tags = opts.tags > 0 || opts.waves > 0;
         init.targets = opts.targets;
         let report = init_factory(&init).unwrap();
         let server = SimServer::start(&state).unwrap();
