@@ -114,11 +114,12 @@ impl Txn {
     /// The staged production root, or the one fioctl would derive from the staged CI root.
     pub fn effective_updated_prod(&self) -> Option<SignedRoot> {
         let ci = self.updated_ci.as_ref()?;
-        Some(
-            self.updated_prod
-                .clone()
-                .unwrap_or_else(|| shared::transform::derive_prod_root(ci, 2)),
-        )
+        Some(self.updated_prod.clone().unwrap_or_else(|| {
+            shared::transform::derive_prod_root(
+                ci,
+                shared::transform::DEFAULT_PROD_TARGETS_THRESHOLD,
+            )
+        }))
     }
 
     /// The base the staged production root is compared with (current prod, else current CI).

@@ -405,6 +405,36 @@ impl World {
         self.run(&self.online, "courier", &args, cmd)
     }
 
+    /// Runs the real `fioctl` (see [`crate::tools::FIOCTL`]) on `machine` against the
+    /// simulator, with a config file naming the server, the factory and the admin's token —
+    /// the way a fioctl user has it set up (the machine's home holds `fioctl.yaml`).
+    pub fn fioctl<I, S>(&self, machine: &Machine, args: I) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let args: Vec<String> = args
+            .into_iter()
+            .map(|a| a.as_ref().to_string_lossy().into_owned())
+            .collect();
+        let config = machine.home.join("fioctl.yaml");
+        std::fs::create_dir_all(&machine.home).expect("machine home");
+        std::fs::write(
+            &config,
+            format!(
+                "server:\n  url: {}\nfactory: {}\ntoken: {}\n",
+                self.url(),
+                self.factory,
+                self.token
+            ),
+        )
+        .expect("fioctl config");
+        let fioctl = crate::tools::FIOCTL.require().path;
+        let mut cmd = Command::new(fioctl);
+        cmd.arg("-c").arg(&config).args(&args);
+        self.run(machine, "fioctl", &args, cmd)
+    }
+
     /// Runs the signer on an offline machine.
     pub fn signer<I, S>(&self, machine: &Machine, args: I) -> Run
     where

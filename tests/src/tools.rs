@@ -33,7 +33,7 @@ pub struct Tool {
     /// How to install it.
     pub install: &'static str,
     /// Whether a CI run (`CI=true`) fails when it is missing.
-    pub required_in_ci: bool,
+    pub required_in_ci: fn() -> bool,
     /// Finds the tool: the path given by its environment variable when set, else its usual
     /// places.
     finder: fn(&Tool, Option<PathBuf>) -> Result<Found, String>,
@@ -55,7 +55,7 @@ pub static SOFTHSM2: Tool = Tool {
     needed_by: "the PKCS#11 suites (keys on a token): tests/tests/workflows/pkcs11_*.rs",
     env: "OFFLINE_TUF_SOFTHSM2_MODULE",
     install: "apt-get install softhsm2 (Debian/Ubuntu), dnf install softhsm (Fedora), brew install softhsm (macOS)",
-    required_in_ci: true,
+    required_in_ci: always,
     finder: find_softhsm2,
 };
 
@@ -66,12 +66,46 @@ pub static PYTHON3: Tool = Tool {
     needed_by: "the independent verifier of roots and targets: tests/tests/interop/independent_verifier.rs",
     env: "OFFLINE_TUF_PYTHON",
     install: "apt-get install python3 (Debian/Ubuntu), dnf install python3 (Fedora), brew install python (macOS)",
-    required_in_ci: true,
+    required_in_ci: always,
     finder: find_python3,
 };
 
+/// The real `fioctl` (Foundries.io's client), for the conformance suite.
+pub static FIOCTL: Tool = Tool {
+    id: "fioctl",
+    name: "fioctl",
+    needed_by: "the conformance suite with the real client: tests/tests/interop/fioctl_*.rs",
+    env: "OFFLINE_TUF_FIOCTL",
+    install: "build it from github.com/foundriesio/fioctl (this workspace ships one in ../shared/tools/fioctl/)",
+    // Required where the workspace ships it (see `default_fioctl`); elsewhere the suite is
+    // reported as ignored, also in CI.
+    required_in_ci: workspace_ships_fioctl,
+    finder: find_fioctl,
+};
+
 /// Every tool, in the order the docs list them.
-pub static ALL: &[&Tool] = &[&SOFTHSM2, &PYTHON3];
+pub static ALL: &[&Tool] = &[&SOFTHSM2, &PYTHON3, &FIOCTL];
+
+fn always() -> bool {
+    true
+}
+
+/// Whether this workspace ships the real fioctl (see [`default_fioctl`]).
+pub fn workspace_ships_fioctl() -> bool {
+    default_fioctl().exists()
+}
+
+/// Where this workspace keeps the real fioctl: `../shared/tools/fioctl/fioctl` next to the
+/// repository.
+pub fn default_fioctl() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("..")
+        .join("shared")
+        .join("tools")
+        .join("fioctl")
+        .join("fioctl")
+}
 
 /// The places distributions install the SoftHSM2 module.
 pub const SOFTHSM2_MODULE_PLACES: &[&str] = &[
@@ -205,6 +239,31 @@ fn find_python3(tool: &Tool, given: Option<PathBuf>) -> Result<Found, String> {
     })
 }
 
+fn find_fioctl(tool: &Tool, given: Option<PathBuf>) -> Result<Found, String> {
+    let fioctl = match given {
+        Some(p) => p,
+        None => {
+            let p = default_fioctl();
+            if !p.exists() {
+                return Err(format!("no {} (outside this workspace)", p.display()));
+            }
+            p
+        }
+    };
+    let runs = Command::new(&fioctl)
+        .arg("--help")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !runs {
+        return Err(format!("{}={} does not run", tool.env, fioctl.display()));
+    }
+    Ok(Found {
+        path: fioctl,
+        helpers: vec![],
+    })
+}
+
 /// Whether this run is a CI run (`CI` set to `true`, `1` or `yes`, as CI services do).
 pub fn is_ci() -> bool {
     std::env::var("CI")
@@ -220,8 +279,9 @@ pub fn ci_problems(built_with: &[&str]) -> Vec<String> {
     for tool in ALL {
         let now = tool.locate();
         let built = built_with.contains(&tool.id);
+        let required = (tool.required_in_ci)();
         match (&now, built) {
-            (Err(why), _) if tool.required_in_ci => {
+            (Err(why), _) if required => {
                 problems.push(format!("CI=true but {}", tool.missing_line(why)))
             }
             (Ok(found), false) => problems.push(format!(

@@ -47,8 +47,9 @@
 //!   that do not verify or are not by a current/new root key, bad target signatures.
 //!   Missing signatures are accepted and reported in `issues.errors`. `apply` additionally
 //!   requires a threshold of the current root's and of the new root's root keys on both roots,
-//!   an expiry in the future and at most [`MAX_EXPIRY_DAYS`] (3 years) ahead, a first-time
-//!   rotation to take the root key offline, and every production tag and active wave to meet
+//!   an expiry in the future (more than [`MAX_EXPIRY_DAYS`] ahead is a warning), a first-time
+//!   rotation to take the root key offline, no change of the offline targets keys while a wave
+//!   is active, and every production tag and active wave to meet
 //!   the new production targets threshold after merging the staged signatures, dropping
 //!   signatures of removed keys and re-signing with a rotated online key. That last check
 //!   applies once the factory has (or is getting) an offline targets key; before, it is a
@@ -58,11 +59,57 @@
 //!   production/wave targets carry the merged signatures; a rotated online targets key
 //!   re-signs them and the CI targets manifest; the server forgets the initial root key once
 //!   the root is offline, and retired online keys.
+//! * **History** — `init` creates production tags and waves only the way a real factory gets
+//!   them: with `--offline-keys DIR` it first takes the factory offline with fioctl's
+//!   algorithms (first-time root rotation, then the first targets key rotation, the admin's
+//!   tarballs written to `DIR` in fioctl's layout), then signs tags and waves with the online
+//!   and the offline targets key. `--legacy-online-only-tags` (tags signed by the online key
+//!   alone on a factory that never went offline, a state the real Factory does not produce)
+//!   exists only for the tests that prove the toolkit does not endorse such content by itself.
 //! * **Faults** — [`FaultConfig`]: `500` and `reset` act before handling (nothing changes),
 //!   `delay` sleeps then handles, `truncate` and `reset-after` act after the change is
 //!   committed (a lost response), `apply-interrupt` leaves a validated transaction in
 //!   `APPLYING` without publishing (re-run apply). Queue one-shot faults with
 //!   [`SimServer::inject_fault`].
+//!
+//! ## Checked against the real fioctl
+//!
+//! `tests/tests/interop/fioctl_conformance.rs` and `fioctl_tarballs.rs` run the unmodified
+//! upstream fioctl (commit 9b0a6e7e431a, the one in `../shared/tools/fioctl/`) against this
+//! server for every workflow of the offline-keys documentation and of fioctl's expert mode;
+//! whatever fioctl sends the real server accepts, so this server accepts it too. What they
+//! found, and the choices where fioctl's behaviour is the only evidence of the real server's:
+//!
+//! * **Tags before an offline targets key.** On a factory created with tags signed by the
+//!   online key alone, fioctl's first targets rotation was refused at apply: fioctl re-signs
+//!   only production targets that carry a signature by the previous offline targets key, so
+//!   it re-signs none. Production targets come from waves, which need the offline targets
+//!   key, so the real Factory has no such tags: `init` no longer makes them (see History).
+//! * **"All" of nothing is `{}`.** `prod-targets/?tag=` and `wave-targets/?name=` with an
+//!   empty list answer 200 `{}` when there is nothing, and 404 only when named tags or waves
+//!   do not exist. Evidence: `fioctl keys tuf updates sign-prod-targets` without
+//!   `--tags`/`--waves` (its documented default, "all tags" and "all active Waves") fetches both
+//!   lists and treats a 404 as fatal, so with a 404 its default would fail on every factory
+//!   without an active wave. A single named missing tag must stay 404: `fioctl waves init`
+//!   relies on it.
+//! * **Active waves.** fioctl's help says a targets rotation is not allowed while a wave is
+//!   active, and fioctl does not check it itself: the server refuses at apply ("not allowed
+//!   while a wave is active"), after which fioctl prints its failure path and `updates
+//!   cancel` restores the factory byte for byte.
+//! * **Expiry.** fioctl always sets one year and never shows a refusal of a longer one: over
+//!   three years is a warning, not a refusal.
+//! * **The staged production root.** `init` stages a production root only once the factory has
+//!   one (the first-time transaction stages none). fioctl's `review`, `sign` and
+//!   `set-threshold` then derive it from the staged CI root (`genProdTufRoot`: a copy with
+//!   targets threshold 2); its finalize step keeps the staged production threshold, so a
+//!   threshold of 3 survives any fioctl change only when the server stages the production
+//!   root at `init` — which is what this server does. The courier and the signer derive the
+//!   same document (`shared::transform::derive_prod_root`), checked against fioctl's `review
+//!   --raw --prod`.
+//! * **fioctl quirks users see**, not simulator differences: `delete-offline-key --keys`
+//!   prints an empty `= Delete keyid:` line (it prints the `--key-id` flag) and then the
+//!   removed key as `= Removing unused key`; fioctl 9b0a6e7 has no `updates status` command
+//!   (`updates review` is its status; the courier has both).
 
 mod ci;
 mod docs;

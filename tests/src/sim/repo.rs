@@ -65,8 +65,9 @@ fn stream_map(f: &Factory, docs: Vec<(String, String)>) -> Result<Reply, ApiErro
     Ok(Reply::Stream(segs))
 }
 
-/// `GET /ota/factories/{F}/prod-targets/?tag=a,b` (empty = all tags; 404 when none of the
-/// requested tags has production targets).
+/// `GET /ota/factories/{F}/prod-targets/?tag=a,b`: the named tags' production targets, 404
+/// when none of them has any. With no tag named (all tags) the answer is 200 and may be `{}`:
+/// see [`all_or_named`].
 pub(crate) fn prod_targets(f: &Factory, q: &HashMap<String, String>) -> Result<Reply, ApiError> {
     let wanted = list(q, "tag");
     let docs: Vec<(String, String)> = f
@@ -76,18 +77,12 @@ pub(crate) fn prod_targets(f: &Factory, q: &HashMap<String, String>) -> Result<R
         .filter(|(t, _)| wanted.is_empty() || wanted.contains(t))
         .map(|(t, r)| (t.clone(), r.blob.clone()))
         .collect();
-    if docs.is_empty() {
-        return Err(ApiError::not_found(if wanted.is_empty() {
-            "This factory has no production targets".to_string()
-        } else {
-            format!("No production targets for tag(s): {}", wanted.join(","))
-        }));
-    }
-    stream_map(f, docs)
+    all_or_named(f, &wanted, docs, "No production targets for tag(s)")
 }
 
-/// `GET /ota/factories/{F}/wave-targets/?name=w1,w2` (empty = all active waves; 404 when none
-/// of the requested waves exists).
+/// `GET /ota/factories/{F}/wave-targets/?name=w1,w2`: the named waves' targets, 404 when none
+/// of them exists. With no name (all active waves) the answer is 200 and may be `{}`: see
+/// [`all_or_named`].
 pub(crate) fn wave_targets(f: &Factory, q: &HashMap<String, String>) -> Result<Reply, ApiError> {
     let wanted = list(q, "name");
     let docs: Vec<(String, String)> = f
@@ -103,12 +98,30 @@ pub(crate) fn wave_targets(f: &Factory, q: &HashMap<String, String>) -> Result<R
         })
         .map(|w| (w.name.clone(), w.blob.clone()))
         .collect();
-    if docs.is_empty() {
-        return Err(ApiError::not_found(if wanted.is_empty() {
-            "This factory has no active waves".to_string()
-        } else {
-            format!("No such wave(s): {}", wanted.join(","))
-        }));
+    all_or_named(f, &wanted, docs, "No such wave(s)")
+}
+
+/// The answer of a prod-targets or wave-targets query: 404 only when names were asked for
+/// and none exists.
+///
+/// Why an empty "all" query answers `{}` rather than 404: `fioctl keys tuf updates
+/// sign-prod-targets` without `--tags`/`--waves` (its documented default, "all tags" and "all
+/// active Waves") fetches both lists and treats a 404 as fatal ("Failed to fetch production
+/// Wave Targets"), so with a 404 the default would fail on every factory without an active
+/// wave — the usual state. fioctl 9b0a6e7 works through that path against this simulator
+/// (`tests/tests/interop/fioctl_conformance.rs`). A single named tag that does not exist still
+/// answers 404: `fioctl waves init` relies on it (it indexes the answer by that tag).
+fn all_or_named(
+    f: &Factory,
+    wanted: &[String],
+    docs: Vec<(String, String)>,
+    missing: &str,
+) -> Result<Reply, ApiError> {
+    if docs.is_empty() && !wanted.is_empty() {
+        return Err(ApiError::not_found(format!(
+            "{missing}: {}",
+            wanted.join(",")
+        )));
     }
     stream_map(f, docs)
 }
