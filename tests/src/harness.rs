@@ -800,6 +800,46 @@ impl World {
             .ok()
     }
 
+    /// The offline targets key ids of the served root: every targets key but the online one.
+    pub fn offline_targets(&self) -> Vec<KeyId> {
+        let view = self.view();
+        let online = view.online_keys().targets.clone();
+        view.ci_root()
+            .expect("ci root")
+            .signed
+            .role_keyids(Role::Targets)
+            .iter()
+            .filter(|k| **k != online)
+            .cloned()
+            .collect()
+    }
+
+    /// Panics unless the served targets of every production tag and of every active wave
+    /// carry a signature by `key`.
+    #[track_caller]
+    pub fn assert_targets_signed_by(&self, key: &KeyId) {
+        let view = self.view();
+        let tags = view.tags().into_iter().map(|t| {
+            let doc = view.prod_targets(&t).expect("prod targets").expect("tag");
+            (format!("tag {t}"), doc)
+        });
+        let waves = view
+            .waves()
+            .into_iter()
+            .filter(|w| w.status == crate::sim::WaveStatus::Active)
+            .map(|w| {
+                let doc = view
+                    .wave_targets(&w.name)
+                    .expect("wave targets")
+                    .expect("wave");
+                (format!("wave {}", w.name), doc)
+            });
+        for (what, doc) in tags.chain(waves) {
+            let ids: Vec<&KeyId> = doc.signatures.iter().map(|s| &s.keyid).collect();
+            assert!(ids.contains(&key), "{what} not signed by {key}: {ids:?}");
+        }
+    }
+
     /// The factory's committed state on the simulator (for assertions).
     pub fn view(&self) -> FactoryView {
         self.sim().factory(&self.factory).expect("factory view")

@@ -18,56 +18,15 @@
 
 use std::path::{Path, PathBuf};
 
-use shared::keys::KeyId;
 use shared::metadata::{Role, SignedRoot};
 use tests::harness::{path_str, tarball_keyids, History, Run, World, WorldOptions};
 
-/// What fioctl prints when a transaction was applied.
-const APPLIED: &str = "The staged TUF root updates were applied to your Factory.";
-
-/// `fioctl ARGS` on the online machine (the fioctl user's machine: keys and network in one
-/// place, as fioctl works), which must succeed.
-fn fio(w: &World, args: &[&str]) -> Run {
-    w.fioctl(&w.online, args).ok()
-}
+use crate::fioctl_support::{
+    fio, fioctl_release, fioctl_rotate, fioctl_rotated, role_keys, served, APPLIED,
+};
 
 fn online(w: &World, name: &str) -> PathBuf {
     w.online.path(name)
-}
-
-fn offline_targets(w: &World) -> Vec<KeyId> {
-    let view = w.view();
-    let online = view.online_keys().targets.clone();
-    view.ci_root()
-        .unwrap()
-        .signed
-        .role_keyids(Role::Targets)
-        .iter()
-        .filter(|k| **k != online)
-        .cloned()
-        .collect()
-}
-
-/// Every production tag's served targets carry a signature by `key`.
-fn tags_signed_by(w: &World, key: &KeyId) {
-    let view = w.view();
-    for tag in view.tags() {
-        let doc = view.prod_targets(&tag).unwrap().unwrap();
-        assert!(
-            doc.signatures.iter().any(|s| &s.keyid == key),
-            "tag {tag} not signed by {key}"
-        );
-    }
-}
-
-/// Checks what a device checks, and that the server's CI root is `version`.
-fn served(w: &World, version: u64) {
-    let report = w.device_check();
-    assert_eq!(
-        (report.ci_version, report.prod_version),
-        (version, version),
-        "{report:?}"
-    );
 }
 
 #[test]
@@ -97,21 +56,7 @@ fn fioctl_takes_a_new_factory_offline_and_rotates_its_keys() {
     assert_eq!(prod.signed.version, 1);
 
     // First-time root rotation.
-    fio(
-        &w,
-        &[
-            "keys",
-            "tuf",
-            "rotate-offline-key",
-            "--role",
-            "root",
-            "--first-time",
-            "--keys",
-            path_str(&root_keys),
-        ],
-    )
-    .says("= New root keyid")
-    .says(APPLIED);
+    fioctl_rotated(&w, "root", true, &root_keys, None).says("= New root keyid");
     served(&w, 2);
     assert!(w.view().root_offline());
 
@@ -129,81 +74,29 @@ fn fioctl_takes_a_new_factory_offline_and_rotates_its_keys() {
     }
 
     // A later root rotation.
-    fio(
-        &w,
-        &[
-            "keys",
-            "tuf",
-            "rotate-offline-key",
-            "--role",
-            "root",
-            "--keys",
-            path_str(&root_keys),
-        ],
-    )
-    .says(APPLIED);
+    fioctl_rotated(&w, "root", false, &root_keys, None);
     served(&w, 3);
 
     // The first targets key rotation, into a separate tarball (no production targets yet).
-    fio(
-        &w,
-        &[
-            "keys",
-            "tuf",
-            "rotate-offline-key",
-            "--role",
-            "targets",
-            "--keys",
-            path_str(&root_keys),
-            "--targets-keys",
-            path_str(&targets_keys),
-        ],
-    )
-    .says("= New Target keyid")
-    .says(APPLIED);
+    fioctl_rotated(&w, "targets", false, &root_keys, Some(&targets_keys))
+        .says("= New Target keyid");
     served(&w, 4);
-    let t1 = offline_targets(&w);
+    let t1 = w.offline_targets();
     assert_eq!(tarball_keyids(&targets_keys, Role::Targets), t1);
 
     // A wave: the first production tag.
     let newest = w.init.builds.to_string();
-    fio(
-        &w,
-        &[
-            "waves",
-            "init",
-            "-k",
-            path_str(&targets_keys),
-            "wave-1",
-            &newest,
-            "production",
-        ],
-    );
-    fio(&w, &["waves", "complete", "wave-1"]);
-    tags_signed_by(&w, &t1[0]);
+    fioctl_release(&w, &targets_keys, ("wave-1", &newest, "production"));
+    w.assert_targets_signed_by(&t1[0]);
     assert_eq!(w.device_check().targets_checked, ["prod:production"]);
 
     // A second targets rotation re-signs the production tag with the new key.
-    fio(
-        &w,
-        &[
-            "keys",
-            "tuf",
-            "rotate-offline-key",
-            "--role",
-            "targets",
-            "--keys",
-            path_str(&root_keys),
-            "--targets-keys",
-            path_str(&targets_keys),
-        ],
-    )
-    .says("= Re-signing prod Targets")
-    .says(APPLIED);
+    fioctl_rotated(&w, "targets", false, &root_keys, Some(&targets_keys))
+        .says("= Re-signing prod Targets");
     served(&w, 5);
-    let t2 = offline_targets(&w);
+    let t2 = w.offline_targets();
     assert_ne!(t2, t1);
-    tags_signed_by(&w, &t2[0]);
+    w.assert_targets_signed_by(&t2[0]);
 
     // An active wave: the targets rotation is refused by the server at apply (fioctl's help:
     // "if there is an active Wave in your factory, the TUF targets rotation is not
@@ -222,24 +115,11 @@ fn fioctl_takes_a_new_factory_offline_and_rotates_its_keys() {
     );
     run.ok();
     let server = w.server_state();
-    let run = w.fioctl(
-        &w.online,
-        [
-            "keys",
-            "tuf",
-            "rotate-offline-key",
-            "--role",
-            "targets",
-            "--keys",
-            path_str(&root_keys),
-            "--targets-keys",
-            path_str(&targets_keys),
-        ],
-    );
+    let run = fioctl_rotate(&w, "targets", false, &root_keys, Some(&targets_keys));
     assert_ne!(run.code, 0, "{}", run.stdout);
     run.says("not allowed while a wave is active")
         .says("No changes were made to your Factory");
-    assert_eq!(offline_targets(&w), t2);
+    assert_eq!(w.offline_targets(), t2);
     fio(&w, &["keys", "tuf", "updates", "cancel"]);
     assert_eq!(
         w.server_state(),
@@ -263,38 +143,19 @@ fn fioctl_takes_a_new_factory_offline_and_rotates_its_keys() {
 fn fioctl_with_the_targets_key_in_the_root_tarball() {
     let w = World::new(WorldOptions::default());
     let keys = online(&w, "offline-creds.tgz");
-    let rotate = |role: &str, first: bool| {
-        let mut args = vec!["keys", "tuf", "rotate-offline-key", "--role", role];
-        if first {
-            args.push("--first-time");
-        }
-        args.extend(["--keys", path_str(&keys)]);
-        fio(&w, &args).says(APPLIED);
-    };
+    let rotate = |role: &str, first: bool| fioctl_rotated(&w, role, first, &keys, None);
     rotate("root", true);
     rotate("targets", false);
     served(&w, 3);
-    let t1 = offline_targets(&w);
+    let t1 = w.offline_targets();
     assert_eq!(tarball_keyids(&keys, Role::Targets), t1);
     let newest = w.init.builds.to_string();
-    fio(
-        &w,
-        &[
-            "waves",
-            "init",
-            "-k",
-            path_str(&keys),
-            "w",
-            &newest,
-            "production",
-        ],
-    );
-    fio(&w, &["waves", "complete", "w"]);
+    fioctl_release(&w, &keys, ("w", &newest, "production"));
     rotate("targets", false);
     served(&w, 4);
-    let t2 = offline_targets(&w);
+    let t2 = w.offline_targets();
     assert_ne!(t1, t2);
-    tags_signed_by(&w, &t2[0]);
+    w.assert_targets_signed_by(&t2[0]);
     // Both targets keys stay in the one tarball, next to the root key and first-root.
     let held = tarball_keyids(&keys, Role::Targets);
     assert!(held.contains(&t1[0]) && held.contains(&t2[0]), "{held:?}");
@@ -340,16 +201,6 @@ fn begin(w: &World, changelog: &str) -> String {
     )
 }
 
-/// The role's key ids in the served CI root.
-fn role_keys(w: &World, role: Role) -> Vec<KeyId> {
-    w.view()
-        .ci_root()
-        .unwrap()
-        .signed
-        .role_keyids(role)
-        .to_vec()
-}
-
 #[test]
 #[cfg_attr(
     not(has_fioctl),
@@ -370,7 +221,7 @@ fn fioctl_expert_mode_on_an_offline_factory() {
     let targets2_keys = online(&w, "targets2.keys.tgz");
     served(&w, 3);
     let r1 = role_keys(&w, Role::Root);
-    let t1 = offline_targets(&w);
+    let t1 = w.offline_targets();
 
     // A second root key and a threshold of 2: sign with both, apply.
     let txid = begin(&w, "a second root key");
@@ -480,7 +331,7 @@ fn fioctl_expert_mode_on_an_offline_factory() {
     assert_ne!(after.targets, before.targets);
     assert_ne!(after.snapshot, before.snapshot);
     assert_ne!(after.timestamp, before.timestamp);
-    tags_signed_by(&w, &after.targets);
+    w.assert_targets_signed_by(&after.targets);
 
     // A second offline targets key, production targets threshold 3: sign-prod-targets with
     // its documented default (all tags, all active waves — there are none).
@@ -525,11 +376,11 @@ fn fioctl_expert_mode_on_an_offline_factory() {
         .says("signature(s) to the production targets of tag production");
     updates(&w, &["apply", "--txid", &txid]).says(APPLIED);
     served(&w, 7);
-    assert_eq!(offline_targets(&w), [t1.clone(), t2.clone()].concat());
+    assert_eq!(w.offline_targets(), [t1.clone(), t2.clone()].concat());
     let prod = w.view().prod_root().unwrap().unwrap();
     assert_eq!(prod.signed.roles["targets"].threshold, 3);
-    tags_signed_by(&w, &t1[0]);
-    tags_signed_by(&w, &t2[0]);
+    w.assert_targets_signed_by(&t1[0]);
+    w.assert_targets_signed_by(&t2[0]);
 
     // A wave needs all three now: waves init signs with one offline key, waves sign adds the
     // other; a device accepts it only then.
@@ -631,4 +482,34 @@ fn a_production_root_not_staged_yet_is_derived_as_fioctl_derives_it() {
         (2, w.view().ci_root().unwrap().signed.keys.len())
     );
     updates(&w, &["cancel"]);
+}
+
+#[test]
+#[cfg_attr(
+    not(has_fioctl),
+    ignore = "fioctl not installed: set OFFLINE_TUF_FIOCTL to a fioctl binary (README: Tests)"
+)]
+fn fioctl_rotates_the_targets_key_of_a_factory_with_production_tags() {
+    // `factory-sim init --tags 2 --offline-keys`: the tags carry the online and the offline
+    // targets signature, as on a real factory, so fioctl re-signs both and apply accepts.
+    let w = World::new(WorldOptions {
+        history: History::Offline,
+        tags: 2,
+        waves: 1,
+        prod_behind: 1,
+        ..WorldOptions::default()
+    });
+    let root_keys = w.offline.path("root.keys.tgz");
+    let targets_keys = w.offline.path("targets.keys.tgz");
+    let t1 = w.offline_targets();
+    w.assert_targets_signed_by(&t1[0]);
+    let wave = w.init.waves[0].clone();
+    fio(&w, &["waves", "complete", &wave]);
+    fioctl_rotated(&w, "targets", false, &root_keys, Some(&targets_keys))
+        .says("= Re-signing prod Targets");
+    served(&w, 4);
+    let t2 = w.offline_targets();
+    assert_ne!(t2, t1);
+    w.assert_targets_signed_by(&t2[0]);
+    assert_eq!(w.device_check().targets_checked.len(), 2);
 }

@@ -15,80 +15,10 @@
 
 use std::path::Path;
 
-use shared::keys::KeyId;
 use shared::metadata::Role;
-use tests::harness::{path_str, tarball_keyids, tarball_keys, Run, World, WorldOptions};
+use tests::harness::{path_str, tarball_keyids, tarball_keys, Machine, World, WorldOptions};
 
-/// What fioctl prints when a transaction was applied.
-const APPLIED: &str = "The staged TUF root updates were applied to your Factory.";
-
-/// `fioctl ARGS` on the online machine, which must succeed.
-fn fio(w: &World, args: &[&str]) -> Run {
-    w.fioctl(&w.online, args).ok()
-}
-
-/// `fioctl keys tuf rotate-offline-key --role ROLE --keys KEYS [--targets-keys T]`.
-fn fioctl_rotate(w: &World, role: &str, keys: &Path, targets_keys: Option<&Path>) -> Run {
-    let mut args = vec![
-        "keys",
-        "tuf",
-        "rotate-offline-key",
-        "--role",
-        role,
-        "--keys",
-        path_str(keys),
-    ];
-    if let Some(t) = targets_keys {
-        args.extend(["--targets-keys", path_str(t)]);
-    }
-    fio(w, &args).says(APPLIED)
-}
-
-/// The offline targets key ids of the served CI root.
-fn offline_targets(w: &World) -> Vec<KeyId> {
-    let view = w.view();
-    let online = view.online_keys().targets.clone();
-    view.ci_root()
-        .unwrap()
-        .signed
-        .role_keyids(Role::Targets)
-        .iter()
-        .filter(|k| **k != online)
-        .cloned()
-        .collect()
-}
-
-/// The root role's key ids of the served CI root.
-fn root_keys_of(w: &World) -> Vec<KeyId> {
-    w.view()
-        .ci_root()
-        .unwrap()
-        .signed
-        .role_keyids(Role::Root)
-        .to_vec()
-}
-
-/// Every production tag's and active wave's served targets carry a signature by `key`.
-fn targets_signed_by(w: &World, key: &KeyId) {
-    let view = w.view();
-    for tag in view.tags() {
-        let doc = view.prod_targets(&tag).unwrap().unwrap();
-        assert!(
-            doc.signatures.iter().any(|s| &s.keyid == key),
-            "tag {tag} not signed by {key}"
-        );
-    }
-}
-
-/// Checks what a device checks, and that the CI root is `version`.
-fn served(w: &World, version: u64) {
-    let report = w.device_check();
-    assert_eq!(
-        (report.ci_version, report.prod_version),
-        (version, version),
-        "{report:?}"
-    );
-}
+use crate::fioctl_support::{fioctl_release, fioctl_rotated, role_keys, served};
 
 /// Carries `from` (one machine) to `to` (another) over the USB stick, byte for byte.
 fn carry(from: &Path, to: &Path) {
@@ -98,12 +28,7 @@ fn carry(from: &Path, to: &Path) {
 
 /// A courier request, then each signer step on its machine (`--yes OP... IN -o OUT`), then
 /// `courier updates push --apply`.
-fn ceremony(
-    w: &World,
-    name: &str,
-    request: &[&str],
-    steps: &[(&tests::harness::Machine, Vec<&str>)],
-) {
+fn ceremony(w: &World, name: &str, request: &[&str], steps: &[(&Machine, Vec<&str>)]) {
     let req = w.usb(&format!("{name}.req.tufbundle"));
     let mut args = request.to_vec();
     args.extend(["--bundle", path_str(&req)]);
@@ -141,37 +66,12 @@ fn fioctl_tarballs_serve_the_signer() {
     // fioctl takes the factory offline and releases a wave: its tarballs are the input here.
     let fio_root = w.online.path("fioctl-root.keys.tgz");
     let fio_targets = w.online.path("fioctl-targets.keys.tgz");
-    fio(
-        &w,
-        &[
-            "keys",
-            "tuf",
-            "rotate-offline-key",
-            "--role",
-            "root",
-            "--first-time",
-            "--keys",
-            path_str(&fio_root),
-        ],
-    )
-    .says(APPLIED);
-    fioctl_rotate(&w, "targets", &fio_root, Some(&fio_targets));
-    fio(
-        &w,
-        &[
-            "waves",
-            "init",
-            "-k",
-            path_str(&fio_targets),
-            "w5",
-            "5",
-            "production",
-        ],
-    );
-    fio(&w, &["waves", "complete", "w5"]);
+    fioctl_rotated(&w, "root", true, &fio_root, None);
+    fioctl_rotated(&w, "targets", false, &fio_root, Some(&fio_targets));
+    fioctl_release(&w, &fio_targets, ("w5", "5", "production"));
     served(&w, 3);
-    let k1 = root_keys_of(&w);
-    let t1 = offline_targets(&w);
+    let k1 = role_keys(&w, Role::Root);
+    let t1 = w.offline_targets();
 
     // The root key holder's laptop gets fioctl's root tarball, the targets key holder's
     // laptop its targets tarball.
@@ -268,7 +168,7 @@ fn fioctl_tarballs_serve_the_signer() {
         )],
     );
     served(&w, 4);
-    let k2 = root_keys_of(&w);
+    let k2 = role_keys(&w, Role::Root);
     assert_ne!(k2, k1);
     let held = tarball_keyids(&root_keys, Role::Root);
     assert!(held.contains(&k1[0]) && held.contains(&k2[0]), "{held:?}");
@@ -295,15 +195,15 @@ fn fioctl_tarballs_serve_the_signer() {
         ],
     );
     served(&w, 5);
-    let t2 = offline_targets(&w);
+    let t2 = w.offline_targets();
     assert_ne!(t2, t1);
-    targets_signed_by(&w, &t2[0]);
+    w.assert_targets_signed_by(&t2[0]);
     let held = tarball_keyids(&targets_keys, Role::Targets);
     assert!(held.contains(&t1[0]) && held.contains(&t2[0]), "{held:?}");
 
     // A wave signed offline with it.
     w.release_wave(&w.offline2, &targets_keys, ("w6", 6, "production"), &[]);
-    targets_signed_by(&w, &t2[0]);
+    w.assert_targets_signed_by(&t2[0]);
     assert_eq!(
         w.view()
             .prod_targets("production")
@@ -354,14 +254,14 @@ fn fioctl_tarballs_serve_the_signer() {
     );
     served(&w, 7);
     assert_ne!(w.view().online_keys().targets, before.targets);
-    targets_signed_by(&w, &w.view().online_keys().targets.clone());
+    w.assert_targets_signed_by(&w.view().online_keys().targets.clone());
 
     // fioctl takes its (now updated) tarballs back: the toolkit's keys are fioctl's keys.
     carry(&root_keys, &fio_root);
     carry(&targets_keys, &fio_targets);
-    fioctl_rotate(&w, "targets", &fio_root, Some(&fio_targets));
+    fioctl_rotated(&w, "targets", false, &fio_root, Some(&fio_targets));
     served(&w, 8);
-    targets_signed_by(&w, &offline_targets(&w)[0]);
+    w.assert_targets_signed_by(&w.offline_targets()[0]);
     assert!(tarball_keys(&fio_targets).len() >= 3);
 }
 
@@ -435,8 +335,8 @@ fn signer_tarballs_serve_fioctl_in_a_mixed_ceremony() {
         &["--passphrase-file", pf],
     );
     served(&w, 3);
-    let k1 = root_keys_of(&w);
-    let t1 = offline_targets(&w);
+    let k1 = role_keys(&w, Role::Root);
+    let t1 = w.offline_targets();
 
     // fioctl's turn, with the signer's tarballs: the plain one as it is, the encrypted one
     // decrypted. A root rotation, a targets rotation that re-signs the tag (its offline
@@ -446,28 +346,17 @@ fn signer_tarballs_serve_fioctl_in_a_mixed_ceremony() {
     carry(&root_keys, &fio_root);
     std::fs::write(&fio_targets, age_decrypt(&targets_age, passphrase)).unwrap();
     assert_eq!(tarball_keyids(&fio_targets, Role::Targets), t1);
-    fioctl_rotate(&w, "root", &fio_root, None).says("= New root keyid");
+    fioctl_rotated(&w, "root", false, &fio_root, None).says("= New root keyid");
     served(&w, 4);
-    let k2 = root_keys_of(&w);
+    let k2 = role_keys(&w, Role::Root);
     assert_ne!(k2, k1);
-    fioctl_rotate(&w, "targets", &fio_root, Some(&fio_targets)).says("= Re-signing prod Targets");
+    fioctl_rotated(&w, "targets", false, &fio_root, Some(&fio_targets))
+        .says("= Re-signing prod Targets");
     served(&w, 5);
-    let t2 = offline_targets(&w);
+    let t2 = w.offline_targets();
     assert_ne!(t2, t1);
-    targets_signed_by(&w, &t2[0]);
-    fio(
-        &w,
-        &[
-            "waves",
-            "init",
-            "-k",
-            path_str(&fio_targets),
-            "w5",
-            "5",
-            "production",
-        ],
-    );
-    fio(&w, &["waves", "complete", "w5"]);
+    w.assert_targets_signed_by(&t2[0]);
+    fioctl_release(&w, &fio_targets, ("w5", "5", "production"));
     served(&w, 5);
 
     // The toolkit's turn again, with the tarballs fioctl updated: the signer's trusted root
@@ -485,10 +374,10 @@ fn signer_tarballs_serve_fioctl_in_a_mixed_ceremony() {
         )],
     );
     served(&w, 6);
-    let k3 = root_keys_of(&w);
+    let k3 = role_keys(&w, Role::Root);
     assert!(k3 != k2 && k3 != k1);
     w.release_wave(&w.offline2, &targets_plain, ("w6", 6, "production"), &[]);
-    targets_signed_by(&w, &t2[0]);
+    w.assert_targets_signed_by(&t2[0]);
     assert_eq!(
         w.view()
             .prod_targets("production")

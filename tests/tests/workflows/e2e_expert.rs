@@ -44,19 +44,6 @@ fn root_role(w: &World) -> (Vec<KeyId>, u64) {
     )
 }
 
-fn offline_targets(w: &World) -> Vec<KeyId> {
-    let view = w.view();
-    let online = view.online_keys().targets.clone();
-    view.ci_root()
-        .unwrap()
-        .signed
-        .role_keyids(Role::Targets)
-        .iter()
-        .filter(|k| **k != online)
-        .cloned()
-        .collect()
-}
-
 fn prod_signers(w: &World, tag: &str) -> Vec<KeyId> {
     w.view()
         .prod_targets(tag)
@@ -104,7 +91,7 @@ fn expert_mode_operations() {
     w.pin_trust(&w.offline2, &[]);
     // Two key holders' laptops: they pin each other's signing identities.
     w.pin_cosigners();
-    let t1 = offline_targets(&w);
+    let t1 = w.offline_targets();
     assert_eq!(t1.len(), 1);
     let t1 = t1[0].clone();
     assert_eq!(
@@ -247,7 +234,7 @@ fn expert_mode_operations() {
     let t2 = tarball_keyids(&targets2_keys, Role::Targets);
     assert_eq!(t2.len(), 1);
     let t2 = t2[0].clone();
-    assert_eq!(offline_targets(&w), vec![t1.clone(), t2.clone()]);
+    assert_eq!(w.offline_targets(), vec![t1.clone(), t2.clone()]);
     let prod = w.view().prod_root().unwrap().unwrap();
     assert_eq!(prod.signed.threshold(Role::Targets), 3);
     assert_eq!(
@@ -290,7 +277,7 @@ fn expert_mode_operations() {
         ],
     );
     assert_eq!(w.device_check().ci_version, 8);
-    assert_eq!(offline_targets(&w), vec![t2.clone()]);
+    assert_eq!(w.offline_targets(), vec![t2.clone()]);
     let signers = prod_signers(&w, &tag);
     assert!(
         !signers.contains(&t1) && signers.contains(&t2),

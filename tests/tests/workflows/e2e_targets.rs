@@ -27,22 +27,6 @@ fn assert_only_targets_threshold_differs(w: &World) {
     );
 }
 
-/// The offline targets key ids of the current production root (every targets key but the
-/// online one).
-fn offline_targets(w: &World) -> Vec<KeyId> {
-    let view = w.view();
-    let online = view.online_keys().targets.clone();
-    view.prod_root()
-        .unwrap()
-        .unwrap()
-        .signed
-        .role_keyids(Role::Targets)
-        .iter()
-        .filter(|k| **k != online)
-        .cloned()
-        .collect()
-}
-
 /// Key ids that signed every production tag and every wave of the factory.
 fn assert_all_targets_signed_by(w: &World, key: &KeyId, not: Option<&KeyId>) {
     let view = w.view();
@@ -141,7 +125,7 @@ fn targets_rotation_with_a_separate_targets_tarball() {
     let targets = w.offline.path("targets.keys.tgz");
     w.pin_trust(&w.offline, &[]);
     let root_tarball = std::fs::read(&keys).unwrap();
-    let t1 = offline_targets(&w);
+    let t1 = w.offline_targets();
     assert_eq!(t1.len(), 1);
     assert_eq!(tarball_keyids(&targets, Role::Targets), t1);
     assert_all_targets_signed_by(&w, &t1[0], None);
@@ -188,7 +172,7 @@ fn targets_rotation_with_a_separate_targets_tarball() {
         .says("not allowed while a wave is active")
         .says("complete or cancel the wave");
     w.courier(["updates", "cancel"]).ok();
-    assert_eq!(offline_targets(&w), t1);
+    assert_eq!(w.offline_targets(), t1);
 
     // Once the wave is complete, the rotation re-signs every production tag with the new
     // key (their t1 signatures verify).
@@ -198,7 +182,7 @@ fn targets_rotation_with_a_separate_targets_tarball() {
     let report = w.device_check();
     assert_eq!(report.ci_version, 4);
     assert_eq!(report.targets_checked.len(), 2, "{report:?}");
-    let t2 = offline_targets(&w);
+    let t2 = w.offline_targets();
     assert_eq!(t2.len(), 1);
     assert_ne!(t2, t1);
     let held = tarball_keyids(&targets, Role::Targets);
@@ -215,7 +199,7 @@ fn targets_rotation_with_a_separate_targets_tarball() {
     // And once more, through the expert route (no wave is active now).
     rotate_targets(&w, "targets3", &keys, Some(&targets), true);
     assert_eq!(w.device_check().ci_version, 5);
-    let t3 = offline_targets(&w);
+    let t3 = w.offline_targets();
     assert_ne!(t3, t2);
     assert_all_targets_signed_by(&w, &t3[0], Some(&t2[0]));
 }
@@ -229,7 +213,7 @@ fn targets_rotation_with_the_single_tarball() {
     rotate_targets(&w, "targets1", &keys, None, false);
     let report = w.device_check();
     assert_eq!(report.ci_version, 3);
-    let t1 = offline_targets(&w);
+    let t1 = w.offline_targets();
     assert_eq!(t1.len(), 1);
     // One tarball: first-root, the root key and the targets key.
     assert_eq!(tarball_keyids(&keys, Role::Targets), t1);
@@ -333,7 +317,7 @@ fn root_and_targets_holders_on_different_machines() {
     assert_eq!(pushes(&w), n + 1, "one upload");
     let report = w.device_check();
     assert_eq!(report.ci_version, 3);
-    let t1 = offline_targets(&w);
+    let t1 = w.offline_targets();
     assert_eq!(t1.len(), 1);
     assert_eq!(tarball_keyids(&targets_keys, Role::Targets), t1);
     assert!(tarball_keyids(&root_keys, Role::Targets).is_empty());
@@ -373,7 +357,7 @@ fn root_and_targets_holders_on_different_machines() {
     w.push_apply(&resp);
     let report = w.device_check();
     assert_eq!(report.ci_version, 4);
-    let t2 = offline_targets(&w);
+    let t2 = w.offline_targets();
     assert_eq!(t2.len(), 1);
     assert_ne!(t2, t1);
     assert_all_targets_signed_by(&w, &t2[0], Some(&t1[0]));
