@@ -67,8 +67,7 @@ pub fn run(ctx: &Ctx, args: &ExpiryArgs) -> Result<()> {
     };
     let client = ctx.client()?;
     let txn = Txn::fetch(&client)?;
-    let root_renew = "renew with a root ceremony (`courier updates init`, then sign offline)";
-    let mut docs = expiry::root_docs("", &txn.current_ci, txn.current_prod.as_ref(), root_renew);
+    let mut docs = expiry::root_docs("", &txn.current_ci, txn.current_prod.as_ref());
     let parse_all = |served: Option<BTreeMap<String, Box<RawValue>>>| {
         served
             .unwrap_or_default()
@@ -77,16 +76,12 @@ pub fn run(ctx: &Ctx, args: &ExpiryArgs) -> Result<()> {
             .collect::<Result<Vec<(String, TargetsSummary)>>>()
     };
     let tags = parse_all(client.prod_targets(&[])?)?;
-    docs.extend(expiry::targets_docs(
-        "production targets",
+    docs.extend(expiry::production_targets_docs(
         tags.iter().map(|(k, t)| (k.as_str(), t)),
-        |tag| format!("re-sign offline (`courier prod-targets pull --tags {tag}`)"),
     ));
     let waves = parse_all(client.wave_targets(&[])?)?;
-    docs.extend(expiry::targets_docs(
-        "wave",
+    docs.extend(expiry::wave_docs(
         waves.iter().map(|(k, t)| (k.as_str(), t)),
-        |_| "finish or re-create the wave before it expires".to_string(),
     ));
     let items = expiry::assess(docs, &now, &h);
     if let Some(path) = &args.ics {

@@ -54,16 +54,18 @@ pub fn check_root_content(root: &Root, what: &str, now: &Timestamp, findings: &m
         findings.push(finding(
             Level::Error,
             format!(
-                "{what} expired on {}: devices refuse it; rotate or re-sign the root",
-                root.expires
+                "{what} expired on {}: devices refuse it; {}",
+                root.expires,
+                shared::expiry::RENEW_ROOT
             ),
         ));
     } else if days < EXPIRY_WARNING_DAYS {
         findings.push(finding(
             Level::Warning,
             format!(
-                "{what} expires in {days} day(s) ({}): rotate the root key or re-sign the root before then",
-                root.expires.date()
+                "{what} expires in {days} day(s) ({}): {}",
+                root.expires.date(),
+                shared::expiry::RENEW_ROOT
             ),
         ));
     }

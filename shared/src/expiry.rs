@@ -12,38 +12,72 @@ use crate::metadata::{SignedRoot, TargetsSummary, Timestamp};
 /// One document for [`assess`]: what it is, when it expires, what renews it.
 pub type Doc = (String, Timestamp, String);
 
-/// A CI root and its production root as `{prefix}CI root vN` / `{prefix}production root vN`.
-pub fn root_docs(
-    prefix: &str,
-    ci: &SignedRoot,
-    prod: Option<&SignedRoot>,
-    renew: &str,
-) -> Vec<Doc> {
+/// What renews a root. Only a root key rotation moves a root's expiry (fioctl sets the new
+/// root's expiry one year ahead when it replaces the root key); signing a root again, or any
+/// other change, keeps the expiry it has.
+pub const RENEW_ROOT: &str = "rotate the root key (`courier rotate-offline-key --role root`, then \
+     `signer rotate-offline-key --role root`): the new root expires one year later";
+
+/// What renews the production targets of `tag` (now at `version`). Their expiry is the one
+/// the wave that released them was created with; re-signing them (a targets key rotation,
+/// `sign-prod-targets`) keeps it, so only a new wave with a newer build renews it.
+pub fn renew_production_targets(tag: &str, version: u64) -> String {
+    format!(
+        "release a wave of a build newer than v{version} to tag {tag} (`courier waves init NAME \
+         VERSION {tag} -e DAYS`, `signer sign-wave`, `courier waves push`, `courier waves \
+         complete NAME`): the tag takes the wave's expiry; re-signing keeps the old one"
+    )
+}
+
+/// What renews a wave's targets: nothing but creating the wave again (a wave keeps the
+/// expiry it was created with, and a completed wave passes it on to the tag).
+pub fn renew_wave(name: &str) -> String {
+    format!(
+        "a wave keeps the expiry it was created with: cancel it (`courier waves cancel {name}`) \
+         and release the same build in a new wave (`courier waves init NEW-NAME VERSION TAG -e \
+         DAYS`, `signer sign-wave`, `courier waves push`)"
+    )
+}
+
+/// A CI root and its production root as `{prefix}CI root vN` / `{prefix}production root vN`,
+/// renewed as [`RENEW_ROOT`] says.
+pub fn root_docs(prefix: &str, ci: &SignedRoot, prod: Option<&SignedRoot>) -> Vec<Doc> {
     std::iter::once(("CI", ci))
         .chain(prod.map(|p| ("production", p)))
         .map(|(kind, r)| {
             (
                 format!("{prefix}{kind} root v{}", r.signed.version),
                 r.signed.expires,
-                renew.to_string(),
+                RENEW_ROOT.to_string(),
             )
         })
         .collect()
 }
 
-/// Targets documents as `{kind} NAME vN` (`production targets main v12`, `wave w1 v3`), each
-/// renewed as `renew(NAME)` says.
-pub fn targets_docs<'a>(
-    kind: &str,
+/// Production targets per tag as `production targets TAG vN`, renewed as
+/// [`renew_production_targets`] says.
+pub fn production_targets_docs<'a>(
     docs: impl IntoIterator<Item = (&'a str, &'a TargetsSummary)>,
-    renew: impl Fn(&str) -> String,
 ) -> Vec<Doc> {
+    docs.into_iter()
+        .map(|(tag, t)| {
+            (
+                format!("production targets {tag} v{}", t.version),
+                t.expires,
+                renew_production_targets(tag, t.version),
+            )
+        })
+        .collect()
+}
+
+/// Wave targets as `wave NAME vN`, renewed as [`renew_wave`] says.
+pub fn wave_docs<'a>(docs: impl IntoIterator<Item = (&'a str, &'a TargetsSummary)>) -> Vec<Doc> {
     docs.into_iter()
         .map(|(name, t)| {
             (
-                format!("{kind} {name} v{}", t.version),
+                format!("wave {name} v{}", t.version),
                 t.expires,
-                renew(name),
+                renew_wave(name),
             )
         })
         .collect()

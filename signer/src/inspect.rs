@@ -19,6 +19,7 @@ use similar::{ChangeTag, TextDiff};
 
 use shared::canonical;
 use shared::changes::{root_changes, RootChanges};
+use shared::expiry;
 use shared::keys::{KeyId, KeyType};
 use shared::metadata::{Role, Root, SignedRoot, TargetsSummary, Timestamp};
 use shared::verify;
@@ -332,8 +333,8 @@ pub fn build_report(
     }
     if l.current_ci.signed.expires <= *now {
         let line = format!(
-            "the current root v{} expired at {}: devices refuse an expired root; the staged root must renew it (a root key rotation sets the expiry one year ahead)",
-            l.current_ci.signed.version, l.current_ci.signed.expires
+            "the current root v{} expired at {}: devices refuse an expired root; the staged root must renew it: {}",
+            l.current_ci.signed.version, l.current_ci.signed.expires, expiry::RENEW_ROOT
         );
         if allow_expired {
             warnings.push(format!("{line} (accepted with --allow-expired)"));
@@ -414,8 +415,9 @@ pub fn build_report(
         errors.push(format!("the staged root expired at {}", root.expires));
     } else if days_left < EXPIRY_WARNING_DAYS {
         warnings.push(format!(
-            "the root expires in {days_left} days ({}): rotate the root key, which renews the expiry for a year",
-            root.expires
+            "the root expires in {days_left} days ({}): {}",
+            root.expires,
+            expiry::RENEW_ROOT
         ));
     }
     let online_t = l.online.updated.get("targets");
@@ -506,8 +508,13 @@ pub fn build_report(
         }
         let left = now.days_until(&t.expires);
         if left < EXPIRY_WARNING_DAYS {
+            let renew = if t.kind == "waves" {
+                expiry::renew_wave(&t.name)
+            } else {
+                expiry::renew_production_targets(&t.name, t.version)
+            };
             warnings.push(format!(
-                "{}/{} expires in {left} days ({})",
+                "{}/{} expires in {left} days ({}): {renew}",
                 t.kind, t.name, t.expires
             ));
         }

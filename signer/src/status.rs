@@ -164,25 +164,19 @@ pub fn expiry_section(l: &Loaded, now: &Timestamp) -> Vec<String> {
         warn_days: EXPIRY_WARN_DAYS,
         critical_days: EXPIRY_CRITICAL_DAYS,
     };
-    let root = "root ceremony";
-    let mut docs = expiry::root_docs("current ", &l.current_ci, l.current_prod.as_ref(), root);
+    let mut docs = expiry::root_docs("current ", &l.current_ci, l.current_prod.as_ref());
     if l.has_draft || l.bundle.upload().is_some() {
         docs.extend(expiry::root_docs(
             "staged ",
             &l.draft_ci,
             Some(&l.draft_prod),
-            root,
         ));
     }
-    docs.extend(expiry::targets_docs(
-        "production targets",
+    docs.extend(expiry::production_targets_docs(
         l.prod_targets.iter().map(|(k, t)| (k.as_str(), t)),
-        |_| "sign-prod-targets".to_string(),
     ));
-    docs.extend(expiry::targets_docs(
-        "wave",
+    docs.extend(expiry::wave_docs(
         l.waves.iter().map(|(k, t)| (k.as_str(), t)),
-        |_| "finish or re-create the wave".to_string(),
     ));
     let mut lines = vec![format!(
         "Expiry (warning within {EXPIRY_WARN_DAYS} days, critical within {EXPIRY_CRITICAL_DAYS}; `courier expiry` for the live factory):"

@@ -47,7 +47,7 @@ fn expiry_radar_horizons_critical_exit_and_calendar() {
     // A wider warning horizon: warnings, still exit 0.
     w.courier(["expiry", "--warn", "400d", "--critical", "2w"])
         .ok()
-        .says("warning — renew with a root ceremony");
+        .says("warning — rotate the root key (`courier rotate-offline-key --role root`");
 
     // Within the critical horizon but not yet expired: exit 6, naming the documents.
     let soon = Timestamp::now().plus_days(360).to_string();
@@ -125,7 +125,7 @@ fn expired_root_is_reported_by_courier_and_signer_inspect() {
     w.signer(&w.offline, ["inspect", path_str(&req), "--allow-expired"])
         .says("Expiry (warning within 60 days, critical within 14")
         .says("current CI root v1")
-        .says("EXPIRED — root ceremony");
+        .says("EXPIRED — rotate the root key");
 }
 
 #[test]

@@ -16,5 +16,6 @@ mod e2e_refusals;
 mod e2e_root;
 mod e2e_targets;
 mod e2e_waves;
+mod expiry_renewal;
 mod pkcs11_e2e;
 mod pkcs11_signer;
