@@ -267,6 +267,13 @@ pub struct RotateArgs {
     /// keys file, which must not exist yet.
     #[arg(long)]
     pub first_time: bool,
+    /// `--role targets` only: the offline targets key being replaced is lost (its keys file
+    /// is gone); KEYID is its key id as the root lists it. The new key goes into
+    /// --targets-keys (a new file is fine), the root key holder's --keys signs the roots
+    /// (required: removing a key nobody can show is the root key holder's decision), and the
+    /// production and wave targets the lost key signed are re-signed by the new key.
+    #[arg(long, value_name = "KEYID")]
+    pub lost_key: Option<KeyId>,
     /// Key sources (tarballs or PKCS#11 tokens), passphrase and PIN.
     #[command(flatten)]
     pub src: crate::keysource::KeyArgs,

@@ -146,6 +146,18 @@ pub enum SignerError {
         /// The code shown.
         expected: String,
     },
+    /// A targets rotation found no current offline targets key in the keys file: the
+    /// error, and the command that replaces a lost key.
+    #[error("{0}; if that key is lost, the root key holder replaces it: {1}")]
+    LostTargetsKeyHint(Box<SignerError>, String),
+    /// `--lost-key` names no offline targets key of the roots in force, or is used wrongly.
+    #[error("--lost-key {keyid}: {problem}")]
+    LostKey {
+        /// The key id given.
+        keyid: String,
+        /// What is wrong with it.
+        problem: String,
+    },
     /// The keys file holds no key for the role.
     #[error("{path} holds no private key for any {role} key of {which} ({keyids}); use the keys file that holds it")]
     NoKey {

@@ -1105,6 +1105,14 @@ pub fn rotate_offline_key(ctx: &mut Ctx<'_>, args: &RotateArgs) -> Result<Outcom
 fn rotate_root(ctx: &mut Ctx<'_>, args: &RotateArgs) -> Result<Outcome> {
     let k = &args.src;
     k.refuse(true, false, "is only for --role targets")?;
+    if args.lost_key.is_some() {
+        return Err(SignerError::Usage(
+            "--lost-key is only for --role targets: a lost root key cannot be replaced (the \
+             root needs its signature); restore it from a backup (`signer keys restore`, \
+             `signer keys combine`)"
+                .into(),
+        ));
+    }
     if args.first_time {
         k.refuse(
             false,
@@ -1264,6 +1272,13 @@ fn rotate_targets(ctx: &mut Ctx<'_>, args: &RotateArgs) -> Result<Outcome> {
         SignerError::Usage("--role targets needs --targets-keys SOURCE and/or --keys SOURCE".into())
     })?;
     let root_src = k.root()?;
+    if args.lost_key.is_some() && root_src.is_none() {
+        return Err(SignerError::Usage(
+            "--lost-key needs the root keys (--keys): the root key holder authorizes removing \
+             a key nobody can show, and signs the roots"
+                .into(),
+        ));
+    }
     let dest_src = k.new_keys.as_ref().unwrap_or(tk_src);
     let mut srcs: Vec<&KeySource> = vec![tk_src, dest_src];
     srcs.extend(root_src);
@@ -1298,22 +1313,41 @@ fn rotate_targets(ctx: &mut Ctx<'_>, args: &RotateArgs) -> Result<Outcome> {
                 .to_string(),
         );
     }
-    // The offline targets key being replaced in the staged root.
-    let old = work
-        .tarballs
-        .offline_targets_key(tk, &work.ci.signed, &online, "the staged root")?;
-    // Which documents the old key (of the *current* root) signed: only those whose
-    // signature by it verifies are re-signed.
+    // The offline targets key being replaced in the staged root, and the one of the
+    // *current* root whose verified signatures mark the documents to re-sign: found in the
+    // targets keys source, or named by --lost-key when that source is gone.
     let cur_online = l
         .current_online_targets()
         .cloned()
         .unwrap_or(online.clone());
-    let resign_by = work.tarballs.offline_targets_key(
-        tk,
-        &l.current_ci.signed,
-        &cur_online,
-        "the current root",
-    )?;
+    let (old, resign_by) = match &args.lost_key {
+        Some(lost) => {
+            let lost = lost_targets_key(&l, lost, &online)?;
+            work.plan.push(format!(
+                "the offline targets key {} is lost: it is removed from the targets role by your \
+                 command, and what it signed is re-signed by the new key",
+                lost.short()
+            ));
+            (Some(lost.clone()), Some(lost))
+        }
+        None => {
+            let lost_hint = |e: SignerError| match e {
+                SignerError::NoKey { .. } => {
+                    SignerError::LostTargetsKeyHint(Box::new(e), tk_hint(&args.src))
+                }
+                other => other,
+            };
+            let old = work
+                .tarballs
+                .offline_targets_key(tk, &work.ci.signed, &online, "the staged root")
+                .map_err(lost_hint)?;
+            let resign_by = work
+                .tarballs
+                .offline_targets_key(tk, &l.current_ci.signed, &cur_online, "the current root")
+                .map_err(lost_hint)?;
+            (old, resign_by)
+        }
+    };
     work.new_key(
         Deferred {
             dest,
@@ -1339,6 +1373,62 @@ fn rotate_targets(ctx: &mut Ctx<'_>, args: &RotateArgs) -> Result<Outcome> {
     }
     new_key_hint(ctx.ui, dest_src);
     Ok(out)
+}
+
+/// The command that replaces a lost offline targets key, for the hint after a targets
+/// rotation found none in the keys file.
+fn tk_hint(k: &KeyArgs) -> String {
+    let root = k
+        .root()
+        .ok()
+        .flatten()
+        .map(|r| r.to_string())
+        .unwrap_or_else(|| "root.keys.tgz".to_string());
+    format!(
+        "`signer rotate-offline-key --role targets --lost-key KEYID --keys {root} --targets-keys \
+         NEW-targets.keys.tgz BUNDLE -o RESPONSE`"
+    )
+}
+
+/// Checks `--lost-key`: it names an offline targets key of both the staged and the current
+/// root (the one being replaced).
+fn lost_targets_key(l: &Loaded, lost: &KeyId, online: &KeyId) -> Result<KeyId> {
+    let refuse = |problem: String| SignerError::LostKey {
+        keyid: lost.to_string(),
+        problem,
+    };
+    if lost == online {
+        return Err(refuse(
+            "that is the online targets key, which the server holds; it cannot be lost offline"
+                .into(),
+        ));
+    }
+    let current_online = l.current_online_targets().unwrap_or(online);
+    for (root, which, online) in [
+        (&l.draft_ci.signed, "the staged root", online),
+        (&l.current_ci.signed, "the current root", current_online),
+    ] {
+        let offline: Vec<&KeyId> = root
+            .role_keyids(Role::Targets)
+            .iter()
+            .filter(|k| *k != online)
+            .collect();
+        if !offline.contains(&lost) {
+            return Err(refuse(format!(
+                "not an offline targets key of {which} (its offline targets keys: {})",
+                if offline.is_empty() {
+                    "none".to_string()
+                } else {
+                    offline
+                        .iter()
+                        .map(|k| k.short())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            )));
+        }
+    }
+    Ok(lost.clone())
 }
 
 /// `signer add-offline-key`.

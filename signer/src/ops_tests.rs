@@ -153,6 +153,7 @@ fn rotate_args(
     RotateArgs {
         role,
         first_time: first,
+        lost_key: None,
         src: ka(keys.map(Path::to_path_buf), tk.map(Path::to_path_buf)),
         key_type: KeyTypeArg::Ed25519,
         io,

@@ -840,6 +840,18 @@ impl World {
         }
     }
 
+    /// Compares what `run` printed with the snapshot `name` (`tests/snapshots/NAME.txt`, see
+    /// [`crate::snapshot`]): the command line, standard output, standard error and exit code,
+    /// with this world's directory and other run-dependent parts redacted.
+    #[track_caller]
+    pub fn snapshot(&self, name: &str, run: &Run) {
+        let text = format!(
+            "$ {}\n--- stdout\n{}--- stderr\n{}--- exit {}\n",
+            run.command_line, run.stdout, run.stderr, run.code
+        );
+        crate::snapshot::assert_snapshot(name, &text, &self.root);
+    }
+
     /// The factory's committed state on the simulator (for assertions).
     pub fn view(&self) -> FactoryView {
         self.sim().factory(&self.factory).expect("factory view")

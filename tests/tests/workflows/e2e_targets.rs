@@ -363,3 +363,97 @@ fn root_and_targets_holders_on_different_machines() {
     assert_all_targets_signed_by(&w, &t2[0], Some(&t1[0]));
     assert_only_targets_threshold_differs(&w);
 }
+
+#[test]
+fn a_lost_targets_key_is_replaced_by_the_root_key_holder() {
+    // A factory that went offline with two production tags; the targets key holder's
+    // tarball (t1) is lost.
+    let w = World::new(WorldOptions {
+        tags: 2,
+        history: History::Offline,
+        ..WorldOptions::default()
+    });
+    let keys = w.offline.path("root.keys.tgz");
+    std::fs::remove_file(w.offline.path("targets.keys.tgz")).unwrap();
+    let new = w.offline.path("new-targets.keys.tgz");
+    w.pin_trust(&w.offline, &[]);
+    let t1 = w.offline_targets();
+    let req = w.usb("lost.req.tufbundle");
+    let resp = w.usb("lost.resp.tufbundle");
+    w.request_rotation("targets", &req);
+    let rotate = |extra: &[&str]| {
+        let mut args = vec!["--yes", "rotate-offline-key", "--role", "targets"];
+        args.extend_from_slice(extra);
+        args.extend([path_str(&req), "-o", path_str(&resp)]);
+        w.signer(&w.offline, &args)
+    };
+    let untouched = w.watch(&[&keys, &new, &resp]);
+
+    // A rotation with a new tarball finds no key to replace, and says what to do.
+    let run = rotate(&["--keys", path_str(&keys), "--targets-keys", path_str(&new)]).fails();
+    w.snapshot("lost-targets-key-hint", &run);
+    // --lost-key needs the root keys, must name the current offline targets key, and is not
+    // for root keys.
+    let run = rotate(&[
+        "--lost-key",
+        t1[0].as_str(),
+        "--targets-keys",
+        path_str(&new),
+    ])
+    .fails();
+    w.snapshot("lost-targets-key-needs-root-keys", &run);
+    let online = w.view().online_keys().targets.clone();
+    let run = rotate(&[
+        "--lost-key",
+        online.as_str(),
+        "--keys",
+        path_str(&keys),
+        "--targets-keys",
+        path_str(&new),
+    ])
+    .fails();
+    w.snapshot("lost-targets-key-is-online", &run);
+    let root_key = tarball_keyids(&keys, Role::Root)[0].clone();
+    let run = w
+        .signer(
+            &w.offline,
+            [
+                "--yes",
+                "rotate-offline-key",
+                "--role",
+                "root",
+                "--lost-key",
+                root_key.as_str(),
+                "--keys",
+                path_str(&keys),
+                path_str(&req),
+                "-o",
+                path_str(&resp),
+            ],
+        )
+        .fails();
+    assert_eq!(run.code, 2);
+    w.snapshot("lost-key-not-for-root", &run);
+    untouched.assert_unchanged();
+
+    // The documented path: the root key holder replaces it.
+    rotate(&[
+        "--lost-key",
+        t1[0].as_str(),
+        "--keys",
+        path_str(&keys),
+        "--targets-keys",
+        path_str(&new),
+    ])
+    .ok()
+    .says("is lost");
+    w.push_apply(&resp);
+    let t2 = w.offline_targets();
+    assert_eq!(t2.len(), 1);
+    assert_ne!(t2, t1);
+    assert_eq!(tarball_keyids(&new, Role::Targets), t2);
+    // What the lost key signed is re-signed by the new one; devices accept it.
+    w.assert_targets_signed_by(&t2[0]);
+    let report = w.device_check();
+    assert_eq!((report.ci_version, report.targets_checked.len()), (4, 2));
+}
