@@ -29,6 +29,8 @@ pub mod authority;
 pub mod bundle;
 pub mod canonical;
 pub mod changes;
+#[cfg(feature = "cli-docs")]
+pub mod cli_docs;
 pub mod expiry;
 pub mod fsutil;
 pub mod keys;

@@ -28,8 +28,9 @@ pub struct Cli {
     pub state: Option<PathBuf>,
 
     /// Answer "yes" to confirmations. Without it, commands that create keys or sign ask on
-    /// the terminal, and refuse when there is no terminal.
-    #[arg(long, short = 'y', global = true)]
+    /// the terminal, and refuse when there is no terminal. (No short form: `-y` is fioctl's
+    /// `--key-type`, and means that here too.)
+    #[arg(long, global = true)]
     pub yes: bool,
 
     /// How a signature over a root draft is confirmed on the terminal: `yes` (type yes) or
@@ -143,6 +144,29 @@ pub enum Command {
     /// The append-only audit log of keys created and signatures made on this machine.
     #[command(subcommand)]
     Audit(crate::audit::AuditCommand),
+
+    /// Print the shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(CompletionsArgs),
+
+    /// Print the man page, or write one page per command into a directory.
+    Man(ManArgs),
+}
+
+/// `signer completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// `signer man`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write `signer.1` and one page per subcommand into this directory instead of printing
+    /// the main page.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 /// `signer trust …`.
@@ -209,13 +233,14 @@ pub struct InspectArgs {
     pub allow_expired: bool,
 }
 
-/// The key algorithm of generated keys.
+/// The key algorithm of generated keys. fioctl's spellings (`ED25519`, `RSA`, any case) are
+/// accepted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
 pub enum KeyTypeArg {
-    /// Ed25519 (recommended).
+    /// Ed25519 (recommended; the default here and in fioctl).
     #[default]
     Ed25519,
-    /// RSA 4096 (slow; only for compatibility).
+    /// RSA 4096 (slow; only for compatibility; fioctl's `RSA`).
     Rsa,
 }
 
@@ -277,8 +302,9 @@ pub struct RotateArgs {
     /// Key sources (tarballs or PKCS#11 tokens), passphrase and PIN.
     #[command(flatten)]
     pub src: crate::keysource::KeyArgs,
-    /// Algorithm of the new key.
-    #[arg(long, value_enum, default_value_t)]
+    /// Algorithm of the new key: ed25519 or rsa (RSA-4096), any case as in fioctl. Default
+    /// ed25519 here, as in fioctl (`ED25519`).
+    #[arg(long, short = 'y', value_enum, ignore_case = true, default_value_t)]
     pub key_type: KeyTypeArg,
     /// Bundle in and out.
     #[command(flatten)]
@@ -297,8 +323,9 @@ pub struct AddKeyArgs {
     /// Key sources (tarballs or PKCS#11 tokens), passphrase and PIN.
     #[command(flatten)]
     pub src: crate::keysource::KeyArgs,
-    /// Algorithm of the new key.
-    #[arg(long, value_enum, default_value_t)]
+    /// Algorithm of the new key: ed25519 or rsa (RSA-4096), any case as in fioctl. Default
+    /// ed25519 here, as in fioctl (`ED25519`).
+    #[arg(long, short = 'y', value_enum, ignore_case = true, default_value_t)]
     pub key_type: KeyTypeArg,
     /// Bundle in and out.
     #[command(flatten)]
@@ -314,8 +341,8 @@ pub struct DeleteKeyArgs {
     /// The role to remove the key from.
     #[arg(long, short = 'r', value_enum)]
     pub role: RoleArg,
-    /// The key id to remove (64 hex digits).
-    #[arg(long, value_name = "KEYID")]
+    /// The key id to remove (64 hex digits). fioctl's spelling `--key-id` works too.
+    #[arg(long, visible_alias = "key-id", value_name = "KEYID")]
     pub keyid: KeyId,
     /// Key sources (tarballs or PKCS#11 tokens), passphrase and PIN.
     #[command(flatten)]

@@ -238,11 +238,12 @@ pub struct PinArgs {
 pub struct KeyArgs {
     /// Root keys: a keys tarball (`root.keys.tgz`, `*.tgz.age`) or a PKCS#11 URI
     /// (`pkcs11:token=LABEL?module-path=MODULE.so`). Only `signer sign` takes it more than once.
+    /// `-k` as in fioctl.
     #[arg(long, short = 'k', value_name = "SOURCE")]
     pub keys: Vec<KeySource>,
     /// Offline targets key: a keys tarball or a PKCS#11 URI (default: --keys). A separate
-    /// file lets the targets key be shared without the root key.
-    #[arg(long, value_name = "SOURCE")]
+    /// file lets the targets key be shared without the root key. `-K` as in fioctl.
+    #[arg(long, short = 'K', value_name = "SOURCE")]
     pub targets_keys: Option<KeySource>,
     /// Rotations only: where the NEW key goes, when not where the old one is (e.g. move
     /// the root key from a tarball to a token). Default: --keys (root) or --targets-keys.

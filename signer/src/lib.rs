@@ -25,8 +25,10 @@
 pub mod audit;
 pub mod authority;
 pub mod cli;
+pub mod completions;
 pub mod cosigner;
 pub mod error;
+pub mod habits;
 pub mod identity;
 pub mod inspect;
 pub mod keys_cmd;
@@ -62,6 +64,11 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
 
 /// Runs a parsed command line with the given UI and time (for tests and embedding).
 pub fn run_with(cli: Cli, ui: &mut Ui, now: Timestamp) -> anyhow::Result<u8> {
+    match &cli.command {
+        Command::Completions(a) => return Ok(completions::completions(a.shell).map(|_| 0)?),
+        Command::Man(a) => return Ok(completions::man(a.dir.as_deref()).map(|_| 0)?),
+        _ => {}
+    }
     let state = StateDir::resolve(cli.state.as_deref())?;
     ui.set_digest_confirmation(cli.root_confirmation == cli::RootConfirmation::Digest);
     let dir = state.path().to_path_buf();
@@ -111,6 +118,7 @@ pub fn run_with(cli: Cli, ui: &mut Ui, now: Timestamp) -> anyhow::Result<u8> {
         Command::Identity(c) => identity::run(&c, &dir)?,
         Command::Keys(c) => keys_cmd::run(&c, &dir)?,
         Command::Audit(c) => audit::run(&c, &dir)?,
+        Command::Completions(_) | Command::Man(_) => {}
     }
     Ok(0)
 }

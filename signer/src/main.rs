@@ -5,7 +5,16 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = signer::cli::Cli::parse();
+    let cli = match signer::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => match signer::habits::explain(&e) {
+            Some(advice) => {
+                eprintln!("error: {advice}");
+                return ExitCode::from(2);
+            }
+            None => e.exit(),
+        },
+    };
     match signer::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {

@@ -19,3 +19,4 @@ mod e2e_waves;
 mod expiry_renewal;
 mod pkcs11_e2e;
 mod pkcs11_signer;
+mod signer_habits;

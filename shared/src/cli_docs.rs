@@ -1,0 +1,94 @@
+//! Shell completions and man pages generated from a program's clap definition (feature
+//! `cli-docs`), so that both programs document their real command line the same way:
+//! `courier completions SHELL` / `signer completions SHELL` and `courier man` / `signer man`.
+
+use std::path::{Path, PathBuf};
+
+/// The completion script of `cmd` (installed as `bin`) for `shell`.
+pub fn completion_script(
+    mut cmd: clap::Command,
+    bin: &str,
+    shell: clap_complete::Shell,
+) -> Vec<u8> {
+    let mut buf = Vec::new();
+    clap_complete::generate(shell, &mut cmd, bin, &mut buf);
+    buf
+}
+
+/// The man page of `cmd` in roff.
+pub fn man_page(cmd: clap::Command) -> std::io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    clap_mangen::Man::new(cmd).render(&mut buf)?;
+    Ok(buf)
+}
+
+/// Writes one man page per command into `dir` (`BIN.1`, `BIN-SUB.1`, `BIN-SUB-SUBSUB.1`, …),
+/// each replaced atomically; returns the files written, in order.
+pub fn write_man_pages(cmd: clap::Command, bin: &str, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut cmd = cmd;
+    cmd.build();
+    std::fs::create_dir_all(dir)?;
+    let mut written = Vec::new();
+    write_pages(&cmd, bin, dir, &mut written)?;
+    Ok(written)
+}
+
+fn write_pages(
+    cmd: &clap::Command,
+    name: &str,
+    dir: &Path,
+    written: &mut Vec<PathBuf>,
+) -> std::io::Result<()> {
+    let page = man_page(cmd.clone().name(name.to_string()))?;
+    let path = dir.join(format!("{name}.1"));
+    crate::fsutil::write_atomic(&path, &page, 0o644).map_err(std::io::Error::other)?;
+    written.push(path);
+    for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+        write_pages(sub, &format!("{name}-{}", sub.get_name()), dir, written)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn demo() -> clap::Command {
+        clap::Command::new("demo")
+            .about("A demo program")
+            .subcommand(
+                clap::Command::new("alpha")
+                    .about("First")
+                    .subcommand(clap::Command::new("deep").about("Nested")),
+            )
+            .subcommand(clap::Command::new("beta").about("Second"))
+    }
+
+    #[test]
+    fn every_shell_gets_a_script_naming_the_subcommands() {
+        for shell in [
+            clap_complete::Shell::Bash,
+            clap_complete::Shell::Zsh,
+            clap_complete::Shell::Fish,
+        ] {
+            let text = String::from_utf8(completion_script(demo(), "demo", shell)).unwrap();
+            assert!(text.contains("alpha") && text.contains("beta"), "{shell}");
+        }
+    }
+
+    #[test]
+    fn one_page_per_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let written = write_man_pages(demo(), "demo", dir.path()).unwrap();
+        let names: Vec<String> = written
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            ["demo.1", "demo-alpha.1", "demo-alpha-deep.1", "demo-beta.1"]
+        );
+        let page = std::fs::read_to_string(&written[1]).unwrap();
+        assert!(page.contains(".TH") && page.contains("First"), "{page}");
+    }
+}
