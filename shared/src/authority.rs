@@ -327,6 +327,7 @@ pub struct Grant {
 
 /// One change with the authority that covers it (the first grant that names it), if any.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct AuthorizedChange {
     /// The change.
     pub change: Change,

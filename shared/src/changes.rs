@@ -13,6 +13,7 @@ use crate::metadata::{Role, Root, Timestamp};
 
 /// How one role differs between two roots.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct RoleChange {
     /// Role name.
     pub role: String,
@@ -38,6 +39,7 @@ impl RoleChange {
 
 /// Every difference between a root and its successor draft.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct RootChanges {
     /// (before, after) versions.
     pub version: (u64, u64),

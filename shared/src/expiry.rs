@@ -116,6 +116,7 @@ pub fn parse_days(s: &str) -> Result<i64, ExpiryError> {
 
 /// The warning and critical horizons, in days.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct Horizons {
     /// Warn when a document expires within this many days.
     pub warn_days: i64,
@@ -167,6 +168,7 @@ impl Level {
 
 /// One document on the radar.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct Item {
     /// What it is, e.g. `CI root v5`, `production targets main`, `wave w1`.
     pub what: String,

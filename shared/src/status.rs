@@ -19,6 +19,7 @@ use crate::verify;
 
 /// Where a key is kept, as far as the caller knows (never secret material).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct KeyHolder {
     /// The keys file (or token) that holds the private key, e.g. `root.keys.tgz`.
     pub location: String,
@@ -28,6 +29,7 @@ pub struct KeyHolder {
 
 /// One threshold a document must meet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct Requirement {
     /// The document, e.g. `CI root`, `production root`, `production targets main`, `wave w1`.
     pub document: String,
@@ -65,6 +67,7 @@ impl Requirement {
 
 /// The checklist of one transaction.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct Checklist {
     /// Every threshold, in the order roots, production targets, waves.
     pub items: Vec<Requirement>,

@@ -258,9 +258,18 @@ pub enum AuditError {
 pub enum AuditCommand {
     /// Check the audit log's hash chain and its head record; fails if it was edited or
     /// truncated.
-    Verify,
+    Verify(VerifyArgs),
     /// Print the audit log (and whether its chain verifies).
     Show(ShowArgs),
+}
+
+/// Options of `signer audit verify`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct VerifyArgs {
+    /// Print JSON for scripts: `log`, `records`, `last-time`, `last-sha256`, `notes` (a
+    /// damaged log still fails with the error, whatever the format).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Options of `signer audit show`.
@@ -649,9 +658,20 @@ pub fn run_with_output(
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     match cmd {
-        AuditCommand::Verify => {
+        AuditCommand::Verify(args) => {
             let report = verify(state_dir)?;
-            print_report(out, state_dir, &report)?;
+            if args.json {
+                let value = serde_json::json!({
+                    "log": log_path(state_dir),
+                    "records": report.records,
+                    "last-time": report.last_time,
+                    "last-sha256": report.last_sha256,
+                    "notes": report.notes,
+                });
+                writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+            } else {
+                print_report(out, state_dir, &report)?;
+            }
         }
         AuditCommand::Show(args) => {
             let records = read_records(state_dir)?;
@@ -926,7 +946,12 @@ mod tests {
         )
         .unwrap();
         let mut out = Vec::new();
-        run_with_output(&AuditCommand::Verify, dir.path(), &mut out).unwrap();
+        run_with_output(
+            &AuditCommand::Verify(VerifyArgs::default()),
+            dir.path(),
+            &mut out,
+        )
+        .unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("2 record(s)"), "{text}");
 
@@ -958,7 +983,12 @@ mod tests {
         // A broken log makes both commands fail.
         let lines = log_lines(dir.path());
         write_lines(dir.path(), &[&lines[1]]);
-        assert!(run_with_output(&AuditCommand::Verify, dir.path(), &mut Vec::new()).is_err());
+        assert!(run_with_output(
+            &AuditCommand::Verify(VerifyArgs::default()),
+            dir.path(),
+            &mut Vec::new()
+        )
+        .is_err());
         assert!(run_with_output(
             &AuditCommand::Show(ShowArgs::default()),
             dir.path(),

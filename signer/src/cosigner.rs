@@ -43,9 +43,17 @@ pub enum CosignerCommand {
     /// one `signer identity show` prints on their laptop.
     Add(AddArgs),
     /// List the pinned cosigners with their fingerprints.
-    List,
+    List(ListArgs),
     /// Unpin a cosigner (their steps then count as unauthenticated).
     Remove(RemoveArgs),
+}
+
+/// Options of `signer cosigner list`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ListArgs {
+    /// Print JSON for scripts: `name`, `identity`, `fingerprint`, `pinned-at` per cosigner.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Options of `signer cosigner add`.
@@ -214,8 +222,24 @@ pub fn run(cmd: &CosignerCommand, state: &StateDir, ui: &mut Ui, now: &Timestamp
                 key.fingerprint()
             ));
         }
-        CosignerCommand::List => {
+        CosignerCommand::List(a) => {
             let all = Cosigners::load(dir)?;
+            if a.json {
+                let list: Vec<serde_json::Value> = all
+                    .cosigners
+                    .iter()
+                    .map(|c| {
+                        serde_json::json!({
+                            "name": c.name,
+                            "identity": c.identity.to_string(),
+                            "fingerprint": c.identity.fingerprint(),
+                            "pinned-at": c.pinned_at.to_string(),
+                        })
+                    })
+                    .collect();
+                ui.line(serde_json::to_string_pretty(&list).unwrap_or_default());
+                return Ok(());
+            }
             if all.cosigners.is_empty() {
                 ui.line("No cosigner is pinned. Pin the other key holders with `signer cosigner add NAME IDENTITY`.");
             }
@@ -314,7 +338,13 @@ mod tests {
         );
         assert!(matches!(bad, Err(SignerError::Usage(_))));
         let (mut ui, out) = Ui::scripted("", false, false);
-        run(&CosignerCommand::List, &state, &mut ui, &Timestamp::now()).unwrap();
+        run(
+            &CosignerCommand::List(ListArgs::default()),
+            &state,
+            &mut ui,
+            &Timestamp::now(),
+        )
+        .unwrap();
         assert!(out.text().contains("alice"));
         let (mut ui, _) = Ui::scripted("", false, false);
         run(

@@ -168,8 +168,11 @@ pub struct ShowArgs {
     pub recipient: bool,
     /// Print only the signing identity (for `signer cosigner add` on the other laptops and
     /// `courier config add-signer`).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "json")]
     pub signing: bool,
+    /// Print JSON for scripts (`recipient`, `signing-identity`, `fingerprint`).
+    #[arg(long, conflicts_with = "recipient")]
+    pub json: bool,
 }
 
 /// Options of `signer identity init`.
@@ -531,6 +534,15 @@ pub fn run_with_output(
                 return Ok(());
             }
             let signing = load_signing_identity(state_dir)?.map(|id| id.public());
+            if args.json {
+                let value = serde_json::json!({
+                    "recipient": recipient(state_dir)?,
+                    "signing-identity": signing.as_ref().map(|p| p.to_string()),
+                    "fingerprint": signing.as_ref().map(|p| p.fingerprint()),
+                });
+                writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+                return Ok(());
+            }
             if args.signing {
                 let public = signing.ok_or_else(|| IdentityError::Missing {
                     path: signing_identity_path(state_dir),
@@ -718,6 +730,7 @@ mod tests {
             &IdentityCommand::Show(ShowArgs {
                 recipient: true,
                 signing: false,
+                json: false,
             }),
             dir.path(),
             &mut out,

@@ -39,6 +39,7 @@ pub const EXPIRY_WARNING_DAYS: i64 = 30;
 
 /// The trust part of the report.
 #[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct TrustView {
     /// Whether the chain verified from the pin.
     pub ok: bool,
@@ -54,6 +55,7 @@ pub struct TrustView {
 
 /// One staged root.
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct DraftView {
     /// `ci-root` or `prod-root`.
     pub document: String,
@@ -73,6 +75,7 @@ pub struct DraftView {
 
 /// One production or wave targets document.
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct TargetsView {
     /// `prod-targets` or `waves`.
     pub kind: String,
@@ -94,6 +97,7 @@ pub struct TargetsView {
 
 /// The whole report (`--json`).
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct Report {
     /// The bundle file.
     pub bundle: String,

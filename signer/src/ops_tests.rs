@@ -1207,8 +1207,8 @@ fn inspect_reports_and_exit_status() {
     let code = crate::inspect::run(&env.state, &mut ui, &f.now, &args(&bad, true)).unwrap();
     assert_eq!(code, crate::error::EXIT_NEEDS_CONFIRMATION);
     let v: serde_json::Value = serde_json::from_str(&out.text()).unwrap();
-    assert_eq!(v["must_not_sign"], false);
-    assert_eq!(v["needs_confirmation"], true);
+    assert_eq!(v["must-not-sign"], false);
+    assert_eq!(v["needs-confirmation"], true);
     assert_eq!(v["changes"][0]["change"]["change"], "expires");
     assert!(v["changes"][0]["authority"].is_null());
     // After the first-time rotation: production threshold 2 with one targets key is expected.

@@ -44,6 +44,11 @@ pub struct StatusArgs {
     /// PIN of PKCS#11 tokens.
     #[command(flatten)]
     pub pin: crate::keysource::PinArgs,
+    /// Print JSON for scripts: the bundle, `complete`, and per threshold the document, whose
+    /// signatures count, the threshold, the key ids present and missing, and what is known
+    /// of who holds each missing key (`holders`). The exit status is the same.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// The checklist of a loaded bundle: both root drafts (when a transaction is open),
@@ -199,19 +204,48 @@ pub fn run(state: &StateDir, ui: &mut Ui, args: &StatusArgs) -> Result<u8> {
         files.push(HeldKeys::of(&l, src, &pass, args.pin.pin_file.as_deref())?);
     }
     let c = checklist(&l)?;
+    let holders = holders(state.path(), &files);
+    let code = if c.complete() {
+        0
+    } else {
+        EXIT_SIGNATURES_MISSING
+    };
+    if args.json {
+        let missing: std::collections::BTreeSet<&KeyId> =
+            c.items.iter().flat_map(|i| &i.missing).collect();
+        let value = serde_json::json!({
+            "bundle": args.bundle,
+            "factory": l.bundle.factory(),
+            "fingerprint": l.bundle.fingerprint(),
+            "complete": c.complete(),
+            "items": c.items.iter().map(|i| serde_json::json!({
+                "document": i.document,
+                "authority": i.authority,
+                "threshold": i.threshold,
+                "present": i.present,
+                "missing": i.missing,
+                "still-needed": i.still_needed(),
+            })).collect::<Vec<_>>(),
+            "holders": holders
+                .iter()
+                .filter(|(k, _)| missing.contains(k))
+                .map(|(k, h)| (k.to_string(), serde_json::json!({"location": h.location, "since": h.since})))
+                .collect::<serde_json::Map<_, _>>(),
+        });
+        ui.line(serde_json::to_string_pretty(&value).unwrap_or_default());
+        return Ok(code);
+    }
     ui.line(format!(
         "Bundle {} (factory {}, fingerprint {})",
         args.bundle.display(),
         l.bundle.factory(),
         l.bundle.fingerprint()
     ));
-    for line in section(&c, &holders(state.path(), &files)) {
+    for line in section(&c, &holders) {
         ui.line(line);
     }
-    Ok(if c.complete() {
+    if code == 0 {
         ui.line("Every threshold is met.");
-        0
-    } else {
-        EXIT_SIGNATURES_MISSING
-    })
+    }
+    Ok(code)
 }

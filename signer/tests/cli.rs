@@ -81,7 +81,7 @@ fn first_time_then_targets_rotation_through_the_binary() {
         .unwrap();
     assert!(json.status.success());
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
-    assert_eq!(v["must_not_sign"], false);
+    assert_eq!(v["must-not-sign"], false);
     assert_eq!(v["factory"], "acme");
 
     let keys = m.path("root.keys.tgz");

@@ -17,6 +17,7 @@ mod e2e_root;
 mod e2e_targets;
 mod e2e_waves;
 mod expiry_renewal;
+mod json_output;
 mod pkcs11_e2e;
 mod pkcs11_signer;
 mod signer_habits;
