@@ -111,6 +111,34 @@ pub enum AuditEvent {
         /// Version of the current root it was verified against.
         root_version: u64,
     },
+    /// The trusted root pinned for a factory advanced to the current root of a bundle whose
+    /// chain verified from it (a root applied on the server).
+    PinAdvanced {
+        /// The bundle's factory.
+        factory: String,
+        /// The pin file.
+        pin: String,
+        /// The version pinned before.
+        from_version: u64,
+        /// The version pinned now.
+        to_version: u64,
+        /// SHA-256 (hex) of the canonical `signed` bytes of the root pinned now.
+        sha256: String,
+    },
+    /// A keys file was converted between plain and passphrase-encrypted (`keys encrypt`,
+    /// `keys decrypt`) after the result was read back and found to hold the same keys.
+    KeysFileConverted {
+        /// The file converted.
+        source: String,
+        /// The file written.
+        output: String,
+        /// `encrypted` (age, passphrase) or `plain` (UNENCRYPTED private keys): the output.
+        form: String,
+        /// The keys it holds.
+        keyids: Vec<KeyId>,
+        /// Whether the source was removed afterwards (`--remove-source`).
+        source_removed: bool,
+    },
     /// A signature was made.
     SignatureMade {
         /// The operation that made it (e.g. `rotate-offline-key --role root`).
@@ -599,6 +627,30 @@ pub fn describe(event: &AuditEvent) -> String {
             root_version,
         } => format!(
             "backup drill passed: {backup} holds root key {keyid} of {factory} root v{root_version}"
+        ),
+        AuditEvent::PinAdvanced {
+            factory,
+            pin,
+            from_version,
+            to_version,
+            sha256,
+        } => format!(
+            "trusted root of {factory} advanced from v{from_version} to v{to_version} (sha256 {sha256}) in {pin}"
+        ),
+        AuditEvent::KeysFileConverted {
+            source,
+            output,
+            form,
+            keyids,
+            source_removed,
+        } => format!(
+            "keys file converted: {source} -> {output} ({form}; {} key(s){})",
+            keyids.len(),
+            if *source_removed {
+                "; source removed"
+            } else {
+                ""
+            }
         ),
         AuditEvent::SignatureMade {
             operation,

@@ -136,7 +136,8 @@ pub enum Command {
     #[command(subcommand)]
     Cosigner(crate::cosigner::CosignerCommand),
 
-    /// Offline keys files: list, back up, export, print and restore keys.
+    /// Offline keys files: list, back up, export, print and restore keys; encrypt or decrypt
+    /// a keys file at rest.
     #[command(subcommand)]
     Keys(crate::keys_cmd::KeysCommand),
 

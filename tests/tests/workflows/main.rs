@@ -16,5 +16,7 @@ mod e2e_refusals;
 mod e2e_root;
 mod e2e_targets;
 mod e2e_waves;
+mod keys_at_rest;
+mod pin_keeps_up;
 mod pkcs11_e2e;
 mod pkcs11_signer;
