@@ -11,6 +11,7 @@
 //! * [`transform`] — fioctl's root transforms as pure functions (rotate, add, remove, threshold, finalize, sign);
 //! * [`changes`] — what a draft root changes, as data (for review);
 //! * [`authority`] — the elementary changes of a draft pair and who authorized each (the signer's decision, pure);
+//! * [`filekind`] — what kind of file a path holds (bundle, keys tarball, root.json, …), for "wrong file" messages;
 //! * [`fsutil`] — atomic file replacement (temp file, fsync, rename, directory fsync), leftover detection;
 //! * [`archive`] — hardened tar/tar.gz reading and deterministic writing;
 //! * [`tarball`] — offline keys tarballs in fioctl's layout, key search like `findTufSigners`;
@@ -32,6 +33,7 @@ pub mod changes;
 #[cfg(feature = "cli-docs")]
 pub mod cli_docs;
 pub mod expiry;
+pub mod filekind;
 pub mod fsutil;
 pub mod keys;
 pub mod metadata;

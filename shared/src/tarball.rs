@@ -18,7 +18,9 @@
 //! duplicates, size limits):
 //!
 //! * every `*.pub` entry must parse as a public key JSON (fioctl's key search would fail
-//!   on it later otherwise);
+//!   on it later otherwise) and hold no private key material (a `keyval.private` member, a
+//!   PEM private key, a 64-byte Ed25519 private key as the public value): such a tarball is
+//!   refused naming the entry, never the material;
 //! * every `*.sec` entry must parse as a private key, have a `*.pub` partner, and its public
 //!   half must be that partner's key;
 //! * for `fioctl-<role>-<keyid>.{pub,sec}` names, `<keyid>` must be the key's real id.
@@ -85,6 +87,21 @@ pub enum TarballError {
         file: String,
         /// Why.
         source: KeyError,
+    },
+    /// A public key entry (`*.pub`) holds private key material: refused so that the secret
+    /// is never handled (listed, compared, copied into a root) as a public key. The message
+    /// names the entry and what was found, never the material.
+    #[error(
+        "keys tarball entry {file} is a public key file but holds private key material \
+         ({found}); the tarball is refused so that the secret is not handled as a public key. \
+         Rebuild the tarball with a .pub file that holds only keytype and keyval.public (a \
+         restore from a backup, or `signer keys restore`)"
+    )]
+    PrivateInPublic {
+        /// Entry name.
+        file: String,
+        /// What private material was found (never the material itself).
+        found: &'static str,
     },
     /// A `.sec` entry is not a valid private key file.
     #[error("keys tarball entry {file}: not a valid private key file: {source}")]
@@ -635,10 +652,49 @@ fn offline_role(role: Role) -> Result<(), TarballError> {
     }
 }
 
+/// PEM labels of private keys (`-----BEGIN … PRIVATE KEY-----`: PKCS#1, PKCS#8, encrypted
+/// PKCS#8, SEC 1, OpenSSH).
+const PEM_PRIVATE: &[u8] = b"PRIVATE KEY-----";
+
+/// What private key material a public key entry holds, if any: a `keyval.private` member,
+/// a PEM private key anywhere in it, or an Ed25519 "public" value of 64 bytes (the seed and
+/// public key, as Go's `ed25519.PrivateKey` encodes a private key).
+fn private_material(data: &[u8]) -> Option<&'static str> {
+    if data.windows(PEM_PRIVATE.len()).any(|w| w == PEM_PRIVATE) {
+        return Some("a PEM private key");
+    }
+    let doc: serde_json::Value = serde_json::from_slice(data).ok()?;
+    let val = doc.get("keyval")?;
+    if val.get("private").is_some_and(|p| !p.is_null()) {
+        return Some("a keyval.private member");
+    }
+    let ed25519 = doc
+        .get("keytype")
+        .and_then(serde_json::Value::as_str)
+        .is_some_and(|t| t.eq_ignore_ascii_case("ed25519"));
+    let public = val.get("public").and_then(serde_json::Value::as_str)?;
+    let public = public.trim();
+    (ed25519 && public.len() == 128 && public.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then_some("a 64-byte Ed25519 private key as its public value")
+}
+
+/// Parses a public key entry, refusing private material in it. A JSON syntax error is
+/// reported without serde's text, which may quote the entry's content.
 fn parse_public(file: &str, data: &[u8]) -> Result<PublicKey, TarballError> {
+    if let Some(found) = private_material(data) {
+        return Err(TarballError::PrivateInPublic {
+            file: file.to_string(),
+            found,
+        });
+    }
     PublicKey::from_json(data).map_err(|source| TarballError::BadPublicKey {
         file: file.to_string(),
-        source,
+        source: match source {
+            KeyError::Json(_) => {
+                KeyError::Json("not a key JSON document with keytype and keyval.public".into())
+            }
+            other => other,
+        },
     })
 }
 
@@ -879,6 +935,65 @@ mod tests {
         // Archive-level refusals surface as Archive errors.
         let err = KeysTarball::from_bytes(b"not a tarball at all").unwrap_err();
         assert!(matches!(err, TarballError::Archive(_)), "{err}");
+    }
+
+    #[test]
+    fn private_material_in_a_public_key_file_is_refused_without_echo() {
+        let k = key(6);
+        let seed_hex = hex::encode([6u8; 32]);
+        let public = k.public_key().public().to_string();
+        let sec = k.to_json();
+        let both = format!(
+            "{{\"keytype\":\"ED25519\",\"keyval\":{{\"public\":\"{public}\",\"private\":\"{seed_hex}\"}}}}"
+        );
+        let pem = "{\"keytype\":\"RSA\",\"keyval\":{\"public\":\"-----BEGIN RSA PRIVATE KEY-----\\nMIIsecret\\n-----END RSA PRIVATE KEY-----\"}}";
+        let long =
+            format!("{{\"keytype\":\"ED25519\",\"keyval\":{{\"public\":\"{seed_hex}{public}\"}}}}");
+        let cases: [(&str, &[u8], &str); 4] = [
+            ("the .sec content as .pub", &sec[..], "keyval.private"),
+            (
+                "public and private members",
+                both.as_bytes(),
+                "keyval.private",
+            ),
+            (
+                "a PEM private key as public value",
+                pem.as_bytes(),
+                "PEM private key",
+            ),
+            (
+                "seed and public key as public value",
+                long.as_bytes(),
+                "64-byte Ed25519",
+            ),
+        ];
+        for (name, pub_bytes, found) in cases {
+            let file = "tufrepo/keys/fioctl-root-x.pub";
+            let err = KeysTarball::from_bytes(&raw_tarball(&[(file, pub_bytes)])).unwrap_err();
+            let msg = err.to_string();
+            assert!(
+                matches!(err, TarballError::PrivateInPublic { ref file, .. } if file.ends_with("x.pub")),
+                "{name}: {msg}"
+            );
+            assert!(msg.contains(found) && msg.contains(file), "{name}: {msg}");
+            for secret in [&seed_hex[..], "MIIsecret"] {
+                assert!(!msg.contains(secret), "{name}: {msg}");
+            }
+        }
+        // A JSON syntax error in a .pub never quotes the entry.
+        let err = KeysTarball::from_bytes(&raw_tarball(&[(
+            "a/k.pub",
+            format!("{{\"keytype\":\"ED25519\",\"keyval\":\"{seed_hex}\"}}").as_bytes(),
+        )]))
+        .unwrap_err();
+        assert!(matches!(err, TarballError::BadPublicKey { .. }), "{err}");
+        assert!(!err.to_string().contains(&seed_hex), "{err}");
+        // The .sec partner of a good .pub is not concerned.
+        KeysTarball::from_bytes(&raw_tarball(&[
+            ("a/k.pub", &pub_json(&k)),
+            ("a/k.sec", &sec),
+        ]))
+        .unwrap();
     }
 
     #[test]

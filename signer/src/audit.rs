@@ -51,7 +51,11 @@ const MAX_LOG: u64 = 256 * 1024 * 1024;
 
 /// Something worth remembering that happened on the offline machine.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "event", rename_all = "kebab-case")]
+#[serde(
+    tag = "event",
+    rename_all = "kebab-case",
+    rename_all_fields = "kebab-case"
+)]
 pub enum AuditEvent {
     /// A key pair was generated and stored in a keys tarball.
     KeyCreated {
@@ -109,7 +113,39 @@ pub enum AuditEvent {
         /// The factory.
         factory: String,
         /// Version of the current root it was verified against.
+        #[serde(alias = "root_version")]
         root_version: u64,
+    },
+    /// The trusted root pinned for a factory advanced to the current root of a bundle whose
+    /// chain verified from it (a root applied on the server).
+    PinAdvanced {
+        /// The bundle's factory.
+        factory: String,
+        /// The pin file.
+        pin: String,
+        /// The version pinned before.
+        #[serde(alias = "from_version")]
+        from_version: u64,
+        /// The version pinned now.
+        #[serde(alias = "to_version")]
+        to_version: u64,
+        /// SHA-256 (hex) of the canonical `signed` bytes of the root pinned now.
+        sha256: String,
+    },
+    /// A keys file was converted between plain and passphrase-encrypted (`keys encrypt`,
+    /// `keys decrypt`) after the result was read back and found to hold the same keys.
+    KeysFileConverted {
+        /// The file converted.
+        source: String,
+        /// The file written.
+        output: String,
+        /// `encrypted` (age, passphrase) or `plain` (UNENCRYPTED private keys): the output.
+        form: String,
+        /// The keys it holds.
+        keyids: Vec<KeyId>,
+        /// Whether the source was removed afterwards (`--remove-source`).
+        #[serde(alias = "source_removed")]
+        source_removed: bool,
     },
     /// A signature was made.
     SignatureMade {
@@ -174,6 +210,7 @@ pub struct AuditRecord {
     /// When (RFC 3339, UTC).
     pub time: String,
     /// Version of the signer that wrote it.
+    #[serde(rename = "signer-version", alias = "signer_version")]
     pub signer_version: String,
     /// SHA-256 (hex) of the previous line, [`GENESIS_PREV`] for the first.
     pub prev: String,
@@ -609,6 +646,30 @@ pub fn describe(event: &AuditEvent) -> String {
         } => format!(
             "backup drill passed: {backup} holds root key {keyid} of {factory} root v{root_version}"
         ),
+        AuditEvent::PinAdvanced {
+            factory,
+            pin,
+            from_version,
+            to_version,
+            sha256,
+        } => format!(
+            "trusted root of {factory} advanced from v{from_version} to v{to_version} (sha256 {sha256}) in {pin}"
+        ),
+        AuditEvent::KeysFileConverted {
+            source,
+            output,
+            form,
+            keyids,
+            source_removed,
+        } => format!(
+            "keys file converted: {source} -> {output} ({form}; {} key(s){})",
+            keyids.len(),
+            if *source_removed {
+                "; source removed"
+            } else {
+                ""
+            }
+        ),
         AuditEvent::SignatureMade {
             operation,
             document,
@@ -779,6 +840,27 @@ mod tests {
             .filter(|l| !l.is_empty())
             .map(<[u8]>::to_vec)
             .collect()
+    }
+
+    #[test]
+    fn records_are_kebab_case_and_lines_of_earlier_versions_still_read() {
+        let old = format!(
+            r#"{{"seq":1,"time":"2026-01-01T00:00:00Z","signer_version":"0.1.0","prev":"{}","event":{{"event":"backup-drilled","keyid":"{}","backup":"sheet","factory":"acme","root_version":3}}}}"#,
+            "0".repeat(64),
+            "ab".repeat(32)
+        );
+        let rec: AuditRecord = serde_json::from_str(&old).unwrap();
+        assert!(matches!(
+            rec.event,
+            AuditEvent::BackupDrilled {
+                root_version: 3,
+                ..
+            }
+        ));
+        let new = serde_json::to_string(&rec).unwrap();
+        assert!(new.contains(r#""signer-version":"0.1.0""#), "{new}");
+        assert!(new.contains(r#""root-version":3"#), "{new}");
+        assert!(!new.contains('_'), "{new}");
     }
 
     #[test]

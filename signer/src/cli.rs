@@ -137,7 +137,8 @@ pub enum Command {
     #[command(subcommand)]
     Cosigner(crate::cosigner::CosignerCommand),
 
-    /// Offline keys files: list, back up, export, print and restore keys.
+    /// Offline keys files: list, back up, export, print and restore keys; encrypt or decrypt
+    /// a keys file at rest.
     #[command(subcommand)]
     Keys(crate::keys_cmd::KeysCommand),
 
@@ -176,7 +177,16 @@ pub enum TrustCommand {
     /// confirmation. Compare the fingerprint with the one the courier printed.
     Init(TrustInitArgs),
     /// Show the pinned roots.
-    Show,
+    Show(TrustShowArgs),
+}
+
+/// Options of `signer trust show`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct TrustShowArgs {
+    /// Print JSON for scripts: per pin the factory, file, `pinned-at`, version, expiry, root
+    /// and targets key ids with thresholds, and the fingerprint.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Options of `signer trust init`.

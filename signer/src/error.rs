@@ -101,6 +101,14 @@ pub enum SignerError {
         /// The trust directory that was searched.
         dir: PathBuf,
     },
+    /// A `keys` command compares a keys file with the pinned root, and none is pinned.
+    #[error("no trusted root is pinned{} in {dir}, so which keys are active cannot be told: pin the factory's root with `signer trust init ROOT.json` (the root.json from `courier show-root`, fingerprints compared), or give --root ROOT.json", .factory.as_ref().map(|f| format!(" for factory {f:?}")).unwrap_or_default())]
+    NoPinForKeys {
+        /// The trust directory that was searched.
+        dir: PathBuf,
+        /// The factory asked for (`--factory`), if any.
+        factory: Option<String>,
+    },
     /// A trust pin already exists.
     #[error("a trusted root is already pinned in {path} (version {version}); refusing to replace it.\nRemove that file by hand if you really mean to start over")]
     PinExists {
@@ -219,6 +227,10 @@ pub enum SignerError {
     /// The operation is not possible for this bundle.
     #[error("{0}")]
     Refused(String),
+    /// A file of another kind than the command expected (a keys tarball given as a bundle,
+    /// a bundle given to `trust init`, …).
+    #[error(transparent)]
+    WrongFile(#[from] crate::wrong_file::WrongFile),
     /// A keys tarball could not be opened or saved.
     #[error(transparent)]
     Keystore(#[from] crate::keystore::KeystoreError),

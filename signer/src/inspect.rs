@@ -51,6 +51,8 @@ pub struct TrustView {
     pub current_fingerprint: Option<String>,
     /// Why trust failed.
     pub error: Option<String>,
+    /// The pin advanced to the current root (a root applied since it was pinned).
+    pub advanced: Option<crate::trust::Advance>,
 }
 
 /// One staged root.
@@ -329,6 +331,7 @@ pub fn build_report(
             trust.ok = true;
             trust.pinned_version = Some(t.check.pinned_version);
             trust.current_fingerprint = Some(t.check.current_fingerprint);
+            trust.advanced = t.advanced;
         }
         Err(e) => {
             trust.error = Some(e.to_string());
@@ -638,6 +641,9 @@ fn print_report(ui: &mut Ui, r: &Report, diffs: &[String]) {
         )),
         (Some(e), _) => ui.line(format!("Trust: FAILED — {e}")),
         _ => {}
+    }
+    if let Some(a) = &r.trust.advanced {
+        ui.line(a.line());
     }
     for (d, shown) in r.drafts.iter().zip(diffs) {
         ui.line("");

@@ -11,18 +11,32 @@
 //!   groups with a check code per line, the keyid, key type and dates, and QR codes; restored
 //!   with `keys restore`, which verifies every line and the rebuilt key's keyid.
 //!
-//! Plus `keys list` (keyids, roles, which are active in a given root; never private bytes).
+//! Plus `keys list` (keyids, roles, which are active; never private bytes) and, in
+//! [`crate::keys_at_rest`], `keys encrypt` / `keys decrypt`.
 //!
 //! # Which root key is "active"
 //!
-//! With `--root ROOT.json` (the factory's current root, e.g. from `fioctl keys tuf show-root`
-//! or the root the signer pinned), the active root key is the one private key in the tarball
-//! whose public key is listed in that root's `root` role — fioctl's own key search. Without
-//! `--root`, the tarball alone cannot tell: fioctl keeps rotated-out keys and writes every
-//! entry with the same time stamp (0), so "newest" is unknowable. The rule is then: if the
-//! tarball holds exactly **one** generated root key pair (`fioctl-root-<keyid>`), that one;
-//! otherwise (several, or only the initial Foundries key `first-root`) the command refuses
-//! and asks for `--root`.
+//! The active root key is the one private key in the tarball whose public key is listed in
+//! the `root` role of the factory's current root — fioctl's own key search. That root is the
+//! one **pinned** on this machine ([`crate::trust::default_pin`]: the pin of `--factory`, or
+//! the only pin), which advances whenever the signer sees a newer applied root in a bundle;
+//! `--root ROOT.json` overrides it. The tarball alone cannot tell: fioctl keeps rotated-out
+//! keys and writes every entry with the same time stamp (0). Without a pin and without
+//! `--root` the commands that need the active key refuse, saying how to pin.
+//!
+//! A pin can lag: after a rotation is applied, the pin advances only when the signer sees
+//! the next bundle. So when the tarball holds a root key that this signer signed into a
+//! root **newer** than the pin (its memory, [`crate::memory`]), `export-root`, `print` and
+//! `split` refuse rather than pick the older key, and say how to advance the pin.
+//!
+//! # Keys `list` marks
+//!
+//! Each key is compared with the reference root and with what this signer remembers of the
+//! factory's roots ([`KeyState`]): active (and in which roles), rotated out (last in an
+//! applied root vN), **never applied** (generated here and signed into a root vN by a
+//! response, while the root the server applied as vN is another: the response was never
+//! pushed or was cancelled), or not applied yet (signed into a root newer than the pin).
+//! Active keys are listed first, then those, then rotated-out keys, newest first.
 //!
 //! # The paper format (`offline-tuf paper key v1`)
 //!
@@ -51,15 +65,16 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use shared::fsutil::{self, FsError};
 use shared::keys::{KeyId, PrivateKey};
-use shared::metadata::{Role, Root, SignedRoot};
+use shared::metadata::{Role, SignedRoot};
 use shared::tarball::{KeyFileKind, KeysTarball, TarballError};
 use zeroize::Zeroizing;
 
 use crate::audit::{self, AuditEvent};
+use crate::error::SignerError;
 use crate::keystore::{self, KeystoreError, PassphraseArgs, PassphraseSource};
-
-/// Largest root.json read.
-const MAX_ROOT_FILE: u64 = 16 * 1024 * 1024;
+use crate::memory::{self, FactoryMemory};
+use crate::state::StateDir;
+use crate::trust;
 
 /// Largest paper sheet / groups file read.
 const MAX_SHEET_FILE: u64 = 4 * 1024 * 1024;
@@ -101,19 +116,32 @@ pub enum KeysError {
     NoActiveRootKey {
         /// The tarball.
         tarball: PathBuf,
-        /// The root file.
-        root: PathBuf,
+        /// The root compared with ([`ReferenceRoot::source`]).
+        root: String,
         /// The root's root keyids.
         keyids: Vec<KeyId>,
     },
-    /// Without `--root` the active root key cannot be told.
-    #[error("{tarball}: {reason}; give --root ROOT.json (the factory's current root) to choose the active root key")]
-    ActiveRootUnknown {
+    /// The pinned root may be out of date: this signer signed a newer root whose root key the
+    /// tarball holds.
+    #[error(
+        "the pinned root v{pinned} may be out of date: {tarball} holds root key {keyid}, which \
+         this signer signed into root v{signed} and has not seen applied. If v{signed} was \
+         applied, bring a request bundle to this machine (`signer inspect BUNDLE` advances the \
+         pin), or give --root ROOT.json (the factory's current root, from `courier show-root`)"
+    )]
+    PinMayLag {
         /// The tarball.
         tarball: PathBuf,
-        /// Why.
-        reason: String,
+        /// The pinned version.
+        pinned: u64,
+        /// The newer root version signed here.
+        signed: u64,
+        /// Its root key held in the tarball.
+        keyid: KeyId,
     },
+    /// The pin could not be used (none pinned, several, damaged).
+    #[error(transparent)]
+    Pin(Box<SignerError>),
     /// `export-root` without its confirmation flag.
     #[error(
         "export-root writes the active root PRIVATE key, unencrypted, to {out}; anyone who \
@@ -181,6 +209,12 @@ pub enum KeysError {
     Audit(#[from] audit::AuditError),
 }
 
+impl From<SignerError> for KeysError {
+    fn from(e: SignerError) -> KeysError {
+        KeysError::Pin(Box::new(e))
+    }
+}
+
 pub(crate) fn tarball_err(path: &Path) -> impl FnOnce(TarballError) -> KeysError + '_ {
     move |source| KeysError::Tarball {
         path: path.to_path_buf(),
@@ -206,13 +240,33 @@ impl From<OfflineRole> for Role {
     }
 }
 
-/// `signer keys …`: list, back up, export, print and restore offline keys.
+/// `signer keys …`: list, back up, export, print and restore offline keys; encrypt and
+/// decrypt keys files at rest.
 #[derive(Debug, Clone, Subcommand)]
 pub enum KeysCommand {
-    /// List the keys in a keys tarball: keyids, types, roles, and which are active in a root.
+    /// List the keys in a keys tarball: keyids, types, roles, and which are active.
     ///
-    /// Never prints private key material.
+    /// Compared with the root pinned on this machine (or --root ROOT.json) and with the roots
+    /// this signer signed: a key generated by a response that was never applied is marked
+    /// as such. Never prints private key material.
     List(ListArgs),
+    /// Encrypt a keys tarball at rest with a passphrase (age, scrypt): root.keys.tgz →
+    /// root.keys.tgz.age.
+    ///
+    /// The passphrase is asked twice on a terminal (or --passphrase-file FILE, or
+    /// SIGNER_KEYS_PASSPHRASE). The new file (mode 0600, never over an existing file) is
+    /// written to a temporary file, synced and renamed, then read back and decrypted: it
+    /// must hold exactly the bytes and keys of the source. The source is kept unless
+    /// --remove-source is given (removed only after that check).
+    Encrypt(crate::keys_at_rest::ConvertArgs),
+    /// Decrypt a passphrase-encrypted keys tarball: root.keys.tgz.age → root.keys.tgz (the
+    /// tarball fioctl reads).
+    ///
+    /// The plain file (mode 0600, never over an existing file) holds the private keys
+    /// UNENCRYPTED. It is written to a temporary file, synced and renamed, then read back:
+    /// it must hold exactly what the encrypted file held. The encrypted file is kept unless
+    /// --remove-source is given.
+    Decrypt(crate::keys_at_rest::ConvertArgs),
     /// Copy a keys tarball to backup media and verify the copy by reading it back.
     ///
     /// The copy keeps the file name (an encrypted *.tgz.age stays encrypted), is written
@@ -221,9 +275,8 @@ pub enum KeysCommand {
     Backup(BackupArgs),
     /// Write the active root PRIVATE key as a plain key file (fioctl .sec JSON, mode 0600).
     ///
-    /// Requires --i-understand-this-exports-a-private-key. The active key is the one listed
-    /// in --root ROOT.json; without --root, the tarball must hold exactly one generated root
-    /// key (fioctl-root-<keyid>).
+    /// Requires --i-understand-this-exports-a-private-key. The active key is the one the
+    /// root pinned on this machine lists (or --root ROOT.json).
     ExportRoot(ExportRootArgs),
     /// Write a paper backup of the active root private key, for printing.
     ///
@@ -262,15 +315,28 @@ pub enum KeysCommand {
     Drill(crate::keys_drill::DrillArgs),
 }
 
+/// Which root a keys file is compared with: the pinned one, or `--root`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RootArgs {
+    /// Compare with this root.json instead of the root pinned on this machine (e.g. the
+    /// factory's current root from `courier show-root`).
+    #[arg(long, value_name = "ROOT.json")]
+    pub root: Option<PathBuf>,
+    /// The factory whose pinned root to use (needed only when roots of several factories are
+    /// pinned here).
+    #[arg(long, value_name = "NAME", conflicts_with = "root")]
+    pub factory: Option<String>,
+}
+
 /// Options of `signer keys list`.
 #[derive(Debug, Clone, Args)]
 pub struct ListArgs {
     /// The keys tarball (*.tgz, or *.tgz.age encrypted with a passphrase).
     #[arg(long, value_name = "TARBALL")]
     pub keys: PathBuf,
-    /// A root.json: shows which keys are active in it and when they were created.
-    #[arg(long, value_name = "ROOT.json")]
-    pub root: Option<PathBuf>,
+    /// The root compared with (default: the pinned root).
+    #[command(flatten)]
+    pub root: RootArgs,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -299,9 +365,9 @@ pub struct ExportRootArgs {
     /// The keys tarball holding the root key.
     #[arg(long, value_name = "TARBALL")]
     pub keys: PathBuf,
-    /// The factory's current root.json: its root role names the active key.
-    #[arg(long, value_name = "ROOT.json")]
-    pub root: Option<PathBuf>,
+    /// The root whose root role names the active key (default: the pinned root).
+    #[command(flatten)]
+    pub root: RootArgs,
     /// The key file to write (must not exist).
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
@@ -319,10 +385,10 @@ pub struct PrintArgs {
     /// The keys tarball holding the root key.
     #[arg(long, value_name = "TARBALL")]
     pub keys: PathBuf,
-    /// The factory's current root.json: its root role names the active key (and its
-    /// x-key-owners the creation date).
-    #[arg(long, value_name = "ROOT.json")]
-    pub root: Option<PathBuf>,
+    /// The root whose root role names the active key, and its x-key-owners the creation
+    /// date (default: the pinned root).
+    #[command(flatten)]
+    pub root: RootArgs,
     /// The sheet to write (a text file for printing; must not exist).
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
@@ -356,17 +422,220 @@ pub struct RestoreArgs {
     pub passphrase: PassphraseArgs,
 }
 
-/// Reads and parses a root document.
-pub fn load_root(path: &Path) -> Result<SignedRoot, KeysError> {
-    let bytes = fsutil::read_limited(path, MAX_ROOT_FILE)?;
-    SignedRoot::from_json(&bytes).map_err(|e| KeysError::Root {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })
+/// The root a keys file is compared with.
+#[derive(Debug, Clone)]
+pub struct ReferenceRoot {
+    /// Where it came from, for messages: the file given with `--root`, or `the root pinned
+    /// in PIN FILE`.
+    pub source: String,
+    /// The root.
+    pub root: SignedRoot,
+    /// The pinned root's version when it is the pinned root (what this signer knows as
+    /// applied); `None` for `--root`.
+    pub pinned: Option<u64>,
+    /// What this signer remembers of the root's factory (the roots it signed and saw
+    /// applied), when it knows the root.
+    pub memory: Option<FactoryMemory>,
+}
+
+impl ReferenceRoot {
+    /// `--root FILE` when given, else the root pinned on this machine for `--factory` (or
+    /// the only pin); with the memory of its factory.
+    pub fn resolve(state: &Path, args: &RootArgs) -> Result<ReferenceRoot, KeysError> {
+        let (source, root, pinned, factory) = match &args.root {
+            Some(path) => (
+                path.display().to_string(),
+                trust::read_root_file(path)?,
+                None,
+                None,
+            ),
+            None => {
+                let (path, pin) =
+                    trust::default_pin(&StateDir::at(state), args.factory.as_deref())?;
+                let version = pin.root.signed.version;
+                (
+                    format!("the root pinned in {}", path.display()),
+                    pin.root,
+                    Some(version),
+                    pin.factory.or_else(|| args.factory.clone()),
+                )
+            }
+        };
+        let memory = match factory {
+            Some(f) => Some(FactoryMemory::load(state, &f)?),
+            None => memory::of_root(state, &root)?,
+        };
+        Ok(ReferenceRoot {
+            source,
+            root,
+            pinned,
+            memory,
+        })
+    }
+
+    /// "the root pinned in FILE (v4, expires …)" or "FILE (v4, expires …)", for output.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} (v{}, expires {})",
+            self.source, self.root.signed.version, self.root.signed.expires
+        )
+    }
+
+    /// [`ReferenceRoot::resolve`], or `None` when nothing is pinned and no `--root` given.
+    pub fn resolve_if_pinned(
+        state: &Path,
+        args: &RootArgs,
+    ) -> Result<Option<ReferenceRoot>, KeysError> {
+        match ReferenceRoot::resolve(state, args) {
+            Ok(r) => Ok(Some(r)),
+            Err(KeysError::Pin(e)) if matches!(*e, SignerError::NoPinForKeys { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The state of a key with id `keyid` against this root and this signer's memory.
+    pub fn state_of(&self, keyid: &KeyId, public: &shared::keys::PublicKey) -> KeyState {
+        let root = &self.root.signed;
+        let listed = root.keys.get(keyid).is_some_and(|k| k.same_key(public));
+        let roles: Vec<String> = root
+            .roles
+            .iter()
+            .filter(|(_, rk)| listed && rk.keyids.contains(keyid))
+            .map(|(name, _)| name.clone())
+            .collect();
+        if !roles.is_empty() {
+            return KeyState::Active { roles };
+        }
+        let Some(memory) = &self.memory else {
+            return KeyState::NotInRoot;
+        };
+        let ci_roots = || memory.roots.iter().filter(|r| r.document == "ci-root");
+        let applied_in = ci_roots()
+            .filter(|r| r.applied() && !r.roles_of(keyid).is_empty())
+            .map(|r| r.version)
+            .max();
+        if let Some(version) = applied_in {
+            return KeyState::RotatedOut {
+                last_applied_version: version,
+            };
+        }
+        let Some(signed) = ci_roots()
+            .filter(|r| !r.applied() && !r.roles_of(keyid).is_empty())
+            .max_by_key(|r| r.version)
+        else {
+            return KeyState::NotInRoot;
+        };
+        let created = signed.at.to_string();
+        if signed.version > root.version {
+            return KeyState::NotYetApplied {
+                signed_version: signed.version,
+                created,
+            };
+        }
+        // The root applied at that version is known (with its keys) and does not list it.
+        let applied_other =
+            ci_roots().any(|r| r.applied() && r.version == signed.version && !r.roles.is_empty());
+        if applied_other {
+            KeyState::NeverApplied {
+                signed_version: signed.version,
+                created,
+            }
+        } else {
+            KeyState::NotInRoot
+        }
+    }
+
+    /// Refuses when the tarball at `path` holds a root key that this signer signed into a
+    /// root newer than the pinned one and that the pinned root does not list: the pin may
+    /// lag behind an applied rotation ([`KeysError::PinMayLag`]).
+    pub fn check_not_lagging(&self, path: &Path, tarball: &KeysTarball) -> Result<(), KeysError> {
+        let Some(pinned) = self.pinned else {
+            return Ok(());
+        };
+        let root_keys = self.root.signed.role_keyids(Role::Root);
+        for info in tarball.keys().map_err(tarball_err(path))? {
+            if info.sec_file.is_none() || root_keys.contains(&info.keyid) {
+                continue;
+            }
+            let newer = self.memory.iter().flat_map(|m| &m.roots).find(|r| {
+                r.document == "ci-root"
+                    && !r.applied()
+                    && r.version > pinned
+                    && r.roles_of(&info.keyid).contains(&Role::Root.as_str())
+            });
+            if let Some(r) = newer {
+                return Err(KeysError::PinMayLag {
+                    tarball: path.to_path_buf(),
+                    pinned,
+                    signed: r.version,
+                    keyid: info.keyid,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl KeyState {
+    /// The order of `keys list`: active keys, keys not applied yet, keys never applied,
+    /// rotated-out keys (newest first), the rest.
+    fn rank(&self) -> (u8, std::cmp::Reverse<u64>) {
+        use std::cmp::Reverse;
+        match self {
+            KeyState::Active { .. } => (0, Reverse(0)),
+            KeyState::NotYetApplied { .. } => (1, Reverse(0)),
+            KeyState::NeverApplied { .. } => (2, Reverse(0)),
+            KeyState::RotatedOut {
+                last_applied_version,
+            } => (3, Reverse(*last_applied_version)),
+            KeyState::NotInRoot | KeyState::Unknown => (4, Reverse(0)),
+        }
+    }
+}
+
+/// What a key of a tarball is to the factory, as `keys list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(
+    tag = "state",
+    rename_all = "kebab-case",
+    rename_all_fields = "kebab-case"
+)]
+pub enum KeyState {
+    /// No root to compare with (nothing pinned, no `--root`).
+    Unknown,
+    /// Listed in the reference root, in these roles.
+    Active {
+        /// The roles that list it.
+        roles: Vec<String>,
+    },
+    /// Not in the reference root, but in an applied root this signer saw.
+    RotatedOut {
+        /// The newest applied root that listed it.
+        last_applied_version: u64,
+    },
+    /// Generated here and signed into root vN by a response of this signer; the server
+    /// applied another root as vN (the response was never pushed, or was cancelled).
+    NeverApplied {
+        /// The version of the root it was signed into.
+        signed_version: u64,
+        /// When that root was signed here (the key was created in the same run).
+        created: String,
+    },
+    /// Signed into a root newer than the reference root by a response of this signer, not
+    /// seen applied yet.
+    NotYetApplied {
+        /// The version of the root it was signed into.
+        signed_version: u64,
+        /// When that root was signed here.
+        created: String,
+    },
+    /// Not in the reference root, and nothing else known of it here.
+    NotInRoot,
 }
 
 /// One key of a tarball, as `keys list` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct KeyListing {
     /// The key id (computed from the public key).
     pub keyid: KeyId,
@@ -380,16 +649,31 @@ pub struct KeyListing {
     pub pub_file: String,
     /// The `.sec` entry, if the private key is held.
     pub sec_file: Option<String>,
-    /// Roles of the given root that list this key (`None` without a root).
+    /// Roles of the reference root that list this key (`None` without a root).
     pub active_in: Option<Vec<String>>,
     /// `created-at` from the root's `x-key-owners`, if known.
     pub created_at: Option<String>,
+    /// What the key is to the factory (active, rotated out, never applied, …).
+    pub status: KeyState,
 }
 
-/// Lists the keys of `tarball`, relating them to `root` if given.
+impl KeyListing {
+    /// What the file name says the key is ("offline root key", "initial Foundries root key
+    /// (first-root)", …).
+    pub fn what(&self) -> String {
+        match (self.kind.as_str(), self.role.as_deref()) {
+            ("first-root", _) => "initial Foundries root key (first-root)".to_string(),
+            ("generated", Some(role)) => format!("offline {role} key"),
+            _ => "key of unknown role (file name not fioctl's)".to_string(),
+        }
+    }
+}
+
+/// Lists the keys of `tarball`, relating them to `reference` (and what this signer
+/// remembers of its factory) if given.
 pub fn list_keys(
     tarball: &KeysTarball,
-    root: Option<&Root>,
+    reference: Option<&ReferenceRoot>,
 ) -> Result<Vec<KeyListing>, TarballError> {
     let mut out = Vec::new();
     for info in tarball.keys()? {
@@ -398,19 +682,13 @@ pub fn list_keys(
             KeyFileKind::Generated { role } => ("generated", Some(role.as_str().to_string())),
             KeyFileKind::Other => ("other", None),
         };
-        let active_in = root.map(|r| {
-            let listed = r
-                .keys
-                .get(&info.keyid)
-                .is_some_and(|k| k.same_key(&info.public));
-            r.roles
-                .iter()
-                .filter(|(_, rk)| listed && rk.keyids.contains(&info.keyid))
-                .map(|(name, _)| name.clone())
-                .collect()
+        let status = reference.map_or(KeyState::Unknown, |r| r.state_of(&info.keyid, &info.public));
+        let active_in = reference.map(|_| match &status {
+            KeyState::Active { roles } => roles.clone(),
+            _ => Vec::new(),
         });
-        let created_at = root
-            .and_then(|r| r.key_owners.as_ref())
+        let created_at = reference
+            .and_then(|r| r.root.signed.key_owners.as_ref())
             .and_then(|o| o.get(&info.keyid))
             .map(|o| o.created_at.to_string());
         out.push(KeyListing {
@@ -422,8 +700,11 @@ pub fn list_keys(
             sec_file: info.sec_file.clone(),
             active_in,
             created_at,
+            status,
         });
     }
+    // Active keys first, then what a person should look at, then history.
+    out.sort_by_key(|k| k.status.rank());
     Ok(out)
 }
 
@@ -440,87 +721,39 @@ pub struct ActiveRootKey {
     pub created_at: Option<String>,
 }
 
-/// Finds the active root private key of `tarball` (at `path`, for messages); `root` is the
-/// factory's current root and its file name.
+/// Finds the active root private key of `tarball` (at `path`, for messages): the one the
+/// reference root's root role lists. Refuses when the pinned root may lag behind a root
+/// this signer signed ([`KeysError::PinMayLag`]).
 pub fn active_root_key(
     path: &Path,
     tarball: &KeysTarball,
-    root: Option<(&Path, &Root)>,
+    reference: &ReferenceRoot,
 ) -> Result<ActiveRootKey, KeysError> {
-    if let Some((root_path, root)) = root {
-        let candidates = root.role_keyids(Role::Root).to_vec();
-        let found = match tarball.find_one_signer(root, &candidates) {
-            Ok(f) => f,
-            Err(e) if e.is_not_found() => {
-                return Err(KeysError::NoActiveRootKey {
-                    tarball: path.to_path_buf(),
-                    root: root_path.to_path_buf(),
-                    keyids: candidates,
-                })
-            }
-            Err(e) => return Err(tarball_err(path)(e)),
-        };
-        let created_at = root
-            .key_owners
-            .as_ref()
-            .and_then(|o| o.get(&found.keyid))
-            .map(|o| o.created_at.to_string());
-        return Ok(ActiveRootKey {
-            keyid: found.keyid,
-            sec_file: found.sec_file,
-            key: found.key,
-            created_at,
-        });
-    }
-    let infos = tarball.keys().map_err(tarball_err(path))?;
-    let generated: Vec<_> = infos
-        .iter()
-        .filter(|i| i.kind == KeyFileKind::Generated { role: Role::Root } && i.sec_file.is_some())
-        .collect();
-    match generated.as_slice() {
-        [one] => {
-            let found = tarball
-                .private_key(&one.keyid)
-                .map_err(tarball_err(path))?
-                .ok_or_else(|| KeysError::ActiveRootUnknown {
-                    tarball: path.to_path_buf(),
-                    reason: format!("the private key of {} cannot be read", one.keyid),
-                })?;
-            Ok(ActiveRootKey {
-                keyid: found.keyid,
-                sec_file: found.sec_file,
-                key: found.key,
-                created_at: None,
-            })
-        }
-        [] => {
-            let first = infos
-                .iter()
-                .any(|i| i.kind == KeyFileKind::FirstRoot && i.sec_file.is_some());
-            Err(KeysError::ActiveRootUnknown {
+    reference.check_not_lagging(path, tarball)?;
+    let root = &reference.root.signed;
+    let candidates = root.role_keyids(Role::Root).to_vec();
+    let found = match tarball.find_one_signer(root, &candidates) {
+        Ok(f) => f,
+        Err(e) if e.is_not_found() => {
+            return Err(KeysError::NoActiveRootKey {
                 tarball: path.to_path_buf(),
-                reason: if first {
-                    "it holds no generated root key, only the initial Foundries key \
-                     (first-root), which is active only until the first root rotation"
-                        .to_string()
-                } else {
-                    "it holds no root private key".to_string()
-                },
+                root: reference.source.clone(),
+                keyids: candidates,
             })
         }
-        many => Err(KeysError::ActiveRootUnknown {
-            tarball: path.to_path_buf(),
-            reason: format!(
-                "it holds {} root keys ({}) and keeps rotated-out keys without dates, so which \
-                 one is active cannot be told from the tarball alone",
-                many.len(),
-                many.iter()
-                    .map(|i| i.keyid.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        }),
-    }
+        Err(e) => return Err(tarball_err(path)(e)),
+    };
+    let created_at = root
+        .key_owners
+        .as_ref()
+        .and_then(|o| o.get(&found.keyid))
+        .map(|o| o.created_at.to_string());
+    Ok(ActiveRootKey {
+        keyid: found.keyid,
+        sec_file: found.sec_file,
+        key: found.key,
+        created_at,
+    })
 }
 
 /// What [`backup`] did.
@@ -555,6 +788,59 @@ fn drop_from_cache(path: &Path) {
     let _ = path;
 }
 
+/// Reads the file `path` back from its medium (dropped from the page cache first); the
+/// error is the reason, for a mismatch message.
+pub fn read_back(path: &Path) -> Result<Zeroizing<Vec<u8>>, String> {
+    drop_from_cache(path);
+    fsutil::read_limited(path, shared::tarball::MAX_FILE_SIZE)
+        .map(Zeroizing::new)
+        .map_err(|e| format!("it cannot be read back ({e})"))
+}
+
+/// Opens the bytes `raw` read back from the keys file `path` (decrypting a `*.tgz.age` with
+/// `pass`): its plaintext and keys; the error is the reason, for a mismatch message.
+pub fn open_back(
+    path: &Path,
+    raw: &[u8],
+    pass: &PassphraseSource,
+) -> Result<(Zeroizing<Vec<u8>>, KeysTarball), String> {
+    keystore::plaintext(path, raw, pass)
+        .and_then(|plain| {
+            let tarball = keystore::parse(path, &plain)?;
+            Ok((plain, tarball))
+        })
+        .map_err(|e| format!("it does not open as a keys tarball ({e})"))
+}
+
+/// Where `actual` differs from `expected` ("it has N bytes, the original M", "it differs
+/// from the original at byte N of M"), or `None` when they are equal.
+pub fn first_difference(actual: &[u8], expected: &[u8]) -> Option<String> {
+    if actual.len() != expected.len() {
+        return Some(format!(
+            "it has {} bytes, the original {}",
+            actual.len(),
+            expected.len()
+        ));
+    }
+    actual
+        .iter()
+        .zip(expected)
+        .position(|(a, b)| a != b)
+        .map(|offset| {
+            format!(
+                "it differs from the original at byte {offset} of {}",
+                expected.len()
+            )
+        })
+}
+
+/// Whether two tarballs hold exactly the same entries (`path` names the second, for errors).
+pub fn same_keys(a: &KeysTarball, b: &KeysTarball, path: &Path) -> Result<bool, KeysError> {
+    let a = a.to_bytes().map_err(tarball_err(path))?;
+    let b = b.to_bytes().map_err(tarball_err(path))?;
+    Ok(a.as_slice() == b.as_slice())
+}
+
 /// Checks that the file `copy` is byte-for-byte `original` and opens to the same keys as
 /// `original_tarball`.
 pub fn verify_copy(
@@ -563,34 +849,17 @@ pub fn verify_copy(
     copy: &Path,
     pass: &PassphraseSource,
 ) -> Result<(), KeysError> {
-    drop_from_cache(copy);
     let mismatch = |reason: String| KeysError::CopyMismatch {
         copy: copy.to_path_buf(),
         reason,
         action: "the copy was left in place; delete it and try another medium".to_string(),
     };
-    let back = Zeroizing::new(
-        fsutil::read_limited(copy, shared::tarball::MAX_FILE_SIZE)
-            .map_err(|e| mismatch(format!("it cannot be read back ({e})")))?,
-    );
-    if back.len() != original.len() {
-        return Err(mismatch(format!(
-            "it has {} bytes, the original {}",
-            back.len(),
-            original.len()
-        )));
+    let back = read_back(copy).map_err(mismatch)?;
+    if let Some(reason) = first_difference(&back, original) {
+        return Err(mismatch(reason));
     }
-    if let Some(offset) = back.iter().zip(original).position(|(a, b)| a != b) {
-        return Err(mismatch(format!(
-            "it differs from the original at byte {offset} of {}",
-            original.len()
-        )));
-    }
-    let copy_tarball = keystore::open_bytes(copy, &back, pass)
-        .map_err(|e| mismatch(format!("it does not open as a keys tarball ({e})")))?;
-    let a = original_tarball.to_bytes().map_err(tarball_err(copy))?;
-    let b = copy_tarball.to_bytes().map_err(tarball_err(copy))?;
-    if a.as_slice() != b.as_slice() {
+    let (_, copy_tarball) = open_back(copy, &back, pass).map_err(mismatch)?;
+    if !same_keys(original_tarball, &copy_tarball, copy)? {
         return Err(mismatch("it opens to different keys".to_string()));
     }
     Ok(())
@@ -662,11 +931,12 @@ pub(crate) fn refuse_existing(path: &Path) -> Result<(), KeysError> {
     }
 }
 
-/// Writes the active root private key of the tarball at `keys` to `out` (fioctl `.sec`
-/// JSON, mode 0600, never over an existing file). `confirmed` is the explicit flag.
+/// Writes the active root private key of the tarball at `keys` (per `reference`) to `out`
+/// (fioctl `.sec` JSON, mode 0600, never over an existing file). `confirmed` is the explicit
+/// flag.
 pub fn export_root(
     keys: &Path,
-    root: Option<&Path>,
+    reference: &ReferenceRoot,
     out: &Path,
     confirmed: bool,
     pass: &PassphraseSource,
@@ -678,31 +948,22 @@ pub fn export_root(
     }
     refuse_existing(out)?;
     let tarball = keystore::open(keys, pass)?;
-    let root_doc = root.map(load_root).transpose()?;
-    let active = active_root_key(
-        keys,
-        &tarball,
-        root.zip(root_doc.as_ref().map(|r| &r.signed)),
-    )?;
+    let active = active_root_key(keys, &tarball, reference)?;
     write_secret_file(out, &active.key.to_json())?;
     Ok(active)
 }
 
-/// Writes a paper sheet for the active root key of the tarball at `keys` to `out`.
+/// Writes a paper sheet for the active root key of the tarball at `keys` (per `reference`)
+/// to `out`.
 pub fn print_sheet(
     keys: &Path,
-    root: Option<&Path>,
+    reference: &ReferenceRoot,
     out: &Path,
     pass: &PassphraseSource,
 ) -> Result<ActiveRootKey, KeysError> {
     refuse_existing(out)?;
     let tarball = keystore::open(keys, pass)?;
-    let root_doc = root.map(load_root).transpose()?;
-    let active = active_root_key(
-        keys,
-        &tarball,
-        root.zip(root_doc.as_ref().map(|r| &r.signed)),
-    )?;
+    let active = active_root_key(keys, &tarball, reference)?;
     let info = paper::SheetInfo {
         role: "root".to_string(),
         created_at: active.created_at.clone(),
@@ -848,15 +1109,20 @@ pub fn run_with_output(
         KeysCommand::List(a) => {
             let pass = a.passphrase.source();
             let tarball = keystore::open(&a.keys, &pass)?;
-            let root = a.root.as_deref().map(load_root).transpose()?;
-            let listing = list_keys(&tarball, root.as_ref().map(|r| &r.signed))
-                .map_err(tarball_err(&a.keys))?;
+            let reference = ReferenceRoot::resolve_if_pinned(state_dir, &a.root)?;
+            let listing = list_keys(&tarball, reference.as_ref()).map_err(tarball_err(&a.keys))?;
             if a.json {
                 serde_json::to_writer_pretty(&mut *out, &listing)?;
                 writeln!(out)?;
             } else {
-                print_listing(out, &a.keys, a.root.as_deref(), root.as_ref(), &listing)?;
+                print_listing(out, &a.keys, reference.as_ref(), &listing)?;
             }
+        }
+        KeysCommand::Encrypt(a) => {
+            crate::keys_at_rest::run(a, crate::keys_at_rest::Form::Encrypted, state_dir, out)?
+        }
+        KeysCommand::Decrypt(a) => {
+            crate::keys_at_rest::run(a, crate::keys_at_rest::Form::Plain, state_dir, out)?
         }
         KeysCommand::Backup(a) => {
             audit::verify(state_dir)?;
@@ -892,9 +1158,10 @@ pub fn run_with_output(
                 return Err(KeysError::ExportNotConfirmed { out: a.out.clone() }.into());
             }
             audit::verify(state_dir)?;
+            let reference = ReferenceRoot::resolve(state_dir, &a.root)?;
             let active = export_root(
                 &a.keys,
-                a.root.as_deref(),
+                &reference,
                 &a.out,
                 a.confirmed,
                 &a.passphrase.source(),
@@ -909,10 +1176,11 @@ pub fn run_with_output(
             )?;
             writeln!(
                 out,
-                "Wrote the root private key {} ({}) to {} (mode 0600).",
+                "Wrote the root private key {} ({}) to {} (mode 0600): the active root key of {}.",
                 active.keyid,
                 active.key.public_key().keytype(),
-                a.out.display()
+                a.out.display(),
+                reference.describe()
             )?;
             writeln!(
                 out,
@@ -923,7 +1191,8 @@ pub fn run_with_output(
         }
         KeysCommand::Print(a) => {
             audit::verify(state_dir)?;
-            let active = print_sheet(&a.keys, a.root.as_deref(), &a.out, &a.passphrase.source())?;
+            let reference = ReferenceRoot::resolve(state_dir, &a.root)?;
+            let active = print_sheet(&a.keys, &reference, &a.out, &a.passphrase.source())?;
             audit::record(
                 state_dir,
                 AuditEvent::KeyExported {
@@ -934,9 +1203,10 @@ pub fn run_with_output(
             )?;
             writeln!(
                 out,
-                "Wrote the paper backup of root key {} to {} (mode 0600).",
+                "Wrote the paper backup of root key {} to {} (mode 0600): the active root key of {}.",
                 active.keyid,
-                a.out.display()
+                a.out.display(),
+                reference.describe()
             )?;
             writeln!(
                 out,
@@ -990,8 +1260,7 @@ pub fn run_with_output(
 fn print_listing(
     out: &mut dyn Write,
     keys: &Path,
-    root_path: Option<&Path>,
-    root: Option<&SignedRoot>,
+    reference: Option<&ReferenceRoot>,
     listing: &[KeyListing],
 ) -> std::io::Result<()> {
     let private = listing.iter().filter(|k| k.sec_file.is_some()).count();
@@ -1002,36 +1271,52 @@ fn print_listing(
         listing.len(),
         private
     )?;
-    if let (Some(p), Some(r)) = (root_path, root) {
-        writeln!(
+    match reference {
+        Some(r) => writeln!(out, "compared with {}", r.describe())?,
+        None => writeln!(
             out,
-            "compared with {} (version {}, expires {})",
-            p.display(),
-            r.signed.version,
-            r.signed.expires
-        )?;
+            "not compared with any root: no trusted root is pinned here (`signer trust init ROOT.json`, the root.json from `courier show-root`), and no --root ROOT.json was given"
+        )?,
     }
     for k in listing {
         writeln!(out)?;
         writeln!(out, "{}", k.keyid)?;
-        let what = match (k.kind.as_str(), k.role.as_deref()) {
-            ("first-root", _) => "initial Foundries root key (first-root)".to_string(),
-            ("generated", Some(role)) => format!("offline {role} key"),
-            _ => "key of unknown role (file name not fioctl's)".to_string(),
-        };
-        writeln!(out, "  {} {what}", k.keytype)?;
+        writeln!(out, "  {} {}", k.keytype, k.what())?;
         writeln!(
             out,
             "  private key: {}",
             k.sec_file.as_deref().unwrap_or("NO (public key only)")
         )?;
-        match &k.active_in {
-            None => writeln!(out, "  active: unknown (give --root ROOT.json)")?,
-            Some(roles) if roles.is_empty() => writeln!(
+        match &k.status {
+            KeyState::Unknown => writeln!(out, "  active: unknown (no root to compare with)")?,
+            KeyState::Active { roles } => {
+                writeln!(out, "  active: yes, role(s) {}", roles.join(", "))?
+            }
+            KeyState::RotatedOut {
+                last_applied_version,
+            } => writeln!(
+                out,
+                "  active: no (rotated out: last in the applied root v{last_applied_version})"
+            )?,
+            KeyState::NeverApplied {
+                signed_version,
+                created,
+            } => writeln!(
+                out,
+                "  active: NO, NEVER APPLIED: created {created} by a response that was never applied (this signer signed it into root v{signed_version}; the server applied another root v{signed_version}). It signs nothing for the factory"
+            )?,
+            KeyState::NotYetApplied {
+                signed_version,
+                created,
+            } => writeln!(
+                out,
+                "  active: not yet: created {created} by a response that signed it into root v{signed_version}, not seen applied (compared with v{}); once it is applied, the next request bundle this signer sees advances the pin",
+                reference.map_or(0, |r| r.root.signed.version)
+            )?,
+            KeyState::NotInRoot => writeln!(
                 out,
                 "  active: no (not in the root; rotated out or never used)"
             )?,
-            Some(roles) => writeln!(out, "  active: yes, role(s) {}", roles.join(", "))?,
         }
         if let Some(c) = &k.created_at {
             writeln!(out, "  created: {c}")?;
@@ -1993,33 +2278,163 @@ mod tests {
         t
     }
 
+    /// A factory at v2 (first-time rotation applied: key 1 → key 100) and a tarball holding
+    /// both root keys, as a first-time rotation leaves it.
+    fn rotated() -> (crate::testutil::Factory, KeysTarball) {
+        let mut f = crate::testutil::Factory::new();
+        f.apply_first_time_rotation();
+        let mut t = KeysTarball::new();
+        t.add_private_key(Role::Root, &f.first_root).unwrap();
+        t.add_private_key(Role::Root, &f.root_keys[0]).unwrap();
+        (f, t)
+    }
+
+    fn reference(root: &SignedRoot, pinned: bool, memory: Option<FactoryMemory>) -> ReferenceRoot {
+        ReferenceRoot {
+            source: "the test root".to_string(),
+            root: root.clone(),
+            pinned: pinned.then_some(root.signed.version),
+            memory,
+        }
+    }
+
     #[test]
-    fn active_root_rule_without_root() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("k.tgz");
-        let one = tarball_with(&[(Role::Root, [1; 32]), (Role::Targets, [2; 32])]);
-        let k = active_root_key(&p, &one, None).unwrap();
-        assert_eq!(&k.keyid, PrivateKey::ed25519_from_seed(&[1; 32]).keyid());
+    fn the_reference_root_names_the_active_root_key() {
+        let (f, t) = rotated();
+        let p = Path::new("root.keys.tgz");
+        let v2 = reference(&f.chain[1], true, None);
+        let k = active_root_key(p, &t, &v2).unwrap();
+        assert_eq!(&k.keyid, f.root_keys[0].keyid());
+        // An older root names the older key: with --root that is what was asked for.
+        let v1 = reference(&f.chain[0], false, None);
+        assert_eq!(
+            &active_root_key(p, &t, &v1).unwrap().keyid,
+            f.first_root.keyid()
+        );
+        // A pin at v1 while this signer signed v2 with the new key may lag: refused.
+        let mut m = FactoryMemory::default();
+        m.remember("ci-root", &f.chain[1], memory::How::SignedFirstTime, f.now)
+            .unwrap();
+        let lagging = reference(&f.chain[0], true, Some(m));
+        let err = active_root_key(p, &t, &lagging).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                KeysError::PinMayLag {
+                    signed: 2,
+                    pinned: 1,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("signer inspect BUNDLE"), "{err}");
+        // A tarball without the key the root lists.
+        let other = tarball_with(&[(Role::Root, [9; 32])]);
+        let err = active_root_key(p, &other, &v2).unwrap_err();
+        assert!(matches!(err, KeysError::NoActiveRootKey { .. }), "{err}");
+    }
 
-        let two = tarball_with(&[(Role::Root, [1; 32]), (Role::Root, [3; 32])]);
-        let err = active_root_key(&p, &two, None).unwrap_err();
-        assert!(matches!(err, KeysError::ActiveRootUnknown { .. }), "{err}");
-        assert!(err.to_string().contains("--root"), "{err}");
-
-        let none = tarball_with(&[(Role::Targets, [2; 32])]);
-        assert!(active_root_key(&p, &none, None).is_err());
+    #[test]
+    fn key_states_from_the_pin_and_the_memory() {
+        let (mut f, _) = rotated();
+        let (first, k100) = (f.first_root.keyid().clone(), f.root_keys[0].keyid().clone());
+        let public = |k: &PrivateKey| k.public_key().clone();
+        let mut m = FactoryMemory::default();
+        for r in &f.chain {
+            m.remember("ci-root", r, memory::How::Pinned, f.now)
+                .unwrap();
+        }
+        // This signer signed a v3 with key 7 that was never applied (v3 was applied with
+        // key 8), and a v4 with key 9 that is not applied yet.
+        let signed_with = |base: &SignedRoot, version: u64, k: &PrivateKey| {
+            let mut r = base.clone();
+            r.signed.version = version;
+            r.signed
+                .keys
+                .insert(k.keyid().clone(), k.public_key().clone());
+            r.signed.roles.get_mut("root").unwrap().keyids = vec![k.keyid().clone()];
+            r
+        };
+        let (k7, k8, k9) = (
+            PrivateKey::ed25519_from_seed(&[7; 32]),
+            PrivateKey::ed25519_from_seed(&[8; 32]),
+            PrivateKey::ed25519_from_seed(&[9; 32]),
+        );
+        let v2 = f.chain[1].clone();
+        m.remember(
+            "ci-root",
+            &signed_with(&v2, 3, &k7),
+            memory::How::Signed,
+            f.now,
+        )
+        .unwrap();
+        let applied_v3 = signed_with(&v2, 3, &k8);
+        m.remember("ci-root", &applied_v3, memory::How::Pinned, f.now)
+            .unwrap();
+        m.remember(
+            "ci-root",
+            &signed_with(&applied_v3, 4, &k9),
+            memory::How::Signed,
+            f.now,
+        )
+        .unwrap();
+        f.chain.push(applied_v3.clone());
+        let r = reference(&applied_v3, true, Some(m));
+        assert_eq!(
+            r.state_of(k8.keyid(), &public(&k8)),
+            KeyState::Active {
+                roles: vec!["root".to_string()]
+            }
+        );
+        assert_eq!(
+            r.state_of(&k100, &public(&f.root_keys[0])),
+            KeyState::RotatedOut {
+                last_applied_version: 2
+            }
+        );
+        assert_eq!(
+            r.state_of(&first, &public(&f.first_root)),
+            KeyState::RotatedOut {
+                last_applied_version: 1
+            }
+        );
+        assert!(matches!(
+            r.state_of(k7.keyid(), &public(&k7)),
+            KeyState::NeverApplied {
+                signed_version: 3,
+                ..
+            }
+        ));
+        assert!(matches!(
+            r.state_of(k9.keyid(), &public(&k9)),
+            KeyState::NotYetApplied {
+                signed_version: 4,
+                ..
+            }
+        ));
+        let stranger = PrivateKey::ed25519_from_seed(&[42; 32]);
+        assert_eq!(
+            r.state_of(stranger.keyid(), &public(&stranger)),
+            KeyState::NotInRoot
+        );
+        // Without memory, only the root speaks.
+        let bare = reference(&applied_v3, true, None);
+        assert_eq!(bare.state_of(k7.keyid(), &public(&k7)), KeyState::NotInRoot);
     }
 
     #[test]
     fn export_needs_flag_and_refuses_overwrite() {
+        let (f, t) = rotated();
         let dir = tempfile::tempdir().unwrap();
         let keys = dir.path().join("root.keys.tgz");
-        keystore::save_new(&keys, &tarball_with(&[(Role::Root, [1; 32])]), &pass()).unwrap();
+        keystore::save_new(&keys, &t, &pass()).unwrap();
+        let v2 = reference(&f.chain[1], true, None);
         let out = dir.path().join("root.sec");
-        let err = export_root(&keys, None, &out, false, &pass()).unwrap_err();
+        let err = export_root(&keys, &v2, &out, false, &pass()).unwrap_err();
         assert!(err.to_string().contains(EXPORT_FLAG));
         assert!(!out.exists());
-        let k = export_root(&keys, None, &out, true, &pass()).unwrap();
+        let k = export_root(&keys, &v2, &out, true, &pass()).unwrap();
         let back = PrivateKey::from_json(&std::fs::read(&out).unwrap()).unwrap();
         assert_eq!(back.keyid(), &k.keyid);
         #[cfg(unix)]
@@ -2029,9 +2444,33 @@ mod tests {
             assert_eq!(mode & 0o777, 0o600);
         }
         assert!(matches!(
-            export_root(&keys, None, &out, true, &pass()).unwrap_err(),
+            export_root(&keys, &v2, &out, true, &pass()).unwrap_err(),
             KeysError::OutputExists { .. }
         ));
+    }
+
+    #[test]
+    fn without_a_pin_export_refuses_and_list_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("root.keys.tgz");
+        keystore::save_new(&keys, &tarball_with(&[(Role::Root, [1; 32])]), &pass()).unwrap();
+        let err = ReferenceRoot::resolve(dir.path(), &RootArgs::default()).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("signer trust init") && msg.contains("--root"),
+            "{msg}"
+        );
+        let mut out = Vec::new();
+        let cmd = KeysCommand::List(ListArgs {
+            keys,
+            root: RootArgs::default(),
+            json: false,
+            passphrase: PassphraseArgs::default(),
+        });
+        run_with_output(&cmd, dir.path(), &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("not compared with any root"), "{text}");
+        assert!(text.contains("active: unknown"), "{text}");
     }
 
     #[test]
@@ -2042,7 +2481,7 @@ mod tests {
         keystore::save_new(&keys, &t, &pass()).unwrap();
         let cmd = KeysCommand::List(ListArgs {
             keys: keys.clone(),
-            root: None,
+            root: RootArgs::default(),
             json: false,
             passphrase: PassphraseArgs::default(),
         });

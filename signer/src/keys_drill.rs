@@ -4,7 +4,8 @@
 //! share sheets — is restored into a keys tarball in a fresh temporary directory (mode 0700,
 //! removed afterwards); the active root key is looked up there against the factory's
 //! **current** root, which comes from a request bundle (verified from the pinned root like
-//! every bundle) or from the root pinned on this machine; a throwaway draft of the next root
+//! every bundle, which advances the pin) or from the root pinned on this machine (refused when
+//! the pin may lag behind a root this signer signed, like the other `keys` commands); a throwaway draft of the next root
 //! version is signed with it and the signature verified against the current root's root
 //! keys. The draft is discarded, nothing is written outside the temporary directory, and the
 //! backup itself is only read (a tarball is copied first and the copy opened). A passed drill
@@ -21,7 +22,7 @@ use shared::tarball::KeysTarball;
 use shared::{transform, verify};
 
 use crate::audit::{self, AuditEvent};
-use crate::keys_cmd::{self, KeysError};
+use crate::keys_cmd::{self, KeysError, ReferenceRoot, RootArgs};
 use crate::keystore::{self, PassphraseArgs, PassphraseSource};
 use crate::state::StateDir;
 use crate::{session, trust};
@@ -32,7 +33,7 @@ const MAX_KEY_FILE: u64 = 1024 * 1024;
 /// Options of `signer keys drill`.
 #[derive(Debug, Clone, Args)]
 #[command(group(ArgGroup::new("backup").required(true).args(["keys", "key_file", "sheet", "shares"])))]
-#[command(group(ArgGroup::new("against").required(true).args(["bundle", "factory"])))]
+#[command(group(ArgGroup::new("against").args(["bundle", "factory"])))]
 pub struct DrillArgs {
     /// A copy of the keys tarball (as written by `keys backup`; *.tgz.age is decrypted).
     #[arg(long, value_name = "TARBALL")]
@@ -47,11 +48,12 @@ pub struct DrillArgs {
     #[arg(long, value_name = "SHEET", num_args = 1..)]
     pub shares: Vec<PathBuf>,
     /// A request bundle from the courier: its current root (verified from the root pinned
-    /// on this machine) is the factory's current root.
+    /// on this machine, which advances to it) is the factory's current root.
     #[arg(long, value_name = "BUNDLE")]
     pub bundle: Option<PathBuf>,
-    /// Use the root pinned on this machine for this factory (it may be older than the
-    /// factory's current root; a fresh bundle is better).
+    /// Without --bundle: the factory whose pinned root to use (needed only when roots of
+    /// several factories are pinned here). The pin may be older than the factory's current
+    /// root; a fresh bundle is better.
     #[arg(long, value_name = "NAME")]
     pub factory: Option<String>,
     /// Passphrase options for an encrypted tarball copy.
@@ -115,27 +117,56 @@ pub struct DrillReport {
     pub threshold: u64,
     /// What the backup was.
     pub backup: String,
+    /// The pin advanced to the bundle's current root.
+    pub advanced: Option<trust::Advance>,
 }
 
-/// The factory's current root: from the bundle (chain verified from the pin) or the pin.
-fn current_root(
-    a: &DrillArgs,
-    state: &StateDir,
-    now: &Timestamp,
-) -> Result<(String, SignedRoot, String), DrillError> {
+/// The factory's current root as the drill knows it.
+struct Current {
+    factory: String,
+    root: SignedRoot,
+    source: String,
+    advanced: Option<trust::Advance>,
+    /// The pinned root, when it is the current root used (not a bundle's).
+    pinned: Option<ReferenceRoot>,
+}
+
+/// The factory's current root: from the bundle (chain verified from the pin, which advances
+/// to it) or the pin ([`trust::default_pin`]).
+fn current_root(a: &DrillArgs, state: &StateDir, now: &Timestamp) -> Result<Current, DrillError> {
     if let Some(b) = &a.bundle {
         let loaded = session::load(b)?;
         // Expiry does not matter for a drill: the key must work whatever the date.
-        session::trust(&loaded, state, now, true)?;
-        return Ok((
-            loaded.bundle.factory().to_string(),
-            loaded.current_ci.clone(),
-            format!("the bundle {}", b.display()),
-        ));
+        let trusted = session::trust(&loaded, state, now, true)?;
+        return Ok(Current {
+            factory: loaded.bundle.factory().to_string(),
+            root: loaded.current_ci.clone(),
+            source: format!("the bundle {}", b.display()),
+            advanced: trusted.advanced,
+            pinned: None,
+        });
     }
-    let factory = a.factory.clone().unwrap_or_default();
-    let (path, pin) = trust::load_pin(state, &factory)?;
-    Ok((factory, pin.root, format!("the pin {}", path.display())))
+    let reference = ReferenceRoot::resolve(
+        state.path(),
+        &RootArgs {
+            root: None,
+            factory: a.factory.clone(),
+        },
+    )?;
+    Ok(Current {
+        factory: reference.memory.as_ref().map_or_else(
+            || {
+                a.factory
+                    .clone()
+                    .unwrap_or_else(|| "the pinned factory".to_string())
+            },
+            |m| m.factory.clone(),
+        ),
+        root: reference.root.clone(),
+        source: reference.source.clone(),
+        advanced: None,
+        pinned: Some(reference),
+    })
 }
 
 /// Restores the backup into a tarball at `into` (a temporary directory); returns it opened
@@ -185,9 +216,19 @@ fn restore_into(a: &DrillArgs, dir: &Path) -> Result<(PathBuf, KeysTarball, Stri
 
 /// Runs the drill (see the module documentation).
 pub fn drill(a: &DrillArgs, state: &StateDir, now: &Timestamp) -> Result<DrillReport, DrillError> {
-    let (factory, current, root_source) = current_root(a, state, now)?;
+    let Current {
+        factory,
+        root: current,
+        source: root_source,
+        advanced,
+        pinned,
+    } = current_root(a, state, now)?;
     let tmp = tempfile::Builder::new().prefix("signer-drill-").tempdir()?;
     let (restored, tarball, backup) = restore_into(a, tmp.path())?;
+    if let Some(reference) = &pinned {
+        // Messages name the backup as the person gave it, not the temporary copy.
+        reference.check_not_lagging(Path::new(&backup), &tarball)?;
+    }
     let ids = current.signed.role_keyids(Role::Root).to_vec();
     let found = match tarball.find_one_signer(&current.signed, &ids) {
         Ok(f) => f,
@@ -238,6 +279,7 @@ pub fn drill(a: &DrillArgs, state: &StateDir, now: &Timestamp) -> Result<DrillRe
         keyid: found.keyid,
         threshold: report.threshold,
         backup,
+        advanced,
     })
 }
 
@@ -247,6 +289,9 @@ pub fn drill(a: &DrillArgs, state: &StateDir, now: &Timestamp) -> Result<DrillRe
 pub fn run(a: &DrillArgs, state_dir: &Path, out: &mut dyn Write) -> anyhow::Result<()> {
     audit::verify(state_dir)?;
     let r = drill(a, &StateDir::at(state_dir), &Timestamp::now())?;
+    if let Some(advance) = &r.advanced {
+        writeln!(out, "{}", advance.line())?;
+    }
     audit::record(
         state_dir,
         AuditEvent::BackupDrilled {

@@ -104,11 +104,12 @@ pub struct SplitArgs {
     /// The keys tarball holding the active root key.
     #[arg(long, value_name = "TARBALL")]
     pub keys: PathBuf,
-    /// The factory's current root.json: its root role names the active key (needed when the
-    /// tarball holds several root keys).
+    /// The root whose root role names the active key (default: the root pinned on this
+    /// machine for --factory).
     #[arg(long, value_name = "ROOT.json")]
     pub root: Option<PathBuf>,
-    /// The factory name, printed on every sheet and checked by `combine --factory`.
+    /// The factory name, printed on every sheet and checked by `combine --factory`; its
+    /// pinned root names the active key unless --root is given.
     #[arg(long, value_name = "NAME")]
     pub factory: String,
     /// How many sheets to write (N, at most 255).
@@ -181,8 +182,13 @@ pub struct SplitReport {
     pub set: String,
 }
 
-/// Splits the active root key of the tarball at `a.keys` into `a.shares` sheets in `a.out`.
-pub fn split(a: &SplitArgs, pass: &PassphraseSource) -> Result<SplitReport, SplitError> {
+/// Splits the active root key of the tarball at `a.keys` (per `--root`, else the root pinned
+/// in the state directory `state` for `a.factory`) into `a.shares` sheets in `a.out`.
+pub fn split(
+    a: &SplitArgs,
+    state: &Path,
+    pass: &PassphraseSource,
+) -> Result<SplitReport, SplitError> {
     let params = |reason: String| SplitError::Parameters {
         threshold: a.threshold,
         shares: a.shares,
@@ -201,12 +207,14 @@ pub fn split(a: &SplitArgs, pass: &PassphraseSource) -> Result<SplitReport, Spli
         keys_cmd::refuse_existing(s)?;
     }
     let tarball = keystore::open(&a.keys, pass).map_err(KeysError::from)?;
-    let root_doc = a.root.as_deref().map(keys_cmd::load_root).transpose()?;
-    let active = keys_cmd::active_root_key(
-        &a.keys,
-        &tarball,
-        a.root.as_deref().zip(root_doc.as_ref().map(|r| &r.signed)),
+    let reference = keys_cmd::ReferenceRoot::resolve(
+        state,
+        &keys_cmd::RootArgs {
+            root: a.root.clone(),
+            factory: Some(a.factory.clone()),
+        },
     )?;
+    let active = keys_cmd::active_root_key(&a.keys, &tarball, &reference)?;
     let key = &active.key;
     let secret = paper::payload(key).map_err(|problem| KeysError::Sheet {
         source_file: a.keys.clone(),
@@ -536,7 +544,7 @@ pub fn combine(a: &CombineArgs, pass: &PassphraseSource) -> Result<CombineReport
 /// Runs `keys split`, recording the export in the audit log of `state_dir`.
 pub fn run_split(a: &SplitArgs, state_dir: &Path, out: &mut dyn Write) -> anyhow::Result<()> {
     audit::verify(state_dir)?;
-    let report = split(a, &a.passphrase.source())?;
+    let report = split(a, state_dir, &a.passphrase.source())?;
     audit::record(
         state_dir,
         AuditEvent::KeyExported {

@@ -14,6 +14,11 @@
 //!   `rename`, `fsync` of the directory; mode 0600; the old file is never truncated in place.
 //!   A leftover temporary file from an interrupted save is reported and blocks further saves
 //!   until it is moved away (it may hold a private key that exists nowhere else).
+//! * A file of another kind given as a keys file — a transfer bundle (a valid tar without
+//!   keys), a root.json, an exported key — is refused as such ([`crate::wrong_file`]), never
+//!   read as an empty keys tarball.
+//! * [`plaintext`], [`parse`] and [`encrypt`] are the steps of [`open`] and [`save`] that
+//!   `signer keys encrypt` / `decrypt` ([`crate::keys_at_rest`]) use on whole files.
 
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
@@ -146,6 +151,9 @@ pub enum KeystoreError {
         /// Why.
         reason: String,
     },
+    /// The file is of another kind (a transfer bundle, a root.json, …).
+    #[error(transparent)]
+    WrongFile(#[from] crate::wrong_file::WrongFile),
     /// Reading or writing the file failed.
     #[error(transparent)]
     Fs(#[from] FsError),
@@ -338,13 +346,15 @@ fn looks_like_age(bytes: &[u8]) -> bool {
     bytes.starts_with(AGE_MAGIC) || trimmed.starts_with(AGE_ARMOR)
 }
 
-fn with_suffix(path: &Path) -> PathBuf {
+/// `path` with [`ENCRYPTED_SUFFIX`] appended (`root.keys.tgz` → `root.keys.tgz.age`).
+pub fn with_suffix(path: &Path) -> PathBuf {
     let mut s = path.as_os_str().to_os_string();
     s.push(ENCRYPTED_SUFFIX);
     PathBuf::from(s)
 }
 
-fn without_suffix(path: &Path) -> PathBuf {
+/// `path` without a trailing [`ENCRYPTED_SUFFIX`] (`root.keys.tgz.age` → `root.keys.tgz`).
+pub fn without_suffix(path: &Path) -> PathBuf {
     let s = path.to_string_lossy();
     PathBuf::from(s.strip_suffix(ENCRYPTED_SUFFIX).unwrap_or(&s).to_string())
 }
@@ -376,6 +386,25 @@ pub fn open_bytes(
     bytes: &[u8],
     pass: &PassphraseSource,
 ) -> Result<KeysTarball, KeystoreError> {
+    parse(path, &plaintext(path, bytes, pass)?)
+}
+
+/// Parses the plaintext `plain` of the keys file `path` as a keys tarball, refusing first a
+/// file of another kind that the tarball reader would misread (a transfer bundle is a valid
+/// tar without keys) or reject with a less helpful message (a root.json).
+pub fn parse(path: &Path, plain: &[u8]) -> Result<KeysTarball, KeystoreError> {
+    crate::wrong_file::check(path, plain, crate::wrong_file::Expected::KeysFile)?;
+    KeysTarball::from_bytes(plain).map_err(|e| KeystoreError::from_tarball(path, e))
+}
+
+/// The plaintext of the keys file `path` whose bytes are `bytes`: the bytes themselves for
+/// a plain file, else the age file decrypted with a passphrase from `pass` (three tries at
+/// a terminal). The name and the content must agree (see the module documentation).
+pub fn plaintext(
+    path: &Path,
+    bytes: &[u8],
+    pass: &PassphraseSource,
+) -> Result<Zeroizing<Vec<u8>>, KeystoreError> {
     let encrypted = looks_like_age(bytes);
     match (is_encrypted_path(path), encrypted) {
         (false, true) => {
@@ -390,9 +419,7 @@ pub fn open_bytes(
                 suggested: without_suffix(path),
             })
         }
-        (false, false) => {
-            return KeysTarball::from_bytes(bytes).map_err(|e| KeystoreError::from_tarball(path, e))
-        }
+        (false, false) => return Ok(Zeroizing::new(bytes.to_vec())),
         (true, true) => {}
     }
     // A person at the terminal gets three tries; scripts get one.
@@ -402,10 +429,10 @@ pub fn open_bytes(
         1
     };
     let mut attempt = 1;
-    let plain = loop {
+    loop {
         let passphrase = pass.get(path, false)?;
         match decrypt_with_passphrase(path, bytes, passphrase) {
-            Ok(p) => break p,
+            Ok(p) => return Ok(p),
             Err(e @ KeystoreError::WrongPassphrase { .. }) => {
                 pass.forget();
                 if attempt >= tries {
@@ -416,8 +443,7 @@ pub fn open_bytes(
             }
             Err(e) => return Err(e),
         }
-    };
-    KeysTarball::from_bytes(&plain).map_err(|e| KeystoreError::from_tarball(path, e))
+    }
 }
 
 fn decrypt_with_passphrase(
@@ -474,12 +500,23 @@ pub fn encode(
     if !is_encrypted_path(path) {
         return Ok(plain);
     }
-    let passphrase = pass.get(path, new_file)?;
+    encrypt(path, &plain, pass, new_file)
+}
+
+/// `plain` encrypted with a passphrase from `pass` (age, scrypt) for the file `path`;
+/// `confirm` asks a prompted passphrase twice (a new encrypted file).
+pub fn encrypt(
+    path: &Path,
+    plain: &[u8],
+    pass: &PassphraseSource,
+    confirm: bool,
+) -> Result<Zeroizing<Vec<u8>>, KeystoreError> {
+    let passphrase = pass.get(path, confirm)?;
     let mut recipient = age::scrypt::Recipient::new(passphrase);
     if let Some(log_n) = pass.work_factor {
         recipient.set_work_factor(log_n);
     }
-    age::encrypt(&recipient, &plain)
+    age::encrypt(&recipient, plain)
         .map(Zeroizing::new)
         .map_err(|e| KeystoreError::Encrypt {
             path: path.to_path_buf(),
@@ -487,7 +524,9 @@ pub fn encode(
         })
 }
 
-fn refuse_leftovers(path: &Path) -> Result<(), KeystoreError> {
+/// Refuses to write `path` while an interrupted earlier write left temporary files next to
+/// it ([`KeystoreError::LeftoverTemp`]).
+pub fn refuse_leftovers(path: &Path) -> Result<(), KeystoreError> {
     let files = fsutil::leftover_temp_files(path)?;
     if files.is_empty() {
         Ok(())

@@ -19,7 +19,9 @@
 //!   holders' pinned signing identities; [`keystore`] — plain and encrypted keys files;
 //!   [`keys_cmd`] — `signer keys …`; [`keys_split`] — `keys split` / `keys combine` (Shamir
 //!   shares of the root key); [`keys_drill`] — `keys drill` (restore drill of a backup);
-//!   [`audit`] — the append-only audit log;
+//!   [`keys_at_rest`] — `keys encrypt` / `keys decrypt`; [`audit`] — the append-only audit log;
+//! * [`wrong_file`] — one line when a person gives the wrong file (a bundle, a keys tarball,
+//!   a root.json in each other's place);
 //! * [`status`] — `signer status`, the missing-signature checklist.
 
 pub mod audit;
@@ -31,6 +33,7 @@ pub mod error;
 pub mod habits;
 pub mod identity;
 pub mod inspect;
+pub mod keys_at_rest;
 pub mod keys_cmd;
 pub mod keys_drill;
 pub mod keys_split;
@@ -45,6 +48,7 @@ pub mod state;
 pub mod status;
 pub mod trust;
 pub mod ui;
+pub mod wrong_file;
 
 #[cfg(test)]
 #[path = "../tests/common/factory.rs"]
@@ -86,7 +90,7 @@ pub fn run_with(cli: Cli, ui: &mut Ui, now: Timestamp) -> anyhow::Result<u8> {
                 &now,
             )?;
         }
-        Command::Trust(TrustCommand::Show) => trust::show(&ctx.state, ctx.ui)?,
+        Command::Trust(TrustCommand::Show(a)) => trust::show(&ctx.state, ctx.ui, a.json)?,
         Command::RotateOfflineKey(a) => {
             ops::rotate_offline_key(&mut ctx, &a)?;
         }

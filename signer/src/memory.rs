@@ -8,6 +8,10 @@
 //! root at version N differs from every root this signer signed or pinned at N is refused,
 //! naming both digests. Where nothing is recorded (a fresh laptop) that is said, not hidden.
 //!
+//! Each remembered root keeps the key ids of its roles, so `signer keys list` can tell a key
+//! this signer generated and signed into a root that was never applied (the server applied
+//! another root at that version) from one not applied yet, or rotated out since.
+//!
 //! The endorsements (the version and builds of each production tag or wave the offline
 //! targets key signed here) let `sign-prod-targets` show which builds are new since the
 //! version this laptop last endorsed.
@@ -16,7 +20,8 @@
 //!
 //! ```json
 //! {"factory": "acme",
-//!  "roots": [{"document": "ci-root", "version": 2, "sha256": "…", "how": "signed-first-time", "at": "…"}],
+//!  "roots": [{"document": "ci-root", "version": 2, "sha256": "…", "how": "signed-first-time", "at": "…",
+//!             "roles": {"root": ["<keyid>", …], "targets": […], …}}],
 //!  "endorsed": {"prod-targets/main": {"version": 12, "builds": ["41", "42"], "sha256": "…", "at": "…"}}}
 //! ```
 
@@ -27,6 +32,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use shared::fsutil;
+use shared::keys::KeyId;
 use shared::metadata::{SignedRoot, Timestamp};
 
 use crate::error::{Result, SignerError};
@@ -60,6 +66,29 @@ pub struct RememberedRoot {
     pub how: How,
     /// When.
     pub at: Timestamp,
+    /// The key ids of each role of that root (`root`, `targets`, …): which keys the root
+    /// made active, for `keys list` (a key generated here whose root was never applied).
+    /// Empty in records written by earlier versions of the signer until the root is seen
+    /// again.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub roles: BTreeMap<String, Vec<KeyId>>,
+}
+
+impl RememberedRoot {
+    /// The roles of this root that list `keyid`.
+    pub fn roles_of(&self, keyid: &KeyId) -> Vec<&str> {
+        self.roles
+            .iter()
+            .filter(|(_, ids)| ids.contains(keyid))
+            .map(|(role, _)| role.as_str())
+            .collect()
+    }
+
+    /// Whether the root was applied on the server as far as this signer knows: the pin
+    /// advanced over it (a root in a verified chain) or it was pinned.
+    pub fn applied(&self) -> bool {
+        self.how == How::Pinned
+    }
 }
 
 /// What the offline targets key signed of one production tag or wave, last.
@@ -98,6 +127,35 @@ pub fn root_digest(root: &SignedRoot) -> Result<String> {
 /// The memory file of `factory`.
 pub fn path(state: &Path, factory: &str) -> PathBuf {
     state.join("memory").join(format!("{factory}.json"))
+}
+
+/// The memory of the factory that remembers `root` (same version and digest), if any: how
+/// the `keys` commands find the factory of a pin made without `--factory`.
+pub fn of_root(state: &Path, root: &SignedRoot) -> Result<Option<FactoryMemory>> {
+    let dir = state.join("memory");
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(SignerError::io("cannot list", dir, e)),
+    };
+    let digest = root_digest(root)?;
+    let mut factories: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.strip_suffix(".json").map(str::to_string)
+        })
+        .collect();
+    factories.sort();
+    for factory in factories {
+        let m = FactoryMemory::load(state, &factory)?;
+        if m.roots.iter().any(|r| {
+            r.document == "ci-root" && r.version == root.signed.version && r.sha256 == digest
+        }) {
+            return Ok(Some(m));
+        }
+    }
+    Ok(None)
 }
 
 impl FactoryMemory {
@@ -155,16 +213,29 @@ impl FactoryMemory {
     ) -> Result<()> {
         let sha256 = root_digest(root)?;
         let version = root.signed.version;
-        if !self.roots.iter().any(|r| {
+        let roles: BTreeMap<String, Vec<KeyId>> = root
+            .signed
+            .roles
+            .iter()
+            .map(|(name, r)| (name.clone(), r.keyids.clone()))
+            .collect();
+        match self.roots.iter_mut().find(|r| {
             r.document == document && r.version == version && r.sha256 == sha256 && r.how == how
         }) {
-            self.roots.push(RememberedRoot {
+            // A record of an older signer learns the root's keys.
+            Some(known) => {
+                if known.roles.is_empty() {
+                    known.roles = roles;
+                }
+            }
+            None => self.roots.push(RememberedRoot {
                 document: document.to_string(),
                 version,
                 sha256,
                 how,
                 at,
-            });
+                roles,
+            }),
         }
         Ok(())
     }

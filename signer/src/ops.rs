@@ -6,7 +6,8 @@
 //!
 //! 1. **plan**: refuse leftover temporary files of an interrupted run; read and verify the
 //!    bundle (integrity, transaction state, chain from the pinned root, no fork from a root
-//!    this signer signed or pinned, expiry); check that the bundle requests this operation;
+//!    this signer signed or pinned, expiry) — the trust pin advances here when the chain
+//!    proves a newer root was applied ([`session::trust`]); check that the bundle requests this operation;
 //!    open the key sources; compute the new drafts and signatures in memory, with this
 //!    run's own [`Grant`] (the exact changes the typed command makes). A new key for a
 //!    keys tarball is generated in memory; a new key on a PKCS#11 token is **not** created
@@ -22,8 +23,7 @@
 //!    response, so no signed root can ever reference a key the person does not hold — and
 //!    record the created keys in the audit log; remember the signed roots and endorsed
 //!    targets ([`crate::memory`]); write the response bundle (its step signed with this
-//!    signer's identity) atomically and record its signatures; advance the trust pin if the
-//!    bundle proved a newer root was applied.
+//!    signer's identity) atomically and record its signatures.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -727,6 +727,9 @@ fn prepare(
         trusted.check.current_version,
         trusted.check.current_fingerprint
     ));
+    if let Some(a) = &trusted.advanced {
+        ctx.ui.line(a.line());
+    }
     ctx.ui
         .line(format!("Memory: {}", trusted.memory.describe()));
     Ok((loaded, trusted))
@@ -1009,14 +1012,7 @@ fn finish(
         out.display(),
         outcome.fingerprint
     ));
-    // Act 4: trust.
-    outcome.pin_advanced = trusted.advance(l, &ctx.state, &ctx.now)?;
-    if outcome.pin_advanced {
-        ctx.ui.line(format!(
-            "The trusted root advanced to the applied version {}.",
-            l.current_ci.signed.version
-        ));
-    }
+    outcome.pin_advanced = trusted.advanced.is_some();
     report_status(ctx.ui, l, &work.ci, &work.prod);
     Ok(outcome)
 }

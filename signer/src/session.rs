@@ -12,10 +12,12 @@ use shared::metadata::{Role, SignedRoot, TargetsSummary, Timestamp};
 use shared::transform::{derive_prod_root, DEFAULT_PROD_TARGETS_THRESHOLD};
 use shared::verify;
 
+use crate::audit::{self, AuditEvent};
 use crate::error::{Result, SignerError};
 use crate::memory::{FactoryMemory, How};
 use crate::state::StateDir;
 use crate::trust::{self, Pin, TrustCheck};
+use crate::wrong_file::{self, Expected};
 
 /// The online keys the transaction names (what the server says; shown, and used to find
 /// the online targets key among the targets keys).
@@ -68,12 +70,14 @@ pub struct Loaded {
 pub struct Trusted {
     /// The pin file.
     pub pin_path: PathBuf,
-    /// The pin.
+    /// The pin as it was before this bundle (see `advanced`).
     pub pin: Pin,
     /// What the chain check found.
     pub check: TrustCheck,
     /// What this signer remembers of the factory (checked: no fork).
     pub memory: FactoryMemory,
+    /// The pin moved forward to the bundle's current (applied) root.
+    pub advanced: Option<trust::Advance>,
 }
 
 fn bundle_err(path: &Path, e: impl std::fmt::Display) -> SignerError {
@@ -82,11 +86,18 @@ fn bundle_err(path: &Path, e: impl std::fmt::Display) -> SignerError {
 
 /// Reads and parses a bundle. Integrity (manifest, digests, sizes, layout) is checked by
 /// [`TransferBundle::read`]; this adds the parsing of its members.
+/// A file of another kind (a keys tarball, a root.json, …) is refused as such
+/// ([`crate::wrong_file`]).
 pub fn load(path: &Path) -> Result<Loaded> {
-    let bundle = TransferBundle::read(path).map_err(|e| match e {
-        // "cannot read FILE: reason" names the file already.
-        shared::bundle::BundleError::File(e) => SignerError::Fs(e),
-        other => bundle_err(path, other),
+    let bundle = TransferBundle::read(path).map_err(|e| {
+        if let Err(wrong) = wrong_file::check_file(path, Expected::Bundle) {
+            return SignerError::WrongFile(wrong);
+        }
+        match e {
+            // "cannot read FILE: reason" names the file already.
+            shared::bundle::BundleError::File(e) => SignerError::Fs(e),
+            other => bundle_err(path, other),
+        }
     })?;
     from_bundle(path, bundle)
 }
@@ -252,7 +263,10 @@ impl Loaded {
     }
 }
 
-/// Verifies the bundle against the pinned trust of its factory.
+/// Verifies the bundle against the pinned trust of its factory, and keeps the pin up: when
+/// the chain verified from the pin ends at a newer root, that root was applied on the
+/// server, so the pin advances to it (recorded in the audit log; [`Trusted::advanced`] says
+/// so), and the verified roots are remembered ([`crate::memory`]).
 pub fn trust(
     loaded: &Loaded,
     state: &StateDir,
@@ -275,19 +289,22 @@ pub fn trust(
     if let Some(p) = &loaded.current_prod {
         memory.check("prod-root", p, state.path())?;
     }
-    Ok(Trusted {
+    let mut trusted = Trusted {
         pin_path,
         pin,
         check,
         memory,
-    })
+        advanced: None,
+    };
+    trusted.advance(loaded, state, now)?;
+    Ok(trusted)
 }
 
 impl Trusted {
     /// Advances the pin when the bundle proves a newer root was applied, and remembers the
     /// verified roots from the pinned one to the current one (and the current production
     /// root).
-    pub fn advance(&mut self, loaded: &Loaded, state: &StateDir, now: &Timestamp) -> Result<bool> {
+    fn advance(&mut self, loaded: &Loaded, state: &StateDir, now: &Timestamp) -> Result<()> {
         let from = self.pin.root.signed.version;
         let mut changed = false;
         for root in loaded.chain.iter().filter(|r| r.signed.version >= from) {
@@ -304,10 +321,30 @@ impl Trusted {
             self.memory.save(state.path())?;
         }
         if !self.check.advances() {
-            return Ok(false);
+            return Ok(());
         }
+        // A log that does not verify is refused before the pin moves, not after.
+        audit::verify(state.path())?;
+        let advance = trust::Advance {
+            factory: loaded.bundle.factory().to_string(),
+            pin: self.pin_path.clone(),
+            from,
+            to: loaded.current_ci.signed.version,
+            fingerprint: self.check.current_fingerprint.clone(),
+        };
         trust::advance(&self.pin_path, &self.pin, &loaded.current_ci, now)?;
-        Ok(true)
+        audit::record(
+            state.path(),
+            AuditEvent::PinAdvanced {
+                factory: advance.factory.clone(),
+                pin: advance.pin.display().to_string(),
+                from_version: advance.from,
+                to_version: advance.to,
+                sha256: crate::memory::root_digest(&loaded.current_ci)?,
+            },
+        )?;
+        self.advanced = Some(advance);
+        Ok(())
     }
 }
 

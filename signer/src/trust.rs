@@ -6,8 +6,12 @@
 //! root chain (`chain/1.root.json … N.root.json`) that leads from the pinned root to the
 //! bundle's current root, each step signed by a threshold of the previous root's root keys
 //! and of its own. The pin only moves forward, to a root the bundle proves was **applied**
-//! (a root in the chain, newer than the pin) — never to a draft this signer just signed,
-//! because a draft may still be cancelled on the server.
+//! (the end of the chain, newer than the pin) — never to a draft this signer just signed,
+//! because a draft may still be cancelled on the server. It moves as soon as the signer
+//! sees such a bundle — `inspect`, every operation, `keys drill --bundle` — with one line
+//! saying so and a `pin-advanced` record in the audit log ([`crate::session::trust`]), so
+//! that the `keys` commands, which compare keys files with the pinned root
+//! ([`default_pin`]), see the keys the server now uses.
 //!
 //! A pin file is `trust/<factory>.json` (or `trust/_any.json` for a pin made without
 //! `--factory`, used for every factory that has no pin of its own):
@@ -28,6 +32,7 @@ use shared::verify;
 use crate::error::{Result, SignerError};
 use crate::state::StateDir;
 use crate::ui::Ui;
+use crate::wrong_file::{self, Expected};
 
 /// Largest root file accepted by `trust init`.
 pub const MAX_ROOT_FILE: u64 = 4 * 1024 * 1024;
@@ -157,6 +162,23 @@ fn describe_root(ui: &mut Ui, root: &SignedRoot, fingerprint: &str) {
     ui.line(format!("  fingerprint:  {fingerprint}"));
 }
 
+/// Reads a signed root.json given on the command line (`trust init`, `--root`). A file of
+/// another kind (a transfer bundle, a keys tarball) is refused as such, and a root that does
+/// not parse is refused naming the file.
+pub fn read_root_file(path: &Path) -> Result<SignedRoot> {
+    let read = fsutil::read_limited(path, MAX_ROOT_FILE)
+        .map_err(SignerError::from)
+        .and_then(|bytes| {
+            SignedRoot::from_json(&bytes).map_err(|e| {
+                SignerError::refused(format!("{} is not a usable root.json: {e}", path.display()))
+            })
+        });
+    read.map_err(|e| match wrong_file::check_file(path, Expected::Root) {
+        Err(wrong) => wrong.into(),
+        Ok(()) => e,
+    })
+}
+
 /// `signer trust init ROOT.json`: shows the root and its fingerprint, asks for
 /// confirmation and pins it.
 pub fn init(
@@ -172,8 +194,7 @@ pub fn init(
         let version = read_pin(&path).map(|p| p.root.signed.version).unwrap_or(0);
         return Err(SignerError::PinExists { path, version });
     }
-    let bytes = fsutil::read_limited(root_file, MAX_ROOT_FILE)?;
-    let root = SignedRoot::from_json(&bytes)?;
+    let root = read_root_file(root_file)?;
     verify::verify_self_signed(&root, "the root to pin").map_err(|e| {
         SignerError::refused(format!(
             "{}: {e}. Only a complete, signed root.json (as served by the factory) can be pinned",
@@ -205,8 +226,8 @@ pub fn init(
     Ok(path)
 }
 
-/// `signer trust show`: every pin in the state directory.
-pub fn show(state: &StateDir, ui: &mut Ui) -> Result<()> {
+/// The pin files in the state directory, sorted.
+fn pin_files(state: &StateDir) -> Result<Vec<PathBuf>> {
     let dir = state.trust_dir();
     let mut files: Vec<PathBuf> = match std::fs::read_dir(&dir) {
         Ok(rd) => rd
@@ -217,6 +238,73 @@ pub fn show(state: &StateDir, ui: &mut Ui) -> Result<()> {
         Err(e) => return Err(SignerError::io("cannot list", dir, e)),
     };
     files.sort();
+    Ok(files)
+}
+
+/// The pin the `keys` commands compare a keys file with when no `--root` is given: the pin
+/// that applies to `factory` (its own, else the any-factory pin), or without `factory` the
+/// only pin on this machine.
+pub fn default_pin(state: &StateDir, factory: Option<&str>) -> Result<(PathBuf, Pin)> {
+    let no_pin = || SignerError::NoPinForKeys {
+        dir: state.trust_dir(),
+        factory: factory.map(str::to_string),
+    };
+    if let Some(f) = factory {
+        return load_pin(state, f).map_err(|e| match e {
+            SignerError::NoPin { .. } => no_pin(),
+            other => other,
+        });
+    }
+    match pin_files(state)?.as_slice() {
+        [] => Err(no_pin()),
+        [one] => Ok((one.clone(), read_pin(one)?)),
+        many => Err(SignerError::Usage(format!(
+            "{} roots are pinned on this machine ({}): give --factory NAME to choose one, or --root ROOT.json",
+            many.len(),
+            many.iter()
+                .map(|p| {
+                    let stem = p.file_stem().unwrap_or_default().to_string_lossy();
+                    if stem == ANY_FACTORY {
+                        "any factory".to_string()
+                    } else {
+                        stem.into_owned()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+/// `signer trust show`: every pin in the state directory.
+pub fn show(state: &StateDir, ui: &mut Ui, json: bool) -> Result<()> {
+    let dir = state.trust_dir();
+    let files = pin_files(state)?;
+    if json {
+        let mut pins = Vec::new();
+        for f in &files {
+            let pin = read_pin(f)?;
+            let r = &pin.root.signed;
+            let role = |role: Role| {
+                serde_json::json!({
+                    "keyids": r.role_keyids(role),
+                    "threshold": r.threshold(role),
+                })
+            };
+            pins.push(serde_json::json!({
+                "factory": pin.factory,
+                "file": f,
+                "pinned-at": pin.pinned_at.to_string(),
+                "version": r.version,
+                "expires": r.expires.to_string(),
+                "root": role(Role::Root),
+                "targets": role(Role::Targets),
+                "fingerprint": pin.fingerprint,
+            }));
+        }
+        ui.line(serde_json::to_string_pretty(&pins).unwrap_or_default());
+        return Ok(());
+    }
     if files.is_empty() {
         ui.line(format!(
             "No trusted root is pinned in {}. Pin one with `signer trust init ROOT.json`.",
@@ -320,6 +408,32 @@ pub fn check_chain(
     })
 }
 
+/// The pin of a factory moved forward to the current root of a bundle whose chain verified
+/// from it (that root was applied on the server).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Advance {
+    /// The bundle's factory.
+    pub factory: String,
+    /// The pin file.
+    pub pin: PathBuf,
+    /// The version pinned before.
+    pub from: u64,
+    /// The version pinned now.
+    pub to: u64,
+    /// [`root_fingerprint`] of the root pinned now.
+    pub fingerprint: String,
+}
+
+impl Advance {
+    /// The one line that says so.
+    pub fn line(&self) -> String {
+        format!(
+            "The trusted root advanced from v{} to v{}, the root applied on the server (fingerprint {}); recorded in the audit log.",
+            self.from, self.to, self.fingerprint
+        )
+    }
+}
+
 /// Advances the pin at `path` to `root` (a root of a verified chain, newer than the pin).
 pub fn advance(path: &Path, old: &Pin, root: &SignedRoot, now: &Timestamp) -> Result<()> {
     if root.signed.version <= old.root.signed.version {
@@ -382,7 +496,7 @@ mod tests {
             Err(SignerError::NoPin { .. })
         ));
         let (mut ui, out) = Ui::scripted("", false, false);
-        show(&state, &mut ui).unwrap();
+        show(&state, &mut ui, false).unwrap();
         assert!(out.text().contains("acme"));
 
         // Expired root: refused unless allowed.

@@ -3,7 +3,7 @@
 mod keys_common;
 
 use clap::Parser;
-use keys_common::{ed_key, mode_of, pass, root_json, rsa_key};
+use keys_common::{ed_key, listed, mode_of, pass, root_json, rsa_key};
 use shared::keys::KeyId;
 use shared::metadata::Role;
 use shared::tarball::KeysTarball;
@@ -148,7 +148,7 @@ fn print_restore_round_trip_ed25519() {
     let key = ed_key(1);
     save_tarball(&keys, &[(Role::Root, &key), (Role::Targets, &ed_key(2))]);
     let sheet = dir.path().join("sheet.txt");
-    let active = keys_cmd::print_sheet(&keys, None, &sheet, &pass("pw")).unwrap();
+    let active = keys_cmd::print_sheet(&keys, &listed(&[&key]), &sheet, &pass("pw")).unwrap();
     assert_eq!(&active.keyid, key.keyid());
     assert_eq!(mode_of(&sheet), 0o600);
     let text = std::fs::read_to_string(&sheet).unwrap();
@@ -157,7 +157,7 @@ fn print_restore_round_trip_ed25519() {
     assert!(text.contains("QR code 1 of 1"));
     // Never twice to the same file.
     assert!(matches!(
-        keys_cmd::print_sheet(&keys, None, &sheet, &pass("pw")).unwrap_err(),
+        keys_cmd::print_sheet(&keys, &listed(&[&key]), &sheet, &pass("pw")).unwrap_err(),
         KeysError::OutputExists { .. }
     ));
 
@@ -187,7 +187,7 @@ fn print_restore_round_trip_rsa() {
     let key = rsa_key();
     save_tarball(&keys, &[(Role::Root, &key)]);
     let sheet = dir.path().join("sheet.txt");
-    keys_cmd::print_sheet(&keys, None, &sheet, &pass("pw")).unwrap();
+    keys_cmd::print_sheet(&keys, &listed(&[&key]), &sheet, &pass("pw")).unwrap();
     let text = std::fs::read_to_string(&sheet).unwrap();
     assert!(text.contains("key type:  RSA"));
     assert!(text.contains("PKCS#1 PEM"));
@@ -225,7 +225,7 @@ fn corrupted_sheet_line_is_reported_by_number() {
     let keys = dir.path().join("root.keys.tgz");
     save_tarball(&keys, &[(Role::Root, &rsa_key())]);
     let sheet = dir.path().join("sheet.txt");
-    keys_cmd::print_sheet(&keys, None, &sheet, &pass("pw")).unwrap();
+    keys_cmd::print_sheet(&keys, &listed(&[&rsa_key()]), &sheet, &pass("pw")).unwrap();
     let text = std::fs::read_to_string(&sheet).unwrap();
 
     // Flip one hex digit in line 57.
@@ -280,7 +280,7 @@ fn sheet_of_another_key_is_refused() {
     let other = ed_key(9);
     save_tarball(&keys, &[(Role::Root, &key)]);
     let sheet = dir.path().join("sheet.txt");
-    keys_cmd::print_sheet(&keys, None, &sheet, &pass("pw")).unwrap();
+    keys_cmd::print_sheet(&keys, &listed(&[&key]), &sheet, &pass("pw")).unwrap();
     let target = dir.path().join("restored.keys.tgz");
 
     // The keyid given does not match the sheet's.
@@ -358,23 +358,35 @@ fn active_root_key_from_root_json() {
     std::fs::write(&root, root_json(&[&new], 3)).unwrap();
     let state = dir.path().join("state");
 
-    // Without --root: two root keys, no way to tell.
+    // Without --root and without a pin: the tarball alone cannot tell, so refused.
     let out = dir.path().join("k.sec");
-    let err = keys_cmd::export_root(&keys, None, &out, true, &pass("pw")).unwrap_err();
-    assert!(err.to_string().contains("--root"), "{err}");
+    let err = run(
+        &state,
+        &[
+            "export-root",
+            "--keys",
+            p(&keys),
+            "--out",
+            p(&out),
+            "--i-understand-this-exports-a-private-key",
+        ],
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("signer trust init") && err.to_string().contains("--root"),
+        "{err}"
+    );
     assert!(!out.exists());
 
     // With --root: the key listed there.
-    let k = keys_cmd::export_root(&keys, Some(&root), &out, true, &pass("pw")).unwrap();
+    let k = keys_cmd::export_root(&keys, &listed(&[&new]), &out, true, &pass("pw")).unwrap();
     assert_eq!(&k.keyid, new.keyid());
     assert_eq!(k.created_at.as_deref(), Some("2026-01-02T03:04:05Z"));
 
     // A root that lists neither key.
-    let stranger = dir.path().join("stranger.json");
-    std::fs::write(&stranger, root_json(&[&ed_key(7)], 3)).unwrap();
     let err = keys_cmd::export_root(
         &keys,
-        Some(&stranger),
+        &listed(&[&ed_key(7)]),
         &dir.path().join("x.sec"),
         true,
         &pass("pw"),
@@ -416,7 +428,7 @@ fn active_root_key_from_root_json() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|k| !k["active_in"].as_array().unwrap().is_empty())
+        .filter(|k| !k["active-in"].as_array().unwrap().is_empty())
         .map(|k| k["keyid"].as_str().unwrap())
         .collect();
     assert_eq!(active, vec![new.keyid().as_str()]);
@@ -442,29 +454,26 @@ fn export_root_flag_is_required_on_the_command_line() {
     save_tarball(&keys, &[(Role::Root, &ed_key(1))]);
     let out = dir.path().join("root.sec");
     let state = dir.path().join("state");
-    let err = run(
-        &state,
-        &["export-root", "--keys", p(&keys), "--out", p(&out)],
-    )
-    .unwrap_err();
+    let root = dir.path().join("root.json");
+    std::fs::write(&root, root_json(&[&ed_key(1)], 3)).unwrap();
+    let mut args = vec![
+        "export-root",
+        "--keys",
+        p(&keys),
+        "--root",
+        p(&root),
+        "--out",
+        p(&out),
+    ];
+    let err = run(&state, &args).unwrap_err();
     assert!(
         err.to_string()
             .contains("--i-understand-this-exports-a-private-key"),
         "{err}"
     );
     assert!(!out.exists());
-    let text = run(
-        &state,
-        &[
-            "export-root",
-            "--keys",
-            p(&keys),
-            "--out",
-            p(&out),
-            "--i-understand-this-exports-a-private-key",
-        ],
-    )
-    .unwrap();
+    args.push("--i-understand-this-exports-a-private-key");
+    let text = run(&state, &args).unwrap();
     assert!(text.contains(ed_key(1).keyid().as_str()), "{text}");
     assert_eq!(mode_of(&out), 0o600);
     let records = signer::audit::read_records(&state).unwrap();
@@ -515,6 +524,8 @@ fn shamir_shares_of_an_rsa_key_any_three_of_five_and_scanned_qr_texts() {
     let keys = dir.path().join("root.keys.tgz");
     let key = rsa_key();
     save_tarball(&keys, &[(Role::Root, &key)]);
+    let root = dir.path().join("root.json");
+    std::fs::write(&root, root_json(&[&key], 3)).unwrap();
     let out = dir.path().join("shares");
     let said = run(
         &state,
@@ -522,6 +533,8 @@ fn shamir_shares_of_an_rsa_key_any_three_of_five_and_scanned_qr_texts() {
             "split",
             "--keys",
             keys.to_str().unwrap(),
+            "--root",
+            root.to_str().unwrap(),
             "--factory",
             "acme",
             "--shares",
@@ -585,7 +598,7 @@ fn shamir_shares_of_an_rsa_key_any_three_of_five_and_scanned_qr_texts() {
 
     // A whole-key paper sheet is not a share; two shares of five are too few.
     let paper_sheet = dir.path().join("paper.txt");
-    keys_cmd::print_sheet(&keys, None, &paper_sheet, &pass("pw")).unwrap();
+    keys_cmd::print_sheet(&keys, &listed(&[&key]), &paper_sheet, &pass("pw")).unwrap();
     let e = run(
         &state,
         &[

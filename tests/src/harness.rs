@@ -154,6 +154,19 @@ pub fn run_on_pty(mut cmd: Command, answers: &str) -> (i32, String) {
     cmd.stdin(stdio(&slave))
         .stdout(stdio(&slave))
         .stderr(stdio(&slave));
+    // The terminal becomes the program's controlling terminal, as a person's is: programs
+    // that read secrets from /dev/tty (passphrase prompts) find it there.
+    // SAFETY: between fork and exec only async-signal-safe calls are made (setsid, ioctl),
+    // on the child's own standard input, which is the slave side set above.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            if libc::setsid() == -1 || libc::ioctl(0, libc::TIOCSCTTY, 0) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
     let mut child = cmd.spawn().expect("spawn on a pseudo-terminal");
     // Only the child keeps the slave side open, so the master sees the end when it exits.
     drop(cmd);
@@ -622,6 +635,39 @@ impl World {
         dir.join(keys.file_name().expect("keys file name"))
     }
 
+    /// `signer keys VERB --keys KEYS EXTRA…` on `machine` (not checked): the `keys`
+    /// commands that take one keys file (`list`, `encrypt`, `decrypt`, `drill`, …).
+    pub fn signer_keys(&self, machine: &Machine, verb: &str, keys: &Path, extra: &[&str]) -> Run {
+        let mut args = vec!["keys", verb, "--keys", path_str(keys)];
+        args.extend_from_slice(extra);
+        self.signer(machine, &args)
+    }
+
+    /// `signer keys print --keys KEYS --out SHEET EXTRA…` on `machine` (not checked).
+    pub fn keys_print(&self, machine: &Machine, keys: &Path, sheet: &Path, extra: &[&str]) -> Run {
+        let mut args = vec!["--out", path_str(sheet)];
+        args.extend_from_slice(extra);
+        self.signer_keys(machine, "print", keys, &args)
+    }
+
+    /// `signer keys export-root --keys KEYS --out FILE
+    /// --i-understand-this-exports-a-private-key EXTRA…` on `machine` (not checked).
+    pub fn keys_export_root(
+        &self,
+        machine: &Machine,
+        keys: &Path,
+        out: &Path,
+        extra: &[&str],
+    ) -> Run {
+        let mut args = vec![
+            "--out",
+            path_str(out),
+            "--i-understand-this-exports-a-private-key",
+        ];
+        args.extend_from_slice(extra);
+        self.signer_keys(machine, "export-root", keys, &args)
+    }
+
     /// `signer --yes sign --keys KEYS INPUT -o OUTPUT` on `machine`, which must succeed: the
     /// root key holder signs the staged roots of a request or of an earlier step.
     pub fn sign_with(&self, machine: &Machine, keys: &Path, input: &Path, output: &Path) -> Run {
@@ -840,16 +886,12 @@ impl World {
         }
     }
 
-    /// Compares what `run` printed with the snapshot `name` (`tests/snapshots/NAME.txt`, see
-    /// [`crate::snapshot`]): the command line, standard output, standard error and exit code,
-    /// with this world's directory and other run-dependent parts redacted.
+    /// Compares what `run` printed with the snapshot `name` (`tests/snapshots/NAME.md`, see
+    /// [`crate::snapshot`]): the command line, exit status, standard output and standard error,
+    /// with run-dependent parts replaced by placeholders.
     #[track_caller]
-    pub fn snapshot(&self, name: &str, run: &Run) {
-        let text = format!(
-            "$ {}\n--- stdout\n{}--- stderr\n{}--- exit {}\n",
-            run.command_line, run.stdout, run.stderr, run.code
-        );
-        crate::snapshot::assert_snapshot(name, &text, &self.root);
+    pub fn snapshot_run(&self, name: &str, run: &Run) {
+        crate::snapshot::assert_snapshot(self, name, run);
     }
 
     /// The factory's committed state on the simulator (for assertions).
@@ -1025,6 +1067,13 @@ impl World {
             .unwrap_or_else(|e| panic!("{url}: {e}"));
         let status = resp.status().as_u16();
         (status, resp.text().unwrap_or_default())
+    }
+
+    /// Compares `text` (a listing, a table of refusals) with the snapshot `name`
+    /// (`tests/snapshots/NAME.md`), after [`crate::snapshot::normalize`].
+    #[track_caller]
+    pub fn snapshot_text(&self, name: &str, text: &str) {
+        crate::snapshot::assert_text(self, name, text);
     }
 
     /// Records the server's state and the bytes of `files` now, for

@@ -5,9 +5,9 @@
 //!   benchmarks;
 //! * [`harness`] — the end-to-end harness: machines, USB stick, real binaries, device checks;
 //! * [`tools`] — the tools outside the Rust toolchain that some tests need, and how they are found;
+//! * [`snapshot`] — the exact text of user-facing messages compared with stored snapshots;
 //! * [`softhsm`] — throwaway SoftHSM2 tokens for the PKCS#11 suites;
-//! * [`tamper`] — bundles taken apart, edited and re-packed as an attacker would;
-//! * [`snapshot`] — snapshot tests of what the programs print.
+//! * [`tamper`] — bundles taken apart, edited and re-packed as an attacker would.
 
 pub mod harness;
 pub mod sim;

@@ -9,6 +9,7 @@ use std::path::Path;
 
 use age::secrecy::SecretString;
 use shared::keys::PrivateKey;
+use signer::keys_cmd::ReferenceRoot;
 use signer::keystore::PassphraseSource;
 
 /// A PKCS#1 RSA-4096 private key (test fixture only).
@@ -71,4 +72,16 @@ pub fn root_json(root_keys: &[&PrivateKey], version: u64) -> String {
         ids.join(","),
         owners.join(",")
     )
+}
+
+/// The root `signer keys` compares a tarball with when `--root` names a root listing
+/// `root_keys` ([`root_json`], version 3).
+pub fn listed(root_keys: &[&PrivateKey]) -> ReferenceRoot {
+    ReferenceRoot {
+        source: "root.json".to_string(),
+        root: shared::metadata::SignedRoot::from_json(root_json(root_keys, 3).as_bytes())
+            .expect("fixture root parses"),
+        pinned: None,
+        memory: None,
+    }
 }

@@ -1,9 +1,11 @@
 //! Secret hygiene (issue 10, part 6): after a full workflow — first-time root rotation,
-//! targets key rotation on a second laptop, a wave, a verified backup, an explicit export
-//! and a paper sheet — no private key of the keys involved appears anywhere it should not:
+//! targets key rotation on a second laptop, a wave, a verified backup, an explicit export,
+//! a paper sheet, the root tarball encrypted at rest and decrypted again — no private key of
+//! the keys involved appears anywhere it should not:
 //! not in any other file under the world's directory (bundles included, gzip layers opened),
-//! not in anything either program printed. Only the keys tarballs (and their backup copies),
-//! the explicit export file and the paper sheet may hold them; those, and the signer's age
+//! not in anything either program printed. Only the keys tarballs (and their backup copies
+//! and the copy decrypted on purpose), the explicit export file and the paper sheet may hold
+//! them (the encrypted `.tgz.age` holds none in the clear); those, and the signer's age
 //! identity, are mode 0600. The signers' signing identities (the keys that sign response
 //! steps) are secrets too: each only in its own `signing-identity.txt`, mode 0600, like the
 //! pinned cosigners and the signer memory files.
@@ -296,6 +298,19 @@ fn no_private_key_leaks_anywhere() {
         ],
     )
     .ok();
+    // Keys at rest: the root tarball encrypted, and decrypted again (a plain copy on purpose).
+    let pass = w.offline.path("passphrase.txt");
+    std::fs::write(&pass, "correct horse\n").expect("passphrase file");
+    let encrypted = w.root.join("at-rest").join("root.keys.tgz.age");
+    let decrypted = w.root.join("at-rest").join("decrypted.keys.tgz");
+    std::fs::create_dir_all(encrypted.parent().expect("parent")).expect("at-rest dir");
+    for (verb, from, to) in [
+        ("encrypt", &root_keys, &encrypted),
+        ("decrypt", &encrypted, &decrypted),
+    ] {
+        let extra = ["--passphrase-file", path_str(&pass), "--out", path_str(to)];
+        w.signer_keys(&w.offline, verb, from, &extra).ok();
+    }
     for (m, t) in [(&w.offline, &root_keys), (&w.offline2, &targets_keys)] {
         w.signer(m, ["keys", "list", "--keys", path_str(t)]).ok();
     }
@@ -352,6 +367,7 @@ fn no_private_key_leaks_anywhere() {
         }
         p == root_keys
             || p == targets_keys
+            || p == decrypted
             || p == export
             || p == sheet
             || p.starts_with(&backup_dir)
@@ -421,6 +437,7 @@ fn no_private_key_leaks_anywhere() {
     for must in [
         &root_keys,
         &targets_keys,
+        &decrypted,
         &export,
         &signing_files[0],
         &signing_files[1],
@@ -440,6 +457,8 @@ fn no_private_key_leaks_anywhere() {
     let mut checked_modes = vec![
         root_keys.clone(),
         targets_keys.clone(),
+        encrypted.clone(),
+        decrypted.clone(),
         export.clone(),
         sheet.clone(),
         w.offline.signer_home().join("identity.txt"),

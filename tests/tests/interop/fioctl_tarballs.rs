@@ -5,9 +5,9 @@
 //!   separate tarball) are listed, backed up, printed and restored by `signer keys`, and used
 //!   by the signer for every rotation and signing command: root and targets rotations, `sign`,
 //!   `sign-prod-targets`, `sign-wave`, `rotate-online-key`;
-//! - tarballs **the signer wrote** (plain `.tgz`, and `.tgz.age` once decrypted with its
-//!   passphrase, as a user would with `age -d`) are used by fioctl for its root and targets
-//!   rotations and its waves.
+//! - tarballs **the signer wrote** (plain `.tgz`, and `.tgz.age` once decrypted with
+//!   `signer keys decrypt`) are used by fioctl for its root and targets rotations and its
+//!   waves, and fioctl's updated tarball is encrypted again with `signer keys encrypt`.
 //!
 //! After every applied change the served chain verifies as a device verifies it.
 //!
@@ -265,22 +265,6 @@ fn fioctl_tarballs_serve_the_signer() {
     assert!(tarball_keys(&fio_targets).len() >= 3);
 }
 
-/// `age -d` of a passphrase-encrypted keys file (binary or armored), as a user who keeps the
-/// signer's `.tgz.age` would run before handing the tarball to fioctl.
-fn age_decrypt(path: &Path, passphrase: &str) -> Vec<u8> {
-    use std::io::Read;
-    let bytes = std::fs::read(path).unwrap();
-    let identity = age::scrypt::Identity::new(passphrase.to_string().into());
-    let decryptor =
-        age::Decryptor::new_buffered(age::armor::ArmoredReader::new(&bytes[..])).unwrap();
-    let mut reader = decryptor
-        .decrypt(std::iter::once(&identity as &dyn age::Identity))
-        .unwrap();
-    let mut out = Vec::new();
-    reader.read_to_end(&mut out).unwrap();
-    out
-}
-
 #[test]
 #[cfg_attr(
     not(has_fioctl),
@@ -339,12 +323,30 @@ fn signer_tarballs_serve_fioctl_in_a_mixed_ceremony() {
     let t1 = w.offline_targets();
 
     // fioctl's turn, with the signer's tarballs: the plain one as it is, the encrypted one
-    // decrypted. A root rotation, a targets rotation that re-signs the tag (its offline
-    // signature was made by the signer), a wave.
+    // decrypted by `signer keys decrypt` (read back and checked before it says so). A root
+    // rotation, a targets rotation that re-signs the tag (its offline signature was made by
+    // the signer), a wave.
     let fio_root = w.online.path("root.keys.tgz");
     let fio_targets = w.online.path("targets.keys.tgz");
     carry(&root_keys, &fio_root);
-    std::fs::write(&fio_targets, age_decrypt(&targets_age, passphrase)).unwrap();
+    let decrypted = w.offline2.path("for-fioctl.keys.tgz");
+    w.signer(
+        &w.offline2,
+        [
+            "keys",
+            "decrypt",
+            "--keys",
+            tk,
+            "--out",
+            path_str(&decrypted),
+            "--passphrase-file",
+            pf,
+        ],
+    )
+    .ok()
+    .says("UNENCRYPTED");
+    assert!(targets_age.exists(), "the encrypted file is kept");
+    carry(&decrypted, &fio_targets);
     assert_eq!(tarball_keyids(&fio_targets, Role::Targets), t1);
     fioctl_rotated(&w, "root", false, &fio_root, None).says("= New root keyid");
     served(&w, 4);
@@ -360,10 +362,29 @@ fn signer_tarballs_serve_fioctl_in_a_mixed_ceremony() {
     served(&w, 5);
 
     // The toolkit's turn again, with the tarballs fioctl updated: the signer's trusted root
-    // is v3, the chain fioctl extended verifies from it.
+    // is v3, the chain fioctl extended verifies from it. The targets holder encrypts
+    // fioctl's tarball at rest again, removing the plain copy once the encrypted one checks.
     carry(&fio_root, &root_keys);
     let targets_plain = w.offline2.path("targets.keys.tgz");
     carry(&fio_targets, &targets_plain);
+    let targets_again = w.offline2.path("targets-2.keys.tgz.age");
+    w.signer(
+        &w.offline2,
+        [
+            "keys",
+            "encrypt",
+            "--keys",
+            path_str(&targets_plain),
+            "--out",
+            path_str(&targets_again),
+            "--passphrase-file",
+            pf,
+            "--remove-source",
+        ],
+    )
+    .ok()
+    .says("Verified:");
+    assert!(!targets_plain.exists());
     ceremony(
         &w,
         "root-again",
@@ -376,7 +397,12 @@ fn signer_tarballs_serve_fioctl_in_a_mixed_ceremony() {
     served(&w, 6);
     let k3 = role_keys(&w, Role::Root);
     assert!(k3 != k2 && k3 != k1);
-    w.release_wave(&w.offline2, &targets_plain, ("w6", 6, "production"), &[]);
+    w.release_wave(
+        &w.offline2,
+        &targets_again,
+        ("w6", 6, "production"),
+        &["--passphrase-file", pf],
+    );
     w.assert_targets_signed_by(&t2[0]);
     assert_eq!(
         w.view()

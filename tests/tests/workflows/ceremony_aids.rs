@@ -180,6 +180,13 @@ fn shamir_split_combine_refusals_and_a_rotation_signed_with_the_restored_key() {
     let w = world(WorldOptions::default());
     let keys = w.offline.path("root.keys.tgz");
     let k1 = w.first_time_rotation(&w.offline, &keys);
+    // The next request bundle shows the signer the applied v2: its pin advances, so the
+    // `keys` commands take the new root key as the active one.
+    let req = w.usb("after-restore.req.tufbundle");
+    w.request_rotation("root", &req);
+    w.signer(&w.offline, ["inspect", path_str(&req)])
+        .ok()
+        .says("The trusted root advanced from v1 to v2");
     let dir = w.offline.path("shares");
     split(&w, &keys, &dir)
         .says("any 2 restore it, fewer reveal nothing")
@@ -273,9 +280,7 @@ fn shamir_split_combine_refusals_and_a_rotation_signed_with_the_restored_key() {
 
     // The restored key signs the next root rotation, which devices accept.
     let restored = w.offline.path("restored-31.keys.tgz");
-    let req = w.usb("after-restore.req.tufbundle");
     let resp = w.usb("after-restore.resp.tufbundle");
-    w.request_rotation("root", &req);
     w.rotate_root_with(&w.offline, &restored, &req, &resp);
     w.push_apply(&resp);
     let root = w.view().ci_root().unwrap();
@@ -288,9 +293,13 @@ fn restore_drill_of_every_backup_form_and_of_another_factorys_backup() {
     let w = world(WorldOptions::default());
     let keys = w.offline.path("root.keys.tgz");
     let k1 = w.first_time_rotation(&w.offline, &keys);
-    // A request bundle carries the factory's current root (v2), verified from the pin (v1).
+    // A request bundle carries the factory's current root (v2), verified from the pin (v1),
+    // which advances to it.
     let req = w.usb("drill.req.tufbundle");
     w.request_rotation("root", &req);
+    w.signer(&w.offline, ["inspect", path_str(&req)])
+        .ok()
+        .says("The trusted root advanced from v1 to v2");
     let against = ["--bundle", path_str(&req)];
     let drill = |backup: &[&str], against: &[&str]| {
         let mut args = vec!["keys", "drill"];
@@ -353,14 +362,17 @@ fn restore_drill_of_every_backup_form_and_of_another_factorys_backup() {
             ))
             .says("A throwaway draft root v3 signed with it verifies against the current root");
     }
-    // Against the root pinned on this machine (v1 here: the initial key, which the tarball
-    // still holds, is its root key).
+    // Against the root pinned on this machine (v2 since the bundle was inspected), with and
+    // without naming the factory.
     drill(&["--keys", path_str(&copy)], &["--factory", "acme"])
         .ok()
-        .says("current root v1");
+        .says("acme's current root v2");
+    drill(&["--keys", path_str(&copy)], &[])
+        .ok()
+        .says("acme's current root v2 (from the root pinned in");
     // Each drill is on record.
     let log = w.signer(&w.offline, ["audit", "show"]).ok().stdout;
-    assert_eq!(log.matches("backup drill passed").count(), 5, "{log}");
+    assert_eq!(log.matches("backup drill passed").count(), 6, "{log}");
     // The backups were only read; nothing was left next to them; the server is untouched.
     unchanged.assert_unchanged();
     let after: Vec<usize> = [&media, &w.offline.home]

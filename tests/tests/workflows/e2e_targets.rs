@@ -391,7 +391,7 @@ fn a_lost_targets_key_is_replaced_by_the_root_key_holder() {
 
     // A rotation with a new tarball finds no key to replace, and says what to do.
     let run = rotate(&["--keys", path_str(&keys), "--targets-keys", path_str(&new)]).fails();
-    w.snapshot("lost-targets-key-hint", &run);
+    w.snapshot_run("lost-targets-key-hint", &run);
     // --lost-key needs the root keys, must name the current offline targets key, and is not
     // for root keys.
     let run = rotate(&[
@@ -401,7 +401,7 @@ fn a_lost_targets_key_is_replaced_by_the_root_key_holder() {
         path_str(&new),
     ])
     .fails();
-    w.snapshot("lost-targets-key-needs-root-keys", &run);
+    w.snapshot_run("lost-targets-key-needs-root-keys", &run);
     let online = w.view().online_keys().targets.clone();
     let run = rotate(&[
         "--lost-key",
@@ -412,7 +412,7 @@ fn a_lost_targets_key_is_replaced_by_the_root_key_holder() {
         path_str(&new),
     ])
     .fails();
-    w.snapshot("lost-targets-key-is-online", &run);
+    w.snapshot_run("lost-targets-key-is-online", &run);
     let root_key = tarball_keyids(&keys, Role::Root)[0].clone();
     let run = w
         .signer(
@@ -433,7 +433,7 @@ fn a_lost_targets_key_is_replaced_by_the_root_key_holder() {
         )
         .fails();
     assert_eq!(run.code, 2);
-    w.snapshot("lost-key-not-for-root", &run);
+    w.snapshot_run("lost-key-not-for-root", &run);
     untouched.assert_unchanged();
 
     // The documented path: the root key holder replaces it.

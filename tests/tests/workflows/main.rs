@@ -18,6 +18,8 @@ mod e2e_targets;
 mod e2e_waves;
 mod expiry_renewal;
 mod json_output;
+mod keys_at_rest;
+mod pin_keeps_up;
 mod pkcs11_e2e;
 mod pkcs11_signer;
 mod signer_habits;

@@ -75,7 +75,7 @@ fn fioctl_flags_given_to_the_signer_say_which_program_takes_them() {
             run.stderr.trim_end()
         ));
     }
-    tests::snapshot::assert_snapshot("signer-fioctl-habits", &all, &w.root);
+    w.snapshot_text("signer-fioctl-habits", &all);
     assert!(!w.usb("r").exists());
 }
 
