@@ -6,10 +6,12 @@
 //! * [`harness`] — the end-to-end harness: machines, USB stick, real binaries, device checks;
 //! * [`tools`] — the tools outside the Rust toolchain that some tests need, and how they are found;
 //! * [`softhsm`] — throwaway SoftHSM2 tokens for the PKCS#11 suites;
-//! * [`tamper`] — bundles taken apart, edited and re-packed as an attacker would.
+//! * [`tamper`] — bundles taken apart, edited and re-packed as an attacker would;
+//! * [`snapshot`] — what a command printed compared with a file of `tests/snapshots/`.
 
 pub mod harness;
 pub mod sim;
+pub mod snapshot;
 pub mod softhsm;
 pub mod tamper;
 pub mod tools;

@@ -9,5 +9,6 @@ mod hostile_authority;
 mod hostile_crash;
 mod hostile_disk;
 mod hostile_faults;
+mod hostile_push_anywhere;
 mod hostile_secrets;
 mod hostile_tamper;
