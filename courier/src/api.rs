@@ -25,6 +25,7 @@ use reqwest::Method;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
+use shared::keys::Signature;
 use zeroize::Zeroizing;
 
 use crate::config::Settings;
@@ -683,8 +684,9 @@ impl Client {
         self.send(Method::POST, &path, None).map(|_| ())
     }
 
-    /// `GET waves/{name}/?show-targets=1`, or `None` on 404.
-    pub fn wave(&self, name: &str) -> Result<Option<Value>, ApiError> {
+    /// `GET waves/{name}/?show-targets=1`: the wave with its targets document as served, or
+    /// `None` on 404.
+    pub fn wave(&self, name: &str) -> Result<Option<Wave>, ApiError> {
         let path = format!(
             "{}/waves/{}/?show-targets=1",
             self.factories(),
@@ -692,8 +694,37 @@ impl Client {
         );
         match self.get_optional(&path)? {
             None => Ok(None),
-            Some(resp) => self.decode("GET", &path, &resp.body).map(Some),
+            Some(resp) => {
+                let w: WaveAnswer = self.decode("GET", &path, &resp.body)?;
+                Ok(Some(Wave {
+                    version: match w.version {
+                        Value::String(s) => s,
+                        other => other.to_string(),
+                    },
+                    name: w.name,
+                    tag: w.tag,
+                    status: w.status,
+                    targets: Box::<str>::from(w.targets).into_string().into_bytes(),
+                }))
+            }
         }
+    }
+
+    /// `POST waves/{name}/sign/` with `{"signatures": [...]}` (sent once): more offline
+    /// signatures of an existing wave's targets.
+    pub fn sign_wave(&self, name: &str, signatures: &[Signature]) -> Result<(), ApiError> {
+        let path = format!("{}/waves/{}/sign/", self.factories(), escape(name));
+        let body = serde_json::to_vec(&serde_json::json!({ "signatures": signatures }))
+            .map_err(|e| ApiError::Request(e.to_string()))?;
+        self.send(Method::POST, &path, Some(&body)).map(|_| ())
+    }
+
+    /// `POST waves/{name}/rollout/` with a prepared body (sent once): the devices it was (or,
+    /// with `dry-run`, would be) rolled out to.
+    pub fn rollout_wave(&self, name: &str, body: &[u8]) -> Result<RolloutResult, ApiError> {
+        let path = format!("{}/waves/{}/rollout/", self.factories(), escape(name));
+        let resp = self.send(Method::POST, &path, Some(body))?;
+        self.decode("POST", &path, &resp.body)
     }
 
     /// `GET waves/?limit=&page=[&status=][&tag=]`.
@@ -887,6 +918,49 @@ impl InitResponse {
             first_root_pub: keep(raw.public),
         })
     }
+}
+
+/// A wave with its targets (`GET waves/{name}/?show-targets=1`).
+#[derive(Clone, Debug)]
+pub struct Wave {
+    /// Wave name.
+    pub name: String,
+    /// Version, as the API wrote it (a string, or a number turned into one).
+    pub version: String,
+    /// Production tag.
+    pub tag: String,
+    /// `active`, `complete` or `canceled`.
+    pub status: String,
+    /// The targets document (`{"signed": ..., "signatures": [...]}`) exactly as served.
+    pub targets: Vec<u8>,
+}
+
+/// The members of a wave answer the courier reads.
+#[derive(Deserialize)]
+struct WaveAnswer {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    version: Value,
+    #[serde(default)]
+    tag: String,
+    #[serde(default)]
+    status: String,
+    targets: Box<RawValue>,
+}
+
+/// The answer of `POST waves/{name}/rollout/` (the wave's members are not needed).
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct RolloutResult {
+    /// How many devices it was (or would be) rolled out to.
+    #[serde(rename = "device-num", default)]
+    pub device_num: u64,
+    /// Their UUIDs, when asked for (`None` when the list is too long to return).
+    #[serde(rename = "device-uuids", default)]
+    pub device_uuids: Option<Vec<String>>,
+    /// Their names, when asked for.
+    #[serde(rename = "device-names", default)]
+    pub device_names: Option<Vec<String>>,
 }
 
 /// The answer of `GET waves/`.

@@ -6,16 +6,18 @@
 //! record in the state directory, and print its fingerprint.
 //!
 //! Pushing a response is careful, in this order, and uploads nothing unless every step
-//! passes:
-//! 1. the file is a valid response bundle for the configured factory;
-//! 2. it answers a request this courier wrote (its request digest is recorded here, and the
-//!    response's request part is byte-identical to the kept copy of the request);
-//! 3. every signature in the upload verifies locally (roots against the current and new
+//! passes; it works from any online machine:
+//! 1. the file is a valid response bundle for the configured factory, its signer steps are
+//!    authenticated (pinned signers), and — when this machine wrote the request — its
+//!    request part is byte-identical to the kept copy ([`crate::response`]);
+//! 2. every signature in the upload verifies locally (roots against the current and new
 //!    root keys, targets against the new production root's targets keys); thresholds are
 //!    met (or `--allow-partial`);
-//! 4. the transaction on the server is still the one the request was made for: same status,
-//!    same published roots, same staged roots and online keys, same production and wave
-//!    targets — otherwise "stale bundle" (exit code 5) with how to redo it;
+//! 3. a response whose roots are already published says "already applied as version N";
+//! 4. the request it carries is the factory's live transaction: same status, published and
+//!    staged roots, online keys and creation time, the same root chain and production and
+//!    wave targets, and the upload is built on the staged drafts — otherwise "stale bundle"
+//!    (exit code 5) with how to redo it ([`crate::live`]);
 //! 5. then one `PUT`; with `--apply`, apply and read the new root back.
 
 use std::collections::BTreeMap;
@@ -23,14 +25,16 @@ use std::path::Path;
 
 use serde::Serialize;
 use serde_json::value::RawValue;
-use shared::bundle::{self, BundleKind, Operation, RequestInput, TransferBundle, Upload, Writer};
+use shared::bundle::{self, Operation, RequestInput, TransferBundle, Upload, Writer};
 use shared::keys::{KeyId, PublicKey, Signature};
 use shared::metadata::{Role, SignedRoot, SignedTargets, Timestamp};
 use shared::verify;
 
 use crate::api::{self, Client};
-use crate::cli::{OpArg, PullArgs, PushArgs, WavesInitArgs};
+use crate::cli::{OpArg, PullArgs, PushArgs, WavesInitArgs, WavesSignArgs};
 use crate::error::{CourierError, Result};
+use crate::live::{self, Freshness};
+use crate::response;
 use crate::state::{RequestRecord, WaveRecord};
 use crate::updates::{self, Txn};
 use crate::waves::{self, WaveRequest};
@@ -568,126 +572,6 @@ pub fn pull(ctx: &Ctx, args: &PullArgs) -> Result<()> {
     Ok(())
 }
 
-/// Loads a response bundle and the request it answers (which this courier must have written).
-pub fn load_response(
-    ctx: &Ctx,
-    file: &Path,
-    factory: &str,
-) -> Result<(TransferBundle, TransferBundle, RequestRecord)> {
-    let resp = TransferBundle::read(file)
-        .map_err(|e| CourierError::Bundle(format!("{}: {e}", file.display())))?;
-    if resp.kind() != BundleKind::Response {
-        return Err(CourierError::Bundle(format!(
-            "{} is a {} bundle (fingerprint {}); sign it with the signer and push the response it writes",
-            file.display(),
-            resp.kind(),
-            resp.fingerprint()
-        )));
-    }
-    out(&format!(
-        "Response bundle {} (fingerprint {})",
-        file.display(),
-        resp.fingerprint()
-    ));
-    if resp.factory() != factory {
-        return Err(CourierError::Bundle(format!(
-            "the response is for factory {:?} but the courier is working on {factory:?}",
-            resp.factory()
-        )));
-    }
-    let store = ctx.state();
-    let digest = resp.request_digest().to_string();
-    let record = store.find_request(&digest)?.ok_or_else(|| {
-        CourierError::Bundle(format!(
-            "the response answers request {}, which this courier did not write (or its record is gone); \
-             nothing was uploaded",
-            resp.request_digest().fingerprint()
-        ))
-    })?;
-    let req_bytes = store.request_bundle(&digest)?.ok_or_else(|| {
-        CourierError::Bundle(format!(
-            "the copy of request {} is missing from {}; nothing was uploaded",
-            record.fingerprint,
-            store.dir().display()
-        ))
-    })?;
-    let request = TransferBundle::from_vec(req_bytes).map_err(|e| {
-        CourierError::Bundle(format!(
-            "the kept copy of request {} is damaged: {e}",
-            record.fingerprint
-        ))
-    })?;
-    let pinned = crate::config::CourierConfig::load(&ctx.paths)?.signers;
-    if let Some(rec) = resp.record() {
-        let mut refused = Vec::new();
-        for (i, step) in rec.steps.iter().enumerate() {
-            let ops: Vec<String> = step.operations.iter().map(|o| o.to_string()).collect();
-            let who = match resp.step_auth(step, &rec.request_sha256) {
-                shared::bundle::StepAuth::Signed(id) => {
-                    match pinned.iter().find(|(_, k)| **k == id) {
-                        Some((name, _)) => format!(", pinned signer {name}"),
-                        None => {
-                            refused.push(format!(
-                                "step {} is signed by {} ({}), which is not a pinned signer",
-                                i + 1,
-                                id,
-                                id.fingerprint()
-                            ));
-                            format!(", signer identity {} (not pinned)", id.fingerprint())
-                        }
-                    }
-                }
-                shared::bundle::StepAuth::Unsigned => {
-                    refused.push(format!("step {} carries no signature of its signer", i + 1));
-                    ", NOT SIGNED by its signer".to_string()
-                }
-                shared::bundle::StepAuth::Broken { identity, reason } => {
-                    refused.push(format!(
-                        "step {} was changed after {} signed it ({reason})",
-                        i + 1,
-                        identity.fingerprint()
-                    ));
-                    ", its signature DOES NOT VERIFY".to_string()
-                }
-            };
-            out(&format!(
-                "  signed by {} {} at {}: {}{}",
-                step.signer.tool,
-                step.signer.version,
-                step.time,
-                ops.join(", "),
-                who
-            ));
-        }
-        if let Some(broken) = refused.iter().find(|r| r.contains("was changed after")) {
-            // Tampering whatever is pinned: a step no longer matches its own signature.
-            return Err(CourierError::Verify(format!(
-                "{}: {broken}. The response was changed after it was signed; nothing was uploaded",
-                file.display()
-            )));
-        }
-        if !pinned.is_empty() && !refused.is_empty() {
-            return Err(CourierError::Verify(format!(
-                "{}: the response's steps must be signed by the signers pinned here (`courier config show`), and they are not: {}. It may have been changed on its way from the offline laptops; nothing was uploaded",
-                file.display(),
-                refused.join("; ")
-            )));
-        }
-    }
-    resp.check_answers(&request).map_err(|e| {
-        CourierError::Bundle(format!(
-            "the response does not answer request {}: {e}",
-            record.fingerprint
-        ))
-    })?;
-    if record.factory != factory || record.txid != resp.txid() {
-        return Err(CourierError::Bundle(
-            "the response's factory or transaction differs from the recorded request".into(),
-        ));
-    }
-    Ok((resp, request, record))
-}
-
 /// Verifies a new root's signatures against the previous root's and its own root keys.
 /// Every signature must verify; returns whether both thresholds are met.
 pub fn verify_new_root(new: &SignedRoot, prev: &SignedRoot, what: &str) -> Result<bool> {
@@ -829,132 +713,20 @@ pub fn verify_upload(request: &TransferBundle, upload: &Upload) -> Result<Vec<St
     Ok(incomplete)
 }
 
-/// How the server's transaction compares with the one a request was made for.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Freshness {
-    /// Unchanged: the upload can go.
-    Unchanged,
-    /// The staged roots already are the upload's (it was pushed before).
-    AlreadyUploaded,
-}
-
-fn same_root(a: &Option<SignedRoot>, b: &Option<SignedRoot>) -> bool {
-    a == b
-}
-
-/// Compares the live transaction with the request's snapshot ("is the bundle stale?").
-pub fn check_fresh(request: &TransferBundle, live: &Txn, upload: &Upload) -> Result<Freshness> {
-    let snap_raw = request.transaction_bytes().to_vec();
-    let snap_state: api::UpdatesState = serde_json::from_slice(&snap_raw).map_err(|e| {
-        CourierError::Bundle(format!("the request's transaction.json is unreadable: {e}"))
-    })?;
-    let snap = Txn::parse(snap_raw, snap_state)?;
-    let status = &live.state.status;
-    if status != api::status::STARTED {
-        return Err(CourierError::stale(match status.as_str() {
-            api::status::NONE => {
-                "the transaction was applied or canceled since the request was pulled".to_string()
-            }
-            api::status::APPLYING => "the transaction is being applied".to_string(),
-            other => format!("the transaction status is {other}"),
-        }));
-    }
-    if live.current_ci != snap.current_ci || !same_root(&live.current_prod, &snap.current_prod) {
-        return Err(CourierError::stale(format!(
-            "a new root was published since the request was pulled (current version {}, request made for {})",
-            live.current_ci.signed.version, snap.current_ci.signed.version
-        )));
-    }
-    let meta = |t: &Txn| t.state.change_meta.get("created-at").cloned();
-    if meta(live).is_some() && meta(live) != meta(&snap) {
-        return Err(CourierError::stale(
-            "the transaction was restarted since the request was pulled (it was created at another time)",
-        ));
-    }
-    if live.state.updated.online_keys != snap.state.updated.online_keys {
-        return Err(CourierError::stale(
-            "the staged online keys changed since the request was pulled",
-        ));
-    }
-    let uploaded = live.updated_ci.as_ref() == Some(&upload.ci_root)
-        && live.updated_prod.as_ref() == Some(&upload.prod_root);
-    if live.updated_ci != snap.updated_ci || !same_root(&live.updated_prod, &snap.updated_prod) {
-        if uploaded {
-            return Ok(Freshness::AlreadyUploaded);
-        }
-        return Err(CourierError::stale(
-            "the staged roots changed since the request was pulled (someone staged other changes)",
-        ));
-    }
-    if uploaded {
-        return Ok(Freshness::AlreadyUploaded);
-    }
-    Ok(Freshness::Unchanged)
-}
-
-/// Re-fetches the documents the upload signs and checks their signed content is unchanged.
-fn check_docs_fresh(client: &Client, request: &TransferBundle, upload: &Upload) -> Result<()> {
-    for (waves, sigs, docs) in [
-        (
-            false,
-            &upload.targets_signatures,
-            request.prod_targets_bytes(),
-        ),
-        (true, &upload.waves_signatures, request.waves_bytes()),
-    ] {
-        if sigs.is_empty() {
-            continue;
-        }
-        let names: Vec<String> = sigs.keys().cloned().collect();
-        let live = if waves {
-            client.wave_targets(&names)?
-        } else {
-            client.prod_targets(&names)?
-        }
-        .unwrap_or_default();
-        let kind = if waves { "wave" } else { "production" };
-        for name in &names {
-            let same = match (live.get(name), docs.get(name.as_str())) {
-                // The request holds the documents exactly as served: identical bytes need no
-                // parsing; otherwise compare what a signature covers.
-                (Some(raw), Some(ours)) if raw.get().as_bytes() == *ours => true,
-                (Some(raw), Some(ours)) => {
-                    let theirs = SignedTargets::from_json(raw.get().as_bytes()).map_err(|e| {
-                        CourierError::Server(format!("unreadable {kind} targets {name:?}: {e}"))
-                    })?;
-                    let ours = SignedTargets::from_json(ours).map_err(|e| {
-                        CourierError::Verify(format!("{kind} targets {name:?} in the request: {e}"))
-                    })?;
-                    theirs.canonical_signed().ok() == ours.canonical_signed().ok()
-                }
-                _ => false,
-            };
-            if !same {
-                return Err(CourierError::stale(format!(
-                    "the {kind} targets {name:?} changed (or disappeared) since the request was pulled"
-                )));
-            }
-        }
-    }
-    Ok(())
-}
-
 /// `courier updates push`.
 pub fn push(ctx: &Ctx, args: &PushArgs) -> Result<()> {
     let client = ctx.client()?;
-    let (resp, request, record) = load_response(ctx, &args.file, client.factory())?;
-    if record.purpose == "wave" {
-        return Err(CourierError::Usage(format!(
-            "{} answers a wave request; create the wave with `courier waves push {}`",
-            args.file.display(),
-            args.file.display()
-        )));
-    }
+    let response::Response {
+        bundle: resp,
+        local,
+    } = response::load(ctx, &args.file, client.factory())?;
+    refuse_wave_response(&args.file, &resp, local.record())?;
     let upload = resp
         .upload()
         .ok_or_else(|| CourierError::Bundle("the response carries no upload".into()))?
         .clone();
-    let incomplete = verify_upload(&request, &upload)?;
+    // The response carries the request it answers: its members are what the signer saw.
+    let incomplete = verify_upload(&resp, &upload)?;
     out("  every signature verifies locally");
     if !incomplete.is_empty() {
         let list = incomplete.join(", ");
@@ -972,8 +744,23 @@ pub fn push(ctx: &Ctx, args: &PushArgs) -> Result<()> {
         eprintln!("warning: uploading although these lack signatures: {list}");
     }
     let live = Txn::fetch(&client)?;
-    let freshness = check_fresh(&request, &live, &upload)?;
-    check_docs_fresh(&client, &request, &upload)?;
+    if let Some(applied) = live::already_applied(&client, &live, &upload)? {
+        out(&format!(
+            "This response was already applied as version {}{}; nothing was uploaded.",
+            applied.version,
+            if applied.current > applied.version {
+                format!(" (the factory's root is now version {})", applied.current)
+            } else {
+                String::new()
+            }
+        ));
+        return Ok(());
+    }
+    let freshness = live::check_fresh(&resp, &live, &upload)?;
+    live::check_drafts(&live, &upload)?;
+    live::check_chain(ctx, &client, &resp, &live)?;
+    live::check_docs(&client, &resp)?;
+    out("  it answers the factory's live transaction (roots, staged drafts, root chain, targets)");
     match freshness {
         Freshness::AlreadyUploaded
             if upload.targets_signatures.is_empty() && upload.waves_signatures.is_empty() =>
@@ -1028,6 +815,42 @@ pub fn push(ctx: &Ctx, args: &PushArgs) -> Result<()> {
         out("Review with `courier updates review`, then apply with `courier updates apply`.");
     }
     Ok(())
+}
+
+/// The wave a response answers when it can only be a `courier waves init`/`waves sign`
+/// response: its record says so, or (not written here) it asks for one wave signature only
+/// and was made without an open transaction or for a wave that does not exist yet.
+fn refuse_wave_response(
+    file: &Path,
+    resp: &TransferBundle,
+    record: Option<&RequestRecord>,
+) -> Result<()> {
+    let wave = match record {
+        Some(r) => r
+            .purpose
+            .starts_with("wave")
+            .then(|| waves::wave_of(resp))
+            .flatten(),
+        None => waves::wave_of(resp).filter(|name| {
+            let no_txn = resp
+                .transaction()
+                .is_ok_and(|t| t.status != api::status::STARTED);
+            let new_wave = resp
+                .waves()
+                .ok()
+                .and_then(|w| w.get(name).map(|d| d.signatures.is_empty()))
+                .unwrap_or(false);
+            no_txn || new_wave
+        }),
+    };
+    match wave {
+        Some(name) => Err(CourierError::Usage(format!(
+            "{} answers a wave request (wave {name}); push it with `courier waves push {}`",
+            file.display(),
+            file.display()
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Explains a failed PUT: a refusal changed nothing; otherwise re-reads the state to tell
@@ -1114,21 +937,52 @@ fn wave_request(args: &WavesInitArgs) -> Result<WaveRequest> {
     })
 }
 
-fn build_draft(client: &Client, req: &WaveRequest) -> Result<waves::WaveDraft> {
-    let new_targets = client.targets_of_version(&req.version)?;
-    let current = client
-        .prod_targets(std::slice::from_ref(&req.tag))?
+/// The factory's current CI root and its offline targets keys (fioctl's rule, see
+/// [`offline_targets_keys`]).
+fn current_offline_targets_keys(client: &Client) -> Result<(SignedRoot, Vec<KeyId>)> {
+    let root = SignedRoot::from_json(&client.root(false)?)
+        .map_err(|e| CourierError::Server(format!("the current root is unreadable: {e}")))?;
+    let online = client.ci_targets_pub()?;
+    let offline = offline_targets_keys(&root, &online)?;
+    Ok((root, offline))
+}
+
+/// What every wave request carries besides the wave: the transaction snapshot and the root
+/// chain. Refuses a factory without an offline targets key to sign with (fioctl checks the
+/// same).
+fn wave_request_context(ctx: &Ctx, client: &Client) -> Result<(Txn, Vec<Vec<u8>>)> {
+    if current_offline_targets_keys(client)?.1.is_empty() {
+        return Err(CourierError::Other(
+            "Root role is not configured to sign Targets offline. Please, run `courier rotate-offline-key \
+             --role targets` in order to create offline Targets keys."
+                .into(),
+        ));
+    }
+    let txn = Txn::fetch(client)?;
+    let chain = fetch_chain(ctx, client, txn.current_ci.signed.version)?;
+    check_chain(&chain, &txn.current_ci)?;
+    Ok((txn, chain))
+}
+
+/// The production targets of `tag`, or `None` when it has none (404).
+fn current_prod_targets(client: &Client, tag: &str) -> Result<Option<SignedTargets>> {
+    client
+        .prod_targets(&[tag.to_string()])?
         .and_then(|m| {
-            m.get(&req.tag)
+            m.get(tag)
                 .map(|raw| SignedTargets::from_json(raw.get().as_bytes()))
         })
         .transpose()
         .map_err(|e| {
             CourierError::Server(format!(
-                "the production targets of {:?} are unreadable: {e}",
-                req.tag
+                "the production targets of {tag:?} are unreadable: {e}"
             ))
-        })?;
+        })
+}
+
+fn build_draft(client: &Client, req: &WaveRequest) -> Result<waves::WaveDraft> {
+    let new_targets = client.targets_of_version(&req.version)?;
+    let current = current_prod_targets(client, &req.tag)?;
     waves::build_wave_targets(req, &new_targets, current.as_ref())
         .map_err(|e| CourierError::Other(e.to_string()))
 }
@@ -1170,20 +1024,7 @@ pub fn wave_init(ctx: &Ctx, args: &WavesInitArgs) -> Result<()> {
             "--bundle FILE is required without --dry-run".into(),
         ));
     };
-    // The factory must have an offline targets key to sign with (fioctl checks the same).
-    let root = SignedRoot::from_json(&client.root(false)?)
-        .map_err(|e| CourierError::Server(format!("the current root is unreadable: {e}")))?;
-    let online = client.ci_targets_pub()?;
-    if offline_targets_keys(&root, &online)?.is_empty() {
-        return Err(CourierError::Other(
-            "Root role is not configured to sign Targets offline. Please, run `courier rotate-offline-key \
-             --role targets` in order to create offline Targets keys."
-                .into(),
-        ));
-    }
-    let txn = Txn::fetch(&client)?;
-    let chain = fetch_chain(ctx, &client, txn.current_ci.signed.version)?;
-    check_chain(&chain, &txn.current_ci)?;
+    let (txn, chain) = wave_request_context(ctx, &client)?;
     let doc_bytes = doc
         .to_canonical()
         .map_err(|e| CourierError::Other(e.to_string()))?;
@@ -1227,42 +1068,123 @@ pub fn wave_init(ctx: &Ctx, args: &WavesInitArgs) -> Result<()> {
     Ok(())
 }
 
-/// `courier waves push`.
-pub fn wave_push(ctx: &Ctx, file: &Path) -> Result<()> {
+/// `courier waves sign`: a request bundle to sign an existing wave's targets with one more
+/// offline targets key.
+pub fn wave_sign(ctx: &Ctx, args: &WavesSignArgs) -> Result<()> {
+    bundle::validate_doc_name(&args.name)
+        .map_err(|e| CourierError::Usage(format!("wave name {e}")))?;
+    check_new_file(&args.bundle)?;
     let client = ctx.client()?;
-    let (resp, request, record) = load_response(ctx, file, client.factory())?;
-    let wave = record.wave.clone().ok_or_else(|| {
-        CourierError::Usage(format!(
-            "{} does not answer a wave request; upload it with `courier updates push {}`",
-            file.display(),
-            file.display()
+    let wave = client.wave(&args.name)?.ok_or_else(|| {
+        CourierError::Other(format!(
+            "the factory has no wave named {:?} (see `courier waves list`)",
+            args.name
         ))
     })?;
+    if wave.status != "active" {
+        return Err(CourierError::Other(format!(
+            "wave {} is {}: only an active wave can be signed",
+            args.name,
+            api::one_line(&wave.status)
+        )));
+    }
+    let doc = SignedTargets::from_json(&wave.targets).map_err(|e| {
+        CourierError::Server(format!(
+            "the targets of wave {} are unreadable: {e}",
+            args.name
+        ))
+    })?;
+    let (txn, chain) = wave_request_context(ctx, &client)?;
+    out(&format!(
+        "Wave {} for version {} and tag {}: {} target(s), expires {}; {}",
+        args.name,
+        api::one_line(&wave.version),
+        api::one_line(&wave.tag),
+        doc.signed.targets.len(),
+        doc.signed.expires,
+        signature_count(&client, &doc)?
+    ));
+    let input = RequestInput {
+        factory: client.factory().to_string(),
+        txid: String::new(),
+        writer: writer(),
+        created: Timestamp::now(),
+        operations: vec![Operation::SignWave {
+            name: args.name.clone(),
+        }],
+        transaction: txn.raw.clone(),
+        chain,
+        prod_targets: BTreeMap::new(),
+        waves: BTreeMap::from([(args.name.clone(), wave.targets)]),
+        first_root_secret: None,
+    };
+    write_request(ctx, input, &args.bundle, "wave-sign", None)?;
+    out(&format!(
+        "Sign it offline with an offline targets key that has not signed the wave yet (`signer sign-wave {} \
+         --targets-keys FILE ...`), then push the response with `courier waves push RESPONSE`.",
+        args.name
+    ));
+    Ok(())
+}
+
+/// "signed by N of the T keys the production root requires": the valid signatures `doc`
+/// carries by targets keys of the factory's current production root.
+fn signature_count(client: &Client, doc: &SignedTargets) -> Result<String> {
+    let prod = SignedRoot::from_json(&client.root(true)?)
+        .map_err(|e| CourierError::Server(format!("the production root is unreadable: {e}")))?;
+    let msg = doc
+        .canonical_signed()
+        .map_err(|e| CourierError::Server(e.to_string()))?;
+    let r = verify::signature_report(&prod.signed, Role::Targets, &msg, &doc.signatures);
+    Ok(format!(
+        "signed by {} of the {} targets keys the production root requires{}",
+        r.valid.len(),
+        r.threshold,
+        if r.satisfied() {
+            " (enough to roll out and complete it)"
+        } else {
+            " (not enough to roll it out or complete it yet)"
+        }
+    ))
+}
+
+/// `courier waves push`: creates the wave of a `waves init` response, or adds the
+/// signatures of a `waves sign` response to the existing wave. Works without the local copy
+/// of the request: everything is checked against the factory's data now.
+pub fn wave_push(ctx: &Ctx, file: &Path) -> Result<()> {
+    let client = ctx.client()?;
+    let response::Response {
+        bundle: resp,
+        local,
+    } = response::load(ctx, file, client.factory())?;
+    let name = waves::wave_of(&resp)
+        .filter(|_| local.record().is_none_or(|r| r.purpose.starts_with("wave")))
+        .ok_or_else(|| {
+            CourierError::Usage(format!(
+                "{} does not answer a wave request; upload it with `courier updates push {}`",
+                file.display(),
+                file.display()
+            ))
+        })?;
     let upload = resp
         .upload()
         .ok_or_else(|| CourierError::Bundle("the response carries no upload".into()))?;
     let sigs = upload
         .waves_signatures
-        .get(&wave.name)
+        .get(&name)
         .filter(|s| !s.is_empty())
         .ok_or_else(|| {
-            CourierError::Bundle(format!(
-                "the response has no signature for wave {:?}",
-                wave.name
-            ))
+            CourierError::Bundle(format!("the response has no signature for wave {name:?}"))
         })?;
-    let docs = request.waves().map_err(bundle_err)?;
-    let doc = docs.get(&wave.name).ok_or_else(|| {
-        CourierError::Bundle(format!("the request has no waves/{}.json", wave.name))
-    })?;
-    let draft = doc
-        .canonical_signed()
-        .map_err(|e| CourierError::Bundle(e.to_string()))?;
-    // The signing key: an offline targets key of the factory's current CI root.
-    let root = SignedRoot::from_json(&client.root(false)?)
-        .map_err(|e| CourierError::Server(format!("the current root is unreadable: {e}")))?;
-    let online = client.ci_targets_pub()?;
-    let offline = offline_targets_keys(&root, &online)?;
+    let member = format!("{}{name}.json", bundle::WAVES_DIR);
+    let (draft, _) = resp.targets_signed(&member).map_err(bundle_err)?;
+    let doc = resp
+        .waves()
+        .map_err(bundle_err)?
+        .remove(&name)
+        .ok_or_else(|| CourierError::Bundle(format!("the response has no {member}")))?;
+    // The signing keys: offline targets keys of the factory's current CI root (fioctl's rule).
+    let (root, offline) = current_offline_targets_keys(&client)?;
     let mut good = Vec::new();
     for sig in sigs {
         if !offline.contains(&sig.keyid) {
@@ -1284,69 +1206,226 @@ pub fn wave_push(ctx: &Ctx, file: &Path) -> Result<()> {
         good.push(sig.clone());
     }
     out("  every signature verifies locally");
-    // Stale? Rebuild the draft from the server's data now; it must be the signed one.
-    let req = WaveRequest {
-        name: wave.name.clone(),
-        version: wave.version.clone(),
-        tag: wave.tag.clone(),
-        expires: Timestamp::parse(&wave.expires)
-            .map_err(|e| CourierError::Bundle(e.to_string()))?,
-        prune: wave.prune.clone(),
-        source_tag: wave.source_tag.clone(),
-    };
-    let fresh = build_draft(&client, &req).map_err(|e| match e {
-        CourierError::Other(m) => {
-            CourierError::stale(format!("the wave can no longer be built: {m}"))
+    match client.wave(&name)? {
+        Some(live) => add_wave_signatures(
+            &client,
+            &name,
+            &draft,
+            &good,
+            live,
+            doc.signatures.is_empty(),
+        ),
+        None if !doc.signatures.is_empty() => Err(CourierError::stale(format!(
+            "wave {name} no longer exists on the factory (the request was made to sign it)"
+        ))),
+        None => {
+            let record = local.record().and_then(|r| r.wave.clone());
+            create_wave(&client, &name, &draft, &good, record)
         }
-        other => other,
-    })?;
-    if fresh.canonical != draft {
+    }
+}
+
+/// The `waves init` arguments a new wave's `draft` must be rebuilt from: the recorded ones
+/// when this machine wrote the request, else those [`waves::request_candidates`] infers.
+fn wave_requests(
+    client: &Client,
+    name: &str,
+    draft: &[u8],
+    record: Option<WaveRecord>,
+) -> Result<Vec<WaveRequest>> {
+    if let Some(wave) = record {
+        return Ok(vec![WaveRequest {
+            name: wave.name,
+            version: wave.version,
+            tag: wave.tag,
+            expires: Timestamp::parse(&wave.expires)
+                .map_err(|e| CourierError::Bundle(e.to_string()))?,
+            prune: wave.prune,
+            source_tag: wave.source_tag,
+        }]);
+    }
+    let signed: shared::metadata::Targets = serde_json::from_slice(draft)
+        .map_err(|e| CourierError::Bundle(format!("the wave targets are unreadable: {e}")))?;
+    let ci = client.targets_of_version(&signed.version.to_string())?;
+    // The tag is only known after looking at the draft; fetch its production targets then.
+    let first = waves::request_candidates(name, &signed, &ci, None);
+    let tag = match &first {
+        Ok(c) => c[0].tag.clone(),
+        Err(e) => {
+            return Err(CourierError::stale(format!(
+                "the wave targets do not match the factory's CI targets of version {}: {e}",
+                signed.version
+            )))
+        }
+    };
+    let current = current_prod_targets(client, &tag)?;
+    waves::request_candidates(name, &signed, &ci, current.as_ref())
+        .map_err(|e| CourierError::stale(e.to_string()))
+}
+
+/// Creates a new wave from its verified draft and signatures, after checking that the draft
+/// is what `waves init` builds from the factory's data now.
+fn create_wave(
+    client: &Client,
+    name: &str,
+    draft: &[u8],
+    sigs: &[Signature],
+    record: Option<WaveRecord>,
+) -> Result<()> {
+    let mut fresh = None;
+    for req in wave_requests(client, name, draft, record)? {
+        let built = build_draft(client, &req).map_err(|e| match e {
+            CourierError::Other(m) => {
+                CourierError::stale(format!("the wave can no longer be built: {m}"))
+            }
+            other => other,
+        })?;
+        if built.canonical == draft {
+            fresh = Some((req, built));
+            break;
+        }
+    }
+    let Some((req, built)) = fresh else {
         return Err(CourierError::Stale {
-            reason: "the factory's production or CI targets changed since the wave request was written".into(),
+            reason: "the wave targets are not what `courier waves init` builds from the factory's production and CI targets now (they changed since the request was written)".into(),
             advice: "Nothing was created. Run `courier waves init` again, sign the new request, and push the new \
                      response."
                 .into(),
         });
-    }
-    let signed = RawValue::from_string(String::from_utf8_lossy(&draft).into_owned())
+    };
+    let signed = RawValue::from_string(String::from_utf8_lossy(draft).into_owned())
         .map_err(|e| CourierError::Other(e.to_string()))?;
     let body = WaveCreate {
-        name: &wave.name,
-        version: &wave.version,
-        tag: &wave.tag,
+        name,
+        version: &req.version,
+        tag: &req.tag,
         targets: WaveTargets {
             signed: &signed,
-            signatures: &good,
+            signatures: sigs,
         },
     };
     let bytes = serde_json::to_vec(&body).map_err(|e| CourierError::Other(e.to_string()))?;
-    out(&format!("= Creating wave {}", wave.name));
+    out(&format!("= Creating wave {name}"));
     if let Err(e) = client.create_wave(&bytes) {
         if matches!(e.status(), Some(s) if s < 500) {
             return Err(CourierError::from(e).context("Failed to create a Wave"));
         }
         // Did it take effect? The wave exists with our targets → yes.
-        return Err(match client.wave(&wave.name) {
-            Ok(Some(w)) if w.get("targets").and_then(|t| t.get("signed")).map(|s| s.to_string())
-                == serde_json::from_slice::<serde_json::Value>(&draft).ok().map(|v| v.to_string()) =>
-            {
-                out(&format!("Wave {} was created (the answer was lost, but the wave exists).", wave.name));
-                return Ok(());
+        match client.wave(name) {
+            Ok(Some(w)) if served_signed(&w.targets).as_deref() == Some(draft) => {
+                out(&format!(
+                    "Wave {name} was created (the answer was lost, but the wave exists)."
+                ));
             }
-            Ok(None) => CourierError::from(e).context("the wave was not created; push again"),
-            _ => CourierError::Uncertain(format!(
-                "creating the wave failed ({e}); check with `courier waves list` before pushing again"
-            )),
-        });
+            Ok(None) => {
+                return Err(CourierError::from(e).context("the wave was not created; push again"))
+            }
+            _ => {
+                return Err(CourierError::Uncertain(format!(
+                    "creating the wave failed ({e}); check with `courier waves list` before pushing again"
+                )))
+            }
+        }
     }
     out(&format!(
-        "Wave {} created for version {} and tag {}. Roll it out with `fioctl waves rollout`.",
-        wave.name, wave.version, wave.tag
+        "Wave {name} created for version {} and tag {}. Roll it out with `courier waves rollout {name} --group GROUP` (or --limit, --uuids), then complete it with `courier waves complete {name}`.",
+        req.version, req.tag
     ));
-    if !wave.has_static_deltas {
+    if let Some(w) = client.wave(name)? {
+        if let Ok(doc) = SignedTargets::from_json(&w.targets) {
+            out(&format!("  It is {}.", signature_count(client, &doc)?));
+        }
+    }
+    if !built.has_static_deltas {
         out("");
         out(waves::NO_STATIC_DELTA_WARNING);
     }
+    Ok(())
+}
+
+/// The canonical `signed` bytes of a served targets document.
+fn served_signed(doc: &[u8]) -> Option<Vec<u8>> {
+    SignedTargets::from_json(doc).ok()?.canonical_signed().ok()
+}
+
+/// Adds verified signatures of `draft` to the existing wave `name` (`live`), once: key ids
+/// whose signature the wave already carries are not sent again. `new_wave`: the response
+/// answers a `waves init` request (a repeated push of it finds the wave created).
+fn add_wave_signatures(
+    client: &Client,
+    name: &str,
+    draft: &[u8],
+    sigs: &[Signature],
+    live: api::Wave,
+    new_wave: bool,
+) -> Result<()> {
+    let doc = SignedTargets::from_json(&live.targets).map_err(|e| {
+        CourierError::Server(format!("the targets of wave {name} are unreadable: {e}"))
+    })?;
+    if doc.canonical_signed().ok().as_deref() != Some(draft) {
+        return Err(CourierError::stale(format!(
+            "wave {name} on the factory has other targets than the ones this response signs"
+        )));
+    }
+    let have: Vec<&KeyId> = doc.signatures.iter().map(|s| &s.keyid).collect();
+    let new: Vec<Signature> = sigs
+        .iter()
+        .filter(|s| !have.contains(&&s.keyid))
+        .cloned()
+        .collect();
+    if new.is_empty() {
+        out(&format!(
+            "Wave {name} {} (this response was pushed before); nothing to upload. It is {}.",
+            if new_wave {
+                "already exists with these targets and signatures"
+            } else {
+                "already carries the signatures of this response"
+            },
+            signature_count(client, &doc)?
+        ));
+        return Ok(());
+    }
+    if live.status != "active" {
+        return Err(CourierError::Other(format!(
+            "wave {name} is {}: its targets can no longer be signed; nothing was uploaded",
+            api::one_line(&live.status)
+        )));
+    }
+    let ids: Vec<String> = new.iter().map(|s| s.keyid.short()).collect();
+    out(&format!("= Signing wave {name} with {}", ids.join(", ")));
+    if let Err(e) = client.sign_wave(name, &new) {
+        if matches!(e.status(), Some(s) if s < 500) {
+            return Err(CourierError::from(e)
+                .context("the server refused the signatures; the wave is unchanged"));
+        }
+        let landed = client
+            .wave(name)
+            .ok()
+            .flatten()
+            .and_then(|w| SignedTargets::from_json(&w.targets).ok());
+        match landed {
+            Some(d) if new.iter().all(|n| d.signatures.iter().any(|s| s.keyid == n.keyid)) => {
+                eprintln!("note: the answer was lost, but the wave carries the new signatures");
+            }
+            Some(_) => {
+                return Err(CourierError::from(e)
+                    .context("the signatures were not added; the wave is unchanged; push again"))
+            }
+            None => {
+                return Err(CourierError::Uncertain(format!(
+                    "signing the wave failed ({e}) and the server cannot be reached to tell whether it took effect; push again (it will not sign twice)"
+                )))
+            }
+        }
+    }
+    let signed = client
+        .wave(name)?
+        .and_then(|w| SignedTargets::from_json(&w.targets).ok())
+        .unwrap_or(doc);
+    out(&format!(
+        "Signed wave {name}: it is {}.",
+        signature_count(client, &signed)?
+    ));
     Ok(())
 }
 

@@ -121,7 +121,8 @@ pub enum Command {
     #[command(subcommand)]
     ProdTargets(ProdTargetsCommand),
 
-    /// Waves: build the wave targets for offline signing, create the wave, list waves.
+    /// Waves: build or fetch wave targets for offline signing, create or sign the wave, roll
+    /// it out, complete or cancel it, list waves.
     #[command(subcommand)]
     Waves(WavesCommand),
 
@@ -321,8 +322,8 @@ pub struct PullArgs {
     #[arg(long = "op", value_enum, value_delimiter = ',', value_name = "OP")]
     pub ops: Vec<OpArg>,
 
-    /// Key id for delete-root-key / delete-targets-key.
-    #[arg(long, value_name = "KEYID")]
+    /// Key id for delete-root-key / delete-targets-key (fioctl's `-i/--key-id` works too).
+    #[arg(long, short = 'i', visible_alias = "key-id", value_name = "KEYID")]
     pub keyid: Option<String>,
 
     /// Threshold for set-root-threshold / set-targets-threshold.
@@ -415,7 +416,8 @@ pub struct RotateOnlineKeyArgs {
     )]
     pub roles: Vec<OnlineRole>,
 
-    /// Key type of the new keys.
+    /// Key type of the new online keys, any letter case (fioctl's `ED25519`, `Ed25519` and
+    /// `RSA` work). The default, ed25519, is fioctl's default (Ed25519) too.
     #[arg(
         short = 'y',
         long,
@@ -470,8 +472,29 @@ pub enum WavesCommand {
     /// wave with `courier waves push RESPONSE`.
     Init(WavesInitArgs),
 
-    /// Create the wave from a signed response bundle.
+    /// Write a request bundle to sign an existing wave's targets with one more offline
+    /// targets key (the online half of `fioctl waves sign`).
+    ///
+    /// Needed when the production root requires more signatures than the wave has (a
+    /// production targets threshold above 2): a wave cannot be rolled out or completed
+    /// before. Sign the bundle offline with an offline targets key that has not signed the
+    /// wave yet (`signer sign-wave NAME --targets-keys FILE`), then push the response with
+    /// `courier waves push RESPONSE`.
+    Sign(WavesSignArgs),
+
+    /// Push a signed wave response: creates the wave (a `waves init` request) or adds the
+    /// new signatures to the existing wave (a `waves sign` request).
+    ///
+    /// Works from any online machine: the signatures are verified against the factory's
+    /// current root, and the wave targets against the factory's data now (a new wave's
+    /// targets must be what `waves init` builds from the current production and CI targets;
+    /// an existing wave's must be the ones it serves).
     Push(WavesPushArgs),
+
+    /// Roll a wave out to a subset of production devices of its tag (fioctl `waves
+    /// rollout`). At least one of --group, --limit and --uuids is required; to roll out to
+    /// every device of the tag, complete the wave.
+    Rollout(WavesRolloutArgs),
 
     /// List the factory's waves.
     List(WavesListArgs),
@@ -482,6 +505,54 @@ pub enum WavesCommand {
 
     /// Cancel a wave (fioctl `waves cancel`): it is no longer offered to devices.
     Cancel(WaveNameArg),
+}
+
+/// `courier waves sign`.
+#[derive(Debug, Args)]
+pub struct WavesSignArgs {
+    /// The wave's name.
+    pub name: String,
+
+    /// Where to write the request bundle (must not exist).
+    #[arg(short = 'b', long, value_name = "FILE")]
+    pub bundle: PathBuf,
+}
+
+/// `courier waves rollout`.
+#[derive(Debug, Args)]
+pub struct WavesRolloutArgs {
+    /// The wave's name.
+    pub name: String,
+
+    /// The device group (fioctl's older positional form; same as --group).
+    #[arg(value_name = "GROUP", conflicts_with = "group")]
+    pub group_arg: Option<String>,
+
+    /// Roll out to the devices of this device group.
+    #[arg(short = 'g', long, value_name = "GROUP")]
+    pub group: Option<String>,
+
+    /// How many devices: a number (e.g. 10) or a percentage of the matching devices (e.g.
+    /// 10%). The server picks the devices; at most 10000.
+    #[arg(short = 'l', long, value_name = "N|N%")]
+    pub limit: Option<String>,
+
+    /// Exact device UUIDs (separated by commas, semicolons, pipes or white space), or
+    /// @FILE to read them from a file. At most 10000.
+    #[arg(long, value_name = "UUIDS|@FILE")]
+    pub uuids: Option<String>,
+
+    /// Only show how many devices it would reach; roll out nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Print the UUIDs of the devices.
+    #[arg(long)]
+    pub print_uuids: bool,
+
+    /// Print the names of the devices.
+    #[arg(long)]
+    pub print_names: bool,
 }
 
 /// A wave by name.
@@ -537,7 +608,8 @@ pub struct WavesInitArgs {
 /// `courier waves push`.
 #[derive(Debug, Args)]
 pub struct WavesPushArgs {
-    /// The response bundle with the signed wave targets.
+    /// The response bundle with the signed wave targets (of a `waves init` or `waves sign`
+    /// request).
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
 }
@@ -546,11 +618,11 @@ pub struct WavesPushArgs {
 #[derive(Debug, Args)]
 pub struct WavesListArgs {
     /// Only waves with this status (active, complete, canceled).
-    #[arg(long, value_name = "STATUS")]
+    #[arg(short = 'S', long, value_name = "STATUS")]
     pub status: Option<String>,
 
     /// Only waves for this tag.
-    #[arg(long, value_name = "TAG")]
+    #[arg(short = 'T', long, value_name = "TAG")]
     pub tag: Option<String>,
 
     /// How many waves to show.

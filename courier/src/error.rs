@@ -80,6 +80,17 @@ pub enum CourierError {
     /// A bundle is not usable (corrupt, wrong kind, not ours, ...).
     #[error("{0}")]
     Bundle(String),
+    /// A file given as a bundle is something else (a keys tarball, a root.json, ...).
+    #[error("{}: {what}", path.display())]
+    WrongFile {
+        /// The file.
+        path: PathBuf,
+        /// What it is.
+        what: crate::sniff::NotABundle,
+    },
+    /// A flag or subcommand of fioctl that belongs to the other program (the signer).
+    #[error("{0}")]
+    WrongHalf(#[from] crate::habits::WrongHalf),
     /// A signature, threshold or chain check failed locally; nothing was uploaded.
     #[error("verification failed, nothing was uploaded: {0}")]
     Verify(String),
@@ -118,7 +129,7 @@ impl CourierError {
     /// The exit code for this error (see the module docs).
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            CourierError::Usage(_) => ExitCode::Usage,
+            CourierError::Usage(_) | CourierError::WrongHalf(_) => ExitCode::Usage,
             CourierError::Api(e) => e.exit_code(),
             CourierError::Stale { .. } => ExitCode::Stale,
             CourierError::Uncertain(_) => ExitCode::Network,

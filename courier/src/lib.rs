@@ -11,7 +11,12 @@
 //! * [`config`] — fioctl-compatible connection settings and the courier's own settings;
 //! * [`api`] — the HTTP client (timeouts, retries for idempotent requests, error bodies);
 //! * [`state`] — records of the request bundles this courier wrote;
-//! * [`bundles`] — building request bundles and checking response bundles;
+//! * [`bundles`] — building request bundles and pushing response bundles;
+//! * [`response`] (reading a response: its steps' signers, the local copy of its request),
+//!   [`live`] (a response checked against the factory's live transaction), [`sniff`] (a
+//!   keys tarball or a root.json given as a bundle is named for what it is);
+//! * [`habits`] — fioctl flags and subcommands given to the courier that belong to the
+//!   signer, answered with the signer command that takes them;
 //! * [`root`] (`show-root`), [`updates`] (the `updates` expert commands), [`rotate`]
 //!   (`rotate-offline-key`), [`targets`] (`prod-targets`), [`waves`] (`waves`),
 //!   [`completions`] (`completions`, `man`), [`expiry`] (`expiry`, the expiry radar);
@@ -24,9 +29,13 @@ pub mod completions;
 pub mod config;
 pub mod error;
 pub mod expiry;
+pub mod habits;
+pub mod live;
+pub mod response;
 pub mod review;
 pub mod root;
 pub mod rotate;
+pub mod sniff;
 pub mod state;
 pub mod targets;
 pub mod updates;
@@ -113,9 +122,18 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let cli = match Cli::try_parse_from(args) {
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => {
+            let words: Vec<String> = args
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            if let Some(habit) = habits::explain(&words, &e) {
+                eprintln!("error: {habit}");
+                return ExitCode::Usage.code();
+            }
             let _ = e.print();
             return if e.use_stderr() {
                 ExitCode::Usage.code()

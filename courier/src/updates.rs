@@ -122,6 +122,27 @@ impl Txn {
         }))
     }
 
+    /// Whether the staged CI root has other offline targets keys (targets keys but the
+    /// online one) than the current one: a targets key rotation, addition or removal, which
+    /// the server refuses to apply while a wave is active.
+    pub fn changes_offline_targets_keys(&self) -> bool {
+        let Some(staged) = &self.updated_ci else {
+            return false;
+        };
+        let offline = |root: &SignedRoot, online: Option<&String>| {
+            root.signed
+                .role_keyids(Role::Targets)
+                .iter()
+                .filter(|k| Some(&k.to_string()) != online)
+                .cloned()
+                .collect::<std::collections::BTreeSet<_>>()
+        };
+        offline(
+            &self.current_ci,
+            self.state.current.online_keys.get("targets"),
+        ) != offline(staged, self.state.updated.online_keys.get("targets"))
+    }
+
     /// The base the staged production root is compared with (current prod, else current CI).
     pub fn current_prod_or_ci(&self) -> &SignedRoot {
         self.current_prod.as_ref().unwrap_or(&self.current_ci)
@@ -400,11 +421,18 @@ pub fn apply(ctx: &Ctx, client: &Client, txid: &str) -> Result<()> {
             }
         }
         if matches!(status, Some(400 | 401 | 403 | 422 | 423)) {
-            return Err(CourierError::from(e).context(
+            let err = CourierError::from(e).context(
                 "Failed to apply staged TUF root updates. No changes were made to your Factory. Either fix the \
                  errors (see `courier updates review`) and run `courier updates apply` again, or cancel with \
                  `courier updates cancel`. The server said",
-            ));
+            );
+            return Err(match active_waves_blocking(client) {
+                Some(advice) => CourierError::Context {
+                    context: advice,
+                    source: Box::new(err),
+                },
+                None => err,
+            });
         }
         let applied = status.is_none_or(|s| s >= 500)
             && staged_version.is_some()
@@ -414,7 +442,7 @@ pub fn apply(ctx: &Ctx, client: &Client, txid: &str) -> Result<()> {
             });
         if !applied {
             return Err(CourierError::Uncertain(format!(
-                "Failed to apply staged TUF root updates: {e}\nThis is a critical error: staged TUF root updates may \
+                "Failed to apply staged TUF root updates: {e}. This is a critical error: staged TUF root updates may \
                  be only partially applied to your Factory. Please re-run `courier updates apply` soon after a short \
                  pause. If the error persists, please contact customer support."
             )));
@@ -438,6 +466,21 @@ pub fn apply(ctx: &Ctx, client: &Client, txid: &str) -> Result<()> {
     }
     out("Please, make sure that the updated TUF keys file(s) are stored in a safe place.");
     Ok(())
+}
+
+/// When the staged roots change the offline targets keys and waves are active (the server
+/// refuses to apply that), what to do about them with the courier; `None` otherwise.
+fn active_waves_blocking(client: &Client) -> Option<String> {
+    if !Txn::fetch(client).ok()?.changes_offline_targets_keys() {
+        return None;
+    }
+    let active: Vec<String> = client.wave_targets(&[]).ok()??.into_keys().collect();
+    let first = active.first()?;
+    Some(format!(
+        "Active waves block the staged targets key change: {}. Complete (`courier waves complete {first}`) or \
+         cancel (`courier waves cancel {first}`) each, then run `courier updates apply` again. What happened",
+        active.join(", ")
+    ))
 }
 
 fn cancel(ctx: &Ctx) -> Result<()> {

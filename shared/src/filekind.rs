@@ -17,6 +17,8 @@
 //! | [`FileKind::Root`] | JSON with `signed._type` = `Root` |
 //! | [`FileKind::Metadata`] | JSON with another `signed._type` (targets, snapshot, …) |
 //! | [`FileKind::PrivateKey`], [`FileKind::PublicKey`] | JSON with `keytype` and `keyval.private` / `keyval.public` (fioctl's `.sec`/`.pub`) |
+//! | [`FileKind::TransactionState`] | JSON with `status` and `current` (what the Factory API's `GET root/updates` answers) |
+//! | [`FileKind::KeySheet`] | text with a line starting `OTK1 ` (a `signer keys print` or `keys split` sheet) |
 //! | [`FileKind::Json`], [`FileKind::Tar`] | any other JSON object, any other tar |
 
 use std::io::Read;
@@ -53,6 +55,11 @@ pub enum FileKind {
     PrivateKey,
     /// A public key file (fioctl `.pub` JSON).
     PublicKey,
+    /// The Factory API's root-updates transaction state (`GET root/updates`).
+    TransactionState,
+    /// A paper backup or Shamir share sheet (`signer keys print`, `signer keys split`): it
+    /// holds a private key or a share of one.
+    KeySheet,
     /// Some other JSON object.
     Json,
     /// Some other tar archive (plain or gzip).
@@ -70,6 +77,12 @@ impl FileKind {
             FileKind::Metadata(t) => format!("a TUF {t} metadata file"),
             FileKind::PrivateKey => "a private key file".to_string(),
             FileKind::PublicKey => "a public key file".to_string(),
+            FileKind::TransactionState => {
+                "a root updates transaction state (what `GET root/updates` answers)".to_string()
+            }
+            FileKind::KeySheet => {
+                "a key backup sheet (`signer keys print` or `keys split`)".to_string()
+            }
             FileKind::Json => "a JSON document".to_string(),
             FileKind::Tar => "a tar archive".to_string(),
         }
@@ -97,10 +110,23 @@ pub fn sniff(head: &[u8]) -> Option<FileKind> {
     if let Some(name) = first_member(head) {
         return Some(tar_kind(&name));
     }
-    if trimmed.starts_with(b"{") {
+    if trimmed.starts_with(b"{") || trimmed.starts_with(b"[") {
         return Some(json_kind(head));
     }
+    if is_key_sheet(head) {
+        return Some(FileKind::KeySheet);
+    }
     None
+}
+
+/// Text with a line carrying an `OTK1` payload (the QR payload lines of backup sheets).
+fn is_key_sheet(head: &[u8]) -> bool {
+    let text = match std::str::from_utf8(head) {
+        Ok(t) => t,
+        // A head cut inside a character: the valid part is enough.
+        Err(e) => std::str::from_utf8(&head[..e.valid_up_to()]).unwrap_or(""),
+    };
+    text.lines().any(|l| l.trim_start().starts_with("OTK1 "))
 }
 
 /// [`sniff`] of the first [`HEAD_SIZE`] bytes of the file at `path`; `None` when it cannot
@@ -231,6 +257,9 @@ fn json_kind(bytes: &[u8]) -> FileKind {
     match (doc.get("keytype"), doc.get("keyval")) {
         (Some(_), Some(val)) if val.get("private").is_some() => FileKind::PrivateKey,
         (Some(_), Some(val)) if val.get("public").is_some() => FileKind::PublicKey,
+        _ if doc.contains_key("status") && doc.contains_key("current") => {
+            FileKind::TransactionState
+        }
         _ => FileKind::Json,
     }
 }
@@ -324,6 +353,10 @@ mod tests {
         assert_eq!(sniff(b""), None);
         assert_eq!(sniff(b"hello"), None);
         assert_eq!(sniff(&[0u8; 1024]), None);
+        let state = br#"{"status":"STARTED","current":{"ci-root":"{}"},"updated":{}}"#;
+        assert_eq!(sniff(state), Some(FileKind::TransactionState));
+        let sheet = b"Root key backup of acme\n  QR payload:\n  OTK1 ABCD-EFGH\n";
+        assert_eq!(sniff(sheet), Some(FileKind::KeySheet));
         assert_eq!(FileKind::Root.describe(), "a root.json");
     }
 

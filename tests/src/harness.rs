@@ -12,10 +12,11 @@
 //!
 //! * Setting up: [`World::new`]`(`[`WorldOptions`]`{ factory, tags, waves, targets,
 //!   prod_behind, root_expires_days, created, echo })` creates the factory and starts the
-//!   simulator; machines [`World::online`], [`World::offline`], [`World::offline2`] (each
+//!   simulator; machines [`World::online`], [`World::online2`], [`World::offline`],
+//!   [`World::offline2`] (each
 //!   [`Machine::path`] is in its own home), the stick [`World::usb`] / [`World::write_usb`].
 //! * Running: [`World::courier`] (online machine, factory/token/URL set like a fioctl user
-//!   has them) and [`World::signer`] (an offline machine, `SIGNER_HOME` in its home) return
+//!   has them; [`World::courier_on`] on another online machine) and [`World::signer`] (an offline machine, `SIGNER_HOME` in its home) return
 //!   a [`Run`]; check it with [`Run::ok`], [`Run::fails`], [`Run::says`].
 //!   [`World::transcript`] lists every run (`E2E_TRANSCRIPT=1` prints it when the world is
 //!   dropped).
@@ -263,6 +264,8 @@ pub struct WorldOptions {
     pub env: Vec<(String, String)>,
     /// Where the factory's history starts.
     pub history: History,
+    /// Production tags that devices follow (four devices each, for wave rollouts).
+    pub device_tags: Vec<String>,
 }
 
 /// Where a simulated factory's history starts.
@@ -296,6 +299,7 @@ impl Default for WorldOptions {
             echo: false,
             env: Vec::new(),
             history: History::Fresh,
+            device_tags: Vec::new(),
         }
     }
 }
@@ -315,6 +319,9 @@ pub struct World {
     pub init: InitReport,
     /// The networked machine running the courier.
     pub online: Machine,
+    /// A second online machine (another admin's laptop, or the first one after its courier
+    /// state was lost): its courier has no copy of the requests the first one wrote.
+    pub online2: Machine,
     /// The air-gapped laptop of the root key holder.
     pub offline: Machine,
     /// A second air-gapped laptop (the targets key holder).
@@ -350,6 +357,7 @@ impl World {
         init.root_expires_days = opts.root_expires_days;
         init.now = opts.created;
         init.prod_behind = opts.prod_behind;
+        init.device_tags = opts.device_tags.clone();
         match opts.history {
             History::Fresh => {}
             History::Offline => init.offline_keys = Some(root.join("offline")),
@@ -361,6 +369,7 @@ impl World {
         std::fs::create_dir_all(&usb).expect("usb dir");
         World {
             online: Machine::new(root, "online"),
+            online2: Machine::new(root, "online-2"),
             offline: Machine::new(root, "offline"),
             offline2: Machine::new(root, "offline-2"),
             usb,
@@ -405,6 +414,16 @@ impl World {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
+        self.courier_on(&self.online, args)
+    }
+
+    /// Runs the courier on `machine` (e.g. [`World::online2`]), set up like
+    /// [`World::courier`]; its configuration and state are that machine's own.
+    pub fn courier_on<I, S>(&self, machine: &Machine, args: I) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
         let args: Vec<String> = args
             .into_iter()
             .map(|a| a.as_ref().to_string_lossy().into_owned())
@@ -415,7 +434,7 @@ impl World {
         cmd.args(&full)
             .env("FIOCTL_FACTORY", &self.factory)
             .env("FIOCTL_TOKEN", &self.token);
-        self.run(&self.online, "courier", &args, cmd)
+        self.run(machine, "courier", &args, cmd)
     }
 
     /// Runs the real `fioctl` (see [`crate::tools::FIOCTL`]) on `machine` against the
@@ -474,6 +493,7 @@ impl World {
             .env("HOME", &machine.home)
             .env("XDG_CONFIG_HOME", machine.home.join(".config"))
             .env("XDG_DATA_HOME", machine.home.join(".local/share"))
+            .env("XDG_STATE_HOME", machine.home.join(".local/state"))
             .env("NO_COLOR", "1")
             .env_remove("FIOCTL_CONFIG")
             .envs(self.env.iter().map(|(k, v)| (k, v)))

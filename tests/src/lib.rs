@@ -7,7 +7,8 @@
 //! * [`tools`] — the tools outside the Rust toolchain that some tests need, and how they are found;
 //! * [`snapshot`] — the exact text of user-facing messages compared with stored snapshots;
 //! * [`softhsm`] — throwaway SoftHSM2 tokens for the PKCS#11 suites;
-//! * [`tamper`] — bundles taken apart, edited and re-packed as an attacker would.
+//! * [`tamper`] — bundles taken apart, edited and re-packed as an attacker would;
+//! * [`snapshot`] — what a command printed compared with a file of `tests/snapshots/`.
 
 pub mod harness;
 pub mod sim;

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! factory-sim init --state DIR --factory NAME --token TOKEN [--seed N] [--targets N]
-//!                  [--offline-keys DIR --tags N --waves N]
+//!                  [--offline-keys DIR --tags N --waves N] [--device-tags TAG,...]
 //! factory-sim add-user --state DIR --factory NAME --token TOKEN --polis-id ID [--name NAME]
 //! factory-sim serve --state DIR [--listen 127.0.0.1:0] [--faults rate=0.2,kinds=500|reset|delay|truncate,seed=N]
 //! ```
@@ -90,6 +90,10 @@ struct InitArgs {
     /// alone on a factory that never went offline (the real Factory does not produce it).
     #[arg(long, conflicts_with = "offline_keys")]
     legacy_online_only_tags: bool,
+    /// Production tags that devices follow (comma-separated): four devices per tag, in
+    /// device groups east and west, for wave rollouts.
+    #[arg(long, value_delimiter = ',', value_name = "TAGS")]
+    device_tags: Vec<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -165,6 +169,7 @@ fn init(a: InitArgs) -> Result<()> {
     opts.root_expires_days = a.root_expires_days;
     opts.offline_keys = a.offline_keys;
     opts.legacy_online_only_tags = a.legacy_online_only_tags;
+    opts.device_tags = a.device_tags.clone();
     opts.now = a
         .now
         .map(|s| Timestamp::parse(&s))

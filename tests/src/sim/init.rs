@@ -16,6 +16,10 @@
 //! key alone on a factory that never went offline: a state the real Factory does not
 //! produce, kept for the tests that check the toolkit never endorses such content by itself.
 //!
+//! `--device-tags TAG,...` registers production devices following those tags (four per tag,
+//! in device groups `east` and `west`) for wave rollouts; a tag need not exist yet (its
+//! devices wait for the first wave of it).
+//!
 //! Everything except timestamps is reproducible from `(seed, factory name)`: keys, polis-id,
 //! hashes and custom data come from a seeded RNG (one stream per build, so any build can be
 //! regenerated on its own). Timestamps are relative to [`InitOptions::now`] (default: now).
@@ -35,8 +39,8 @@ use super::ci;
 use super::docs::{canonical_json, RootDoc, TargetsDoc};
 use super::error::SimError;
 use super::state::{
-    self, check_factory_name, factory_names, ChainEntry, CiRecord, Factory, FactoryRecord,
-    OnlineKeyIds, TagRecord, UserRecord, WaveRecord, WaveStatus, FORMAT,
+    self, check_factory_name, factory_names, ChainEntry, CiRecord, DeviceRecord, Factory,
+    FactoryRecord, OnlineKeyIds, TagRecord, UserRecord, WaveRecord, WaveStatus, FORMAT,
 };
 use super::store::{self, Blobs};
 
@@ -81,6 +85,48 @@ pub struct InitOptions {
     /// Production tags and waves signed by the online targets key alone, on a factory that
     /// never went offline (a legacy state, for tests).
     pub legacy_online_only_tags: bool,
+    /// Production tags that devices follow: [`DEVICES_PER_TAG`] devices each (see
+    /// [`devices`]), for wave rollouts.
+    pub device_tags: Vec<String>,
+}
+
+/// How many production devices init registers per tag of [`InitOptions::device_tags`].
+pub const DEVICES_PER_TAG: usize = 4;
+
+/// The devices init registers: for each tag of `device_tags`, `<tag>-device-1` ..
+/// `-4`, the first half in device group `east`, the rest in `west`, with UUIDs derived from
+/// the seed, factory and name.
+fn devices(opts: &InitOptions) -> Vec<DeviceRecord> {
+    let mut out = Vec::new();
+    for tag in &opts.device_tags {
+        for i in 1..=DEVICES_PER_TAG {
+            let name = format!("{tag}-device-{i}");
+            let h = hex::encode(Sha256::digest(
+                format!("device:{}:{}:{name}", opts.seed, opts.factory).as_bytes(),
+            ));
+            out.push(DeviceRecord {
+                uuid: format!(
+                    "{}-{}-{}-{}-{}",
+                    &h[..8],
+                    &h[8..12],
+                    &h[12..16],
+                    &h[16..20],
+                    &h[20..32]
+                ),
+                name,
+                tag: tag.clone(),
+                group: Some(
+                    if i <= DEVICES_PER_TAG / 2 {
+                        "east"
+                    } else {
+                        "west"
+                    }
+                    .to_string(),
+                ),
+            });
+        }
+    }
+    out
 }
 
 impl InitOptions {
@@ -110,6 +156,7 @@ impl InitOptions {
             targets_expires_days: 365,
             offline_keys: None,
             legacy_online_only_tags: false,
+            device_tags: Vec::new(),
         }
     }
 }
@@ -604,6 +651,7 @@ pub fn init_factory(opts: &InitOptions) -> Result<InitReport, SimError> {
                 created_at: now,
                 updated_by: polis_id.clone(),
                 updated_at: now,
+                rollouts: Vec::new(),
             });
         }
     }
@@ -645,6 +693,7 @@ pub fn init_factory(opts: &InitOptions) -> Result<InitReport, SimError> {
         waves,
         ci,
         tx: None,
+        devices: devices(opts),
     };
     state::write_record(&dir, &rec)?;
     Ok(InitReport {

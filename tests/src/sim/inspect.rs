@@ -24,6 +24,8 @@ pub struct WaveInfo {
     pub tag: String,
     /// Status.
     pub status: WaveStatus,
+    /// UUIDs of the devices it was rolled out to, in rollout order.
+    pub rolled_out: Vec<String>,
 }
 
 /// The open root-update transaction.
@@ -178,6 +180,27 @@ impl FactoryView {
                 version: w.version.clone(),
                 tag: w.tag.clone(),
                 status: w.status,
+                rolled_out: w
+                    .rollouts
+                    .iter()
+                    .flat_map(|r| r.devices.iter().cloned())
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// The production devices: (name, UUID, tag, device group).
+    pub fn devices(&self) -> Vec<(String, String, String, Option<String>)> {
+        self.rec()
+            .devices
+            .iter()
+            .map(|d| {
+                (
+                    d.name.clone(),
+                    d.uuid.clone(),
+                    d.tag.clone(),
+                    d.group.clone(),
+                )
             })
             .collect()
     }

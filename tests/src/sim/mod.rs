@@ -1,8 +1,8 @@
 //! # factory-sim — a Foundries-API-compatible factory server for tests, the demo and benchmarks
 //!
 //! Serves the endpoints fioctl's `keys tuf` and `waves` flows use (`foundries-api.md` §4, plus
-//! wave list/complete/cancel of §9 and `users/self/`) with the same paths (trailing slashes
-//! included), methods, JSON field names and status codes, and validates uploads the way the
+//! wave list/rollout/complete/cancel of §9 and `users/self/`) with the same paths (trailing
+//! slashes included), methods, JSON field names and status codes, and validates uploads the way the
 //! real server would, so the courier and the signer cannot cheat.
 //!
 //! In-process use (the server runs on its own thread and runtime; plain `#[test]`s work):
@@ -66,6 +66,13 @@
 //!   and the offline targets key. `--legacy-online-only-tags` (tags signed by the online key
 //!   alone on a factory that never went offline, a state the real Factory does not produce)
 //!   exists only for the tests that prove the toolkit does not endorse such content by itself.
+//! * **Waves and devices** — `init --device-tags` registers production devices (four per tag,
+//!   device groups `east` and `west`). `waves/{wave}/rollout/` reaches a subset of the
+//!   wave's tag's devices (by group, limit, percentage or UUIDs; validated: an active wave,
+//!   a selector, bounds, known devices of the tag and group, none reached twice), and both
+//!   rollout and `complete/` refuse (422) a wave whose targets do not meet the production
+//!   targets threshold yet — fioctl's `waves sign` help: "you cannot roll out or complete a
+//!   wave before it has enough signatures". Details in `waves.rs`.
 //! * **Faults** — [`FaultConfig`]: `500` and `reset` act before handling (nothing changes),
 //!   `delay` sleeps then handles, `truncate` and `reset-after` act after the change is
 //!   committed (a lost response), `apply-interrupt` leaves a validated transaction in

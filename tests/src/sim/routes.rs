@@ -147,6 +147,7 @@ pub(crate) fn router(sim: AppState) -> Router {
         .route(&format!("{fa}/waves/"), get(waves_list).post(waves_create))
         .route(&format!("{fa}/waves/{{wave}}/"), get(wave_get))
         .route(&format!("{fa}/waves/{{wave}}/sign/"), post(wave_sign))
+        .route(&format!("{fa}/waves/{{wave}}/rollout/"), post(wave_rollout))
         .route(
             &format!("{fa}/waves/{{wave}}/complete/"),
             post(wave_complete),
@@ -268,6 +269,18 @@ async fn wave_sign(
     let name = wave_name(&p);
     run(caller, move |f, u, now| {
         waves::sign(f, u, &name, &body, now)
+    })
+    .await
+}
+
+async fn wave_rollout(
+    caller: Caller,
+    Path(p): Path<HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    let name = wave_name(&p);
+    run(caller, move |f, u, now| {
+        waves::rollout(f, u, &name, &body, now)
     })
     .await
 }

@@ -130,6 +130,31 @@ pub(crate) struct WaveRecord {
     pub created_at: Timestamp,
     pub updated_by: String,
     pub updated_at: Timestamp,
+    /// Rollouts to subsets of the tag's devices, oldest first.
+    #[serde(default)]
+    pub rollouts: Vec<RolloutRecord>,
+}
+
+/// One rollout of a wave (`POST waves/{wave}/rollout/`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct RolloutRecord {
+    /// The device group, if one was given.
+    pub group: Option<String>,
+    /// UUIDs of the devices it reached.
+    pub devices: Vec<String>,
+    /// The whole group (a group and nothing narrower): new devices of it follow.
+    pub full_group: bool,
+    pub by: String,
+    pub at: Timestamp,
+}
+
+/// A production device: it follows one production tag and may belong to a device group.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct DeviceRecord {
+    pub name: String,
+    pub uuid: String,
+    pub tag: String,
+    pub group: Option<String>,
 }
 
 /// What the server keeps about the CI targets (the builds themselves are in
@@ -217,6 +242,9 @@ pub(crate) struct FactoryRecord {
     pub waves: Vec<WaveRecord>,
     pub ci: CiRecord,
     pub tx: Option<TxRecord>,
+    /// Production devices (for wave rollouts).
+    #[serde(default)]
+    pub devices: Vec<DeviceRecord>,
 }
 
 impl FactoryRecord {

@@ -1,6 +1,22 @@
-//! Waves: create (offline-signed targets for one tag), show, sign, complete, cancel, list.
+//! Waves: create (offline-signed targets for one tag), show, sign, roll out, complete, cancel,
+//! list.
+//!
+//! Rollout and completion need the wave's targets to meet the current production root's
+//! targets threshold (fioctl's `waves sign` help: "you cannot roll out or complete a wave
+//! before it has enough signatures"); otherwise 422 naming how many signatures it has.
+//!
+//! `POST waves/{wave}/rollout/` (body: `group`, `limit`, `percentage`, `uuids`, `dry-run`,
+//! `return-uuids`, `return-names`, fioctl's `WaveRolloutOptions`) picks production devices
+//! of the wave's tag: in `group` if given (404 for a group no device is in), among `uuids`
+//! if given (422 for a UUID that is no device of the tag, or not in the group), never one the
+//! wave was rolled out to before, then the first `limit` of them by name or `percentage` %
+//! (rounded down). At least one of the four is required; `limit` and `percentage` exclude
+//! each other; `limit` 1–10000, `percentage` 1–100, at most 10000 UUIDs of at most 60
+//! characters (400 otherwise). The wave must be active (409). The answer is the wave plus
+//! `device-num` and, when asked, `device-uuids` / `device-names`; `dry-run` changes nothing.
+//! The rollouts show in the wave's `rollout-history` and `rollout-groups`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -13,7 +29,8 @@ use super::docs::TargetsDoc;
 use super::error::ApiError;
 use super::reply::Reply;
 use super::state::{
-    Factory, FactoryRecord, TagRecord, TxStatus, UserRecord, WaveRecord, WaveStatus,
+    DeviceRecord, Factory, FactoryRecord, RolloutRecord, TagRecord, TxStatus, UserRecord,
+    WaveRecord, WaveStatus,
 };
 use super::validate::valid_signers;
 
@@ -267,6 +284,7 @@ pub(crate) fn create(
         created_at: *now,
         updated_by: user.polis_id.clone(),
         updated_at: *now,
+        rollouts: Vec::new(),
     });
     f.commit(rec)?;
     let w = &f.rec.waves[f.rec.waves.len() - 1];
@@ -275,13 +293,33 @@ pub(crate) fn create(
 
 /// A wave without its targets.
 fn wave_json(w: &WaveRecord) -> serde_json::Value {
+    let history: Vec<serde_json::Value> = w
+        .rollouts
+        .iter()
+        .map(|r| {
+            json!({
+                "group-name": r.group.clone().unwrap_or_default(),
+                "rollout-by": r.by, "rollout-at": r.at,
+                "is-full-group": r.full_group, "is-factory-wide": r.group.is_none(),
+                "num-devices": r.devices.len(),
+            })
+        })
+        .collect();
+    let mut groups = serde_json::Map::new();
+    for r in &w.rollouts {
+        if let Some(g) = &r.group {
+            groups.entry(g.clone()).or_insert_with(|| {
+                json!({"group-id": groups_id(g), "group-name": g, "created-at": r.at, "created-by": r.by})
+            });
+        }
+    }
     json!({
         "name": w.name,
         "version": w.version,
         "tag": w.tag,
         "status": w.status.as_str(),
-        "rollout-groups": {},
-        "rollout-history": [],
+        "rollout-groups": groups,
+        "rollout-history": history,
         "change-meta": {
             "created-by": w.created_by, "created-at": w.created_at,
             "updated-by": w.updated_by, "updated-at": w.updated_at,
@@ -368,6 +406,184 @@ pub(crate) fn sign(
     Ok(Reply::ok(json!({})))
 }
 
+/// A stable small id for a device group name.
+fn groups_id(name: &str) -> u64 {
+    name.bytes()
+        .fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)))
+        % 100_000
+}
+
+/// Refuses (422) unless the wave's targets meet the current production root's targets
+/// threshold: a wave is rolled out or completed only with enough signatures.
+fn require_threshold(f: &Factory, w: &WaveRecord, doing: &str) -> Result<(), ApiError> {
+    let doc = TargetsDoc::parse_stored(&f.blobs().get(&w.blob)?).map_err(ApiError::internal)?;
+    let root = current_prod_root(&f.rec)?.signed;
+    let need = root.threshold(Role::Targets);
+    let have = valid_signers(
+        &root.keys,
+        root.role_keyids(Role::Targets),
+        &doc.signed_bytes,
+        &doc.signatures,
+    )
+    .len() as u64;
+    if have < need {
+        return Err(ApiError::invalid(
+            format!("Wave {} cannot be {doing} before it has enough signatures", w.name),
+            vec![format!(
+                "its targets carry {have} of the {need} valid signatures the production root requires; sign them with another offline targets key (waves sign)"
+            )],
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RolloutBody {
+    #[serde(default)]
+    group: Option<String>,
+    #[serde(default)]
+    limit: Option<u64>,
+    #[serde(default)]
+    percentage: Option<u64>,
+    #[serde(default)]
+    uuids: Option<Vec<String>>,
+    #[serde(rename = "dry-run", default)]
+    dry_run: bool,
+    #[serde(rename = "return-uuids", default)]
+    return_uuids: bool,
+    #[serde(rename = "return-names", default)]
+    return_names: bool,
+}
+
+/// Most devices one rollout may name or reach.
+const MAX_ROLLOUT: u64 = 10_000;
+
+/// `POST /ota/factories/{F}/waves/{wave}/rollout/` (see the module docs).
+pub(crate) fn rollout(
+    f: &mut Factory,
+    user: &UserRecord,
+    name: &str,
+    body: &[u8],
+    now: &Timestamp,
+) -> Result<Reply, ApiError> {
+    let body: RolloutBody = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid rollout body: {e}")))?;
+    let (i, w) = active(f, name)?;
+    let group = body.group.filter(|g| !g.is_empty());
+    let uuids = body.uuids.unwrap_or_default();
+    if group.is_none() && body.limit.is_none() && body.percentage.is_none() && uuids.is_empty() {
+        return Err(ApiError::bad_request(
+            "One of the following must be set: group, limit, percentage, uuids",
+        ));
+    }
+    if body.limit.is_some() && body.percentage.is_some() {
+        return Err(ApiError::bad_request(
+            "limit and percentage exclude each other",
+        ));
+    }
+    if body.limit.is_some_and(|l| l == 0 || l > MAX_ROLLOUT) {
+        return Err(ApiError::bad_request(format!(
+            "limit must be 1 to {MAX_ROLLOUT}"
+        )));
+    }
+    if body.percentage.is_some_and(|p| p == 0 || p > 100) {
+        return Err(ApiError::bad_request("percentage must be 1 to 100"));
+    }
+    if uuids.len() as u64 > MAX_ROLLOUT
+        || uuids.iter().any(|u| u.is_empty() || u.chars().count() > 60)
+    {
+        return Err(ApiError::bad_request(format!(
+            "uuids: at most {MAX_ROLLOUT} device UUIDs of 1 to 60 characters"
+        )));
+    }
+    if let Some(g) = &group {
+        if !f.rec.devices.iter().any(|d| d.group.as_ref() == Some(g)) {
+            return Err(ApiError::not_found(format!("Device group {g} not found")));
+        }
+    }
+    let mut errors = Vec::new();
+    for u in &uuids {
+        match f.rec.devices.iter().find(|d| &d.uuid == u) {
+            None => errors.push(format!("device {u} is not a device of this factory")),
+            Some(d) if d.tag != w.tag => errors.push(format!(
+                "device {u} follows tag {}, not the wave's tag {}",
+                d.tag, w.tag
+            )),
+            Some(d) if group.is_some() && d.group != group => errors.push(format!(
+                "device {u} is not in device group {}",
+                group.as_deref().unwrap_or_default()
+            )),
+            Some(_) => {}
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::invalid("Invalid rollout devices", errors));
+    }
+    require_threshold(f, w, "rolled out")?;
+    let done: BTreeSet<&str> = w
+        .rollouts
+        .iter()
+        .flat_map(|r| r.devices.iter().map(String::as_str))
+        .collect();
+    let mut chosen: Vec<&DeviceRecord> = f
+        .rec
+        .devices
+        .iter()
+        .filter(|d| d.tag == w.tag && !done.contains(d.uuid.as_str()))
+        .filter(|d| group.is_none() || d.group == group)
+        .filter(|d| uuids.is_empty() || uuids.contains(&d.uuid))
+        .collect();
+    chosen.sort_by(|a, b| a.name.cmp(&b.name));
+    if let Some(l) = body.limit {
+        chosen.truncate(l as usize);
+    }
+    if let Some(p) = body.percentage {
+        let n = chosen.len() * p as usize / 100;
+        chosen.truncate(n);
+    }
+    let uuids_out: Vec<String> = chosen.iter().map(|d| d.uuid.clone()).collect();
+    let names_out: Vec<String> = chosen.iter().map(|d| d.name.clone()).collect();
+    let full_group =
+        group.is_some() && uuids.is_empty() && body.limit.is_none() && body.percentage.is_none();
+    let mut answer = if body.dry_run {
+        wave_json(w)
+    } else {
+        let mut rec = f.rec.clone();
+        rec.waves[i].rollouts.push(RolloutRecord {
+            group: group.clone(),
+            devices: uuids_out.clone(),
+            full_group,
+            by: user.polis_id.clone(),
+            at: *now,
+        });
+        rec.waves[i].updated_by = user.polis_id.clone();
+        rec.waves[i].updated_at = *now;
+        f.commit(rec)?;
+        wave_json(&f.rec.waves[i])
+    };
+    if let Some(o) = answer.as_object_mut() {
+        o.insert("device-num".into(), json!(uuids_out.len()));
+        o.insert(
+            "device-uuids".into(),
+            if body.return_uuids {
+                json!(uuids_out)
+            } else {
+                serde_json::Value::Null
+            },
+        );
+        o.insert(
+            "device-names".into(),
+            if body.return_names {
+                json!(names_out)
+            } else {
+                serde_json::Value::Null
+            },
+        );
+    }
+    Ok(Reply::ok(answer))
+}
+
 /// `POST /ota/factories/{F}/waves/{wave}/complete/`: the wave targets become the tag's
 /// production targets.
 pub(crate) fn complete(
@@ -377,6 +593,7 @@ pub(crate) fn complete(
     now: &Timestamp,
 ) -> Result<Reply, ApiError> {
     let (i, w) = active(f, name)?;
+    require_threshold(f, w, "completed")?;
     let version: u64 = w.version.parse().unwrap_or(0);
     let tag = w.tag.clone();
     let blob = w.blob.clone();

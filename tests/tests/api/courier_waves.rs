@@ -149,9 +149,11 @@ fn wave_from_request_to_creation() {
         serde_json::from_str(&env.ok(&["waves", "list", "--json"])).unwrap();
     assert_eq!(json["waves"][0]["name"], "wave-1");
 
-    // Pushing it again: the server refuses the duplicate.
-    let err = env.fails(&["waves", "push", s(&resp)], 3);
-    assert!(err.contains("HTTP 409"), "{err}");
+    // Pushing it again: recognised, nothing sent.
+    let before = env.view().waves();
+    let out = env.ok(&["waves", "push", s(&resp)]);
+    assert!(out.contains("this response was pushed before"), "{out}");
+    assert_eq!(env.view().waves(), before);
 }
 
 #[test]

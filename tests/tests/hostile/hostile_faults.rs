@@ -234,10 +234,14 @@ fn one_case(seed: u64, tally: &mut Tally) {
     );
     env.server.set_faults(None);
     assert_eq!(env.view().ci_root().unwrap(), uploaded.0, "seed {seed}");
-    // Once published, the response is refused as stale, and nothing changes.
+    // Once published, the response is recognised as applied, and nothing changes.
     let before = factory_json(&env);
-    let (code, _, err) = env.run(&push);
-    assert_ne!(code, 0, "seed {seed}: push after apply: {err}");
+    let (code, out, err) = env.run(&push);
+    assert_eq!(code, 0, "seed {seed}: push after apply: {err}");
+    assert!(
+        out.contains(&format!("already applied as version {}", version + 1)),
+        "seed {seed}: push after apply: {out}"
+    );
     assert!(factory_json(&env) == before, "seed {seed}");
 }
 

@@ -10,6 +10,7 @@ mod hostile_authority;
 mod hostile_crash;
 mod hostile_disk;
 mod hostile_faults;
+mod hostile_push_anywhere;
 mod hostile_secrets;
 mod hostile_tamper;
 mod hostile_wrong_files;

@@ -10,6 +10,7 @@ mod machine;
 
 mod ceremony_aids;
 mod demo;
+mod e2e_anywhere;
 mod e2e_backup;
 mod e2e_expert;
 mod e2e_refusals;
