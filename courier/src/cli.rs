@@ -136,10 +136,10 @@ pub enum Command {
     Config(ConfigCommand),
 
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
-    Completions(CompletionsArgs),
+    Completions(shared::cli_docs::CompletionsArgs),
 
     /// Print the man page (or write one page per command into a directory).
-    Man(ManArgs),
+    Man(shared::cli_docs::ManArgs),
 }
 
 /// `courier show-root`.
@@ -677,23 +677,6 @@ pub struct RemoveSignerArgs {
 pub struct SetRecipientArgs {
     /// The age X25519 recipient, `age1...`.
     pub recipient: String,
-}
-
-/// `courier completions`.
-#[derive(Debug, Args)]
-pub struct CompletionsArgs {
-    /// The shell.
-    #[arg(value_enum)]
-    pub shell: clap_complete::Shell,
-}
-
-/// `courier man`.
-#[derive(Debug, Args)]
-pub struct ManArgs {
-    /// Write `courier.1` and one page per subcommand into this directory instead of printing
-    /// the main page.
-    #[arg(long, value_name = "DIR")]
-    pub dir: Option<PathBuf>,
 }
 
 #[cfg(test)]

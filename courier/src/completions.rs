@@ -1,48 +1,23 @@
-//! `courier completions SHELL` and `courier man`: generated from the clap definition
-//! (`shared::cli_docs`), so they always match the real command line.
-
-use std::io::Write;
-use std::path::Path;
+//! `courier completions SHELL` and `courier man`: generated from the clap definition by
+//! `shared::cli_docs` (the same for both programs), so they always match the real command
+//! line.
 
 use clap::CommandFactory;
+use shared::cli_docs::{CompletionsArgs, ManArgs};
 
 use crate::cli::Cli;
 use crate::error::{CourierError, Result};
 
-fn to_stdout(bytes: &[u8]) -> Result<()> {
-    std::io::stdout()
-        .write_all(bytes)
-        .map_err(|e| CourierError::Other(format!("cannot write to stdout: {e}")))
+/// Prints the completion script for the shell on stdout.
+pub fn completions(args: &CompletionsArgs) -> Result<()> {
+    shared::cli_docs::print_completions(Cli::command(), "courier", args)
+        .map_err(|e| CourierError::Other(format!("cannot write the completion script: {e}")))
 }
 
-/// Prints the completion script for `shell` on stdout.
-pub fn completions(shell: clap_complete::Shell) -> Result<()> {
-    to_stdout(&shared::cli_docs::completion_script(
-        Cli::command(),
-        "courier",
-        shell,
-    ))
-}
-
-/// Prints `courier.1` on stdout, or writes one page per command into `dir`
-/// (`courier.1`, `courier-updates.1`, `courier-updates-push.1`, ...).
-pub fn man(dir: Option<&Path>) -> Result<()> {
-    match dir {
-        None => to_stdout(
-            &shared::cli_docs::man_page(Cli::command())
-                .map_err(|e| CourierError::Other(format!("cannot render the man page: {e}")))?,
-        ),
-        Some(dir) => {
-            let written = shared::cli_docs::write_man_pages(Cli::command(), "courier", dir)
-                .map_err(|e| CourierError::io("cannot write the man pages to", dir, e))?;
-            crate::out(&format!(
-                "Wrote {} man pages to {}.",
-                written.len(),
-                dir.display()
-            ));
-            Ok(())
-        }
-    }
+/// Prints `courier.1` on stdout, or writes one page per command into `--dir`.
+pub fn man(args: &ManArgs) -> Result<()> {
+    shared::cli_docs::print_or_write_man(Cli::command(), "courier", args)
+        .map_err(|e| CourierError::Other(format!("cannot write the man pages: {e}")))
 }
 
 #[cfg(test)]
@@ -52,16 +27,11 @@ mod tests {
     #[test]
     fn the_pages_cover_every_command_and_the_exit_codes() {
         let dir = tempfile::tempdir().unwrap();
-        man(Some(dir.path())).unwrap();
-        for page in [
-            "courier.1",
-            "courier-updates.1",
-            "courier-updates-push.1",
-            "courier-waves-init.1",
-        ] {
-            let text = std::fs::read_to_string(dir.path().join(page)).unwrap();
-            assert!(text.contains(".TH"), "{page}");
-        }
+        let written =
+            shared::cli_docs::write_man_pages(Cli::command(), "courier", dir.path()).unwrap();
+        assert!(written
+            .iter()
+            .any(|p| p.ends_with("courier-rotate-offline-key.1")));
         let main = String::from_utf8(shared::cli_docs::man_page(Cli::command()).unwrap()).unwrap();
         assert!(main.contains("Exit codes"));
         let bash = shared::cli_docs::completion_script(

@@ -154,8 +154,8 @@ where
 /// Runs a parsed command line.
 pub fn run(cli: Cli, env: EnvLookup<'_>) -> Result<()> {
     match cli.command {
-        Command::Completions(args) => return completions::completions(args.shell),
-        Command::Man(args) => return completions::man(args.dir.as_deref()),
+        Command::Completions(args) => return completions::completions(&args),
+        Command::Man(args) => return completions::man(&args),
         _ => {}
     }
     let ctx = Ctx::new(&cli.global, env)?;

@@ -4,6 +4,49 @@
 
 use std::path::{Path, PathBuf};
 
+/// Options of `completions` (both programs).
+#[derive(Debug, Clone, clap::Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// Options of `man` (both programs).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ManArgs {
+    /// Write the main page and one page per subcommand into this directory instead of
+    /// printing the main page.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+/// `completions`: prints the script of `cmd` (installed as `bin`) for the shell on stdout.
+pub fn print_completions(
+    cmd: clap::Command,
+    bin: &str,
+    args: &CompletionsArgs,
+) -> std::io::Result<()> {
+    std::io::Write::write_all(
+        &mut std::io::stdout(),
+        &completion_script(cmd, bin, args.shell),
+    )
+}
+
+/// `man`: prints the main page of `cmd` on stdout, or writes every page into `--dir` and
+/// says how many.
+pub fn print_or_write_man(cmd: clap::Command, bin: &str, args: &ManArgs) -> std::io::Result<()> {
+    match &args.dir {
+        None => std::io::Write::write_all(&mut std::io::stdout(), &man_page(cmd)?),
+        Some(dir) => {
+            let written = write_man_pages(cmd, bin, dir)
+                .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
+            println!("Wrote {} man pages to {}.", written.len(), dir.display());
+            Ok(())
+        }
+    }
+}
+
 /// The completion script of `cmd` (installed as `bin`) for `shell`.
 pub fn completion_script(
     mut cmd: clap::Command,

@@ -147,27 +147,10 @@ pub enum Command {
     Audit(crate::audit::AuditCommand),
 
     /// Print the shell completion script (bash, zsh, fish, elvish, powershell).
-    Completions(CompletionsArgs),
+    Completions(shared::cli_docs::CompletionsArgs),
 
     /// Print the man page, or write one page per command into a directory.
-    Man(ManArgs),
-}
-
-/// `signer completions`.
-#[derive(Debug, Args)]
-pub struct CompletionsArgs {
-    /// The shell.
-    #[arg(value_enum)]
-    pub shell: clap_complete::Shell,
-}
-
-/// `signer man`.
-#[derive(Debug, Args)]
-pub struct ManArgs {
-    /// Write `signer.1` and one page per subcommand into this directory instead of printing
-    /// the main page.
-    #[arg(long, value_name = "DIR")]
-    pub dir: Option<PathBuf>,
+    Man(shared::cli_docs::ManArgs),
 }
 
 /// `signer trust …`.

@@ -69,8 +69,8 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
 /// Runs a parsed command line with the given UI and time (for tests and embedding).
 pub fn run_with(cli: Cli, ui: &mut Ui, now: Timestamp) -> anyhow::Result<u8> {
     match &cli.command {
-        Command::Completions(a) => return Ok(completions::completions(a.shell).map(|_| 0)?),
-        Command::Man(a) => return Ok(completions::man(a.dir.as_deref()).map(|_| 0)?),
+        Command::Completions(a) => return Ok(completions::completions(a).map(|_| 0)?),
+        Command::Man(a) => return Ok(completions::man(a).map(|_| 0)?),
         _ => {}
     }
     let state = StateDir::resolve(cli.state.as_deref())?;

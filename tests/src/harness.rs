@@ -286,6 +286,18 @@ pub enum History {
     LegacyOnlineOnlyTags,
 }
 
+impl WorldOptions {
+    /// A factory that went offline ([`History::Offline`]) with `tags` production tags, and
+    /// the defaults otherwise.
+    pub fn offline(tags: usize) -> WorldOptions {
+        WorldOptions {
+            tags,
+            history: History::Offline,
+            ..WorldOptions::default()
+        }
+    }
+}
+
 impl Default for WorldOptions {
     fn default() -> Self {
         WorldOptions {

@@ -6,7 +6,7 @@
 use serde_json::Value;
 use shared::archive;
 use shared::bundle::{self, TransferBundle};
-use tests::harness::{path_str, History, Run, World, WorldOptions};
+use tests::harness::{path_str, Run, World, WorldOptions};
 use tests::tamper::{pack, parts};
 
 /// A bundle file's bytes as a plain tar (what [`parts`] reads).
@@ -42,11 +42,7 @@ fn edit_root_member(tx: &[u8], pair: &str, which: &str, f: impl Fn(&mut Value)) 
 
 #[test]
 fn responses_are_checked_against_the_live_transaction_without_the_local_copy() {
-    let w = World::new(WorldOptions {
-        tags: 1,
-        history: History::Offline,
-        ..WorldOptions::default()
-    });
+    let w = World::new(WorldOptions::offline(1));
     let root_keys = w.offline.path("root.keys.tgz");
     w.pin_trust(&w.offline, &[]);
     let mut cases = 0;

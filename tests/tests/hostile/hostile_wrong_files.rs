@@ -9,7 +9,7 @@ use std::path::Path;
 
 use shared::archive::{self, Compression, MemberRef};
 use shared::tarball::KeysTarball;
-use tests::harness::{path_str, History, World, WorldOptions};
+use tests::harness::{path_str, World, WorldOptions};
 
 /// A copy of the keys tarball `src` in which one public key file (`.pub`) holds its private
 /// key file's content (`.sec`): what a hand-edited or badly exported tarball looks like.
@@ -45,11 +45,7 @@ fn private_in_public(src: &Path, dst: &Path) -> String {
 
 #[test]
 fn every_mix_up_of_files_is_one_clear_line() {
-    let w = World::new(WorldOptions {
-        history: History::Offline,
-        tags: 1,
-        ..WorldOptions::default()
-    });
+    let w = World::new(WorldOptions::offline(1));
     w.pin_trust(&w.offline, &[]);
     let keys = w.offline.path("root.keys.tgz");
     let root_json = w.write_usb("root.json", w.courier(["show-root"]).ok().stdout);

@@ -16,11 +16,7 @@ fn p(path: &Path) -> &str {
 
 #[test]
 fn a_response_is_pushed_from_any_online_machine() {
-    let w = World::new(WorldOptions {
-        tags: 1,
-        history: History::Offline,
-        ..WorldOptions::default()
-    });
+    let w = World::new(WorldOptions::offline(1));
     let root_keys = w.offline.path("root.keys.tgz");
     w.pin_trust(&w.offline, &[]);
 

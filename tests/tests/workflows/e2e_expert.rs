@@ -9,9 +9,7 @@ use std::path::Path;
 use shared::bundle::TransferBundle;
 use shared::keys::KeyId;
 use shared::metadata::Role;
-use tests::harness::{
-    path_str, tarball_keyids, tarball_keys, History, Machine, World, WorldOptions,
-};
+use tests::harness::{path_str, tarball_keyids, tarball_keys, Machine, World, WorldOptions};
 
 /// One expert round: `courier updates init -m MSG`, `courier updates pull --bundle REQ
 /// PULL...`, then each signer step `(machine, args)` reading the previous bundle and writing
@@ -73,11 +71,7 @@ fn p(path: &Path) -> &str {
 fn expert_mode_operations() {
     // A factory that went offline (root v3: root key k1 in root.keys.tgz, targets key t1 in
     // targets.keys.tgz) with a production tag signed by the online key and t1.
-    let w = World::new(WorldOptions {
-        tags: 1,
-        history: History::Offline,
-        ..WorldOptions::default()
-    });
+    let w = World::new(WorldOptions::offline(1));
     let tag = w.init.tags[0].clone();
     let root_keys = w.offline.path("root.keys.tgz");
     let targets_keys = w.offline.path("targets.keys.tgz");

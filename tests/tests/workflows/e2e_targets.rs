@@ -368,11 +368,7 @@ fn root_and_targets_holders_on_different_machines() {
 fn a_lost_targets_key_is_replaced_by_the_root_key_holder() {
     // A factory that went offline with two production tags; the targets key holder's
     // tarball (t1) is lost.
-    let w = World::new(WorldOptions {
-        tags: 2,
-        history: History::Offline,
-        ..WorldOptions::default()
-    });
+    let w = World::new(WorldOptions::offline(2));
     let keys = w.offline.path("root.keys.tgz");
     std::fs::remove_file(w.offline.path("targets.keys.tgz")).unwrap();
     let new = w.offline.path("new-targets.keys.tgz");
