@@ -19,28 +19,3 @@ pub fn man(args: &ManArgs) -> Result<()> {
     shared::cli_docs::print_or_write_man(Cli::command(), "signer", args)
         .map_err(|e| SignerError::Other(format!("cannot write the man pages: {e}")))
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_pages_cover_every_command_and_the_exit_codes() {
-        let dir = tempfile::tempdir().unwrap();
-        let written =
-            shared::cli_docs::write_man_pages(Cli::command(), "signer", dir.path()).unwrap();
-        assert!(written
-            .iter()
-            .any(|p| p.ends_with("signer-rotate-offline-key.1")));
-        let main = String::from_utf8(shared::cli_docs::man_page(Cli::command()).unwrap()).unwrap();
-        assert!(main.contains("Exit codes"));
-        let bash = shared::cli_docs::completion_script(
-            Cli::command(),
-            "signer",
-            clap_complete::Shell::Bash,
-        );
-        assert!(String::from_utf8(bash)
-            .unwrap()
-            .contains("rotate-offline-key"));
-    }
-}
