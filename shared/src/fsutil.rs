@@ -19,22 +19,32 @@
 //! can explain them to the user ("a previous run was interrupted; `X` may hold a new
 //! private key — move it somewhere safe").
 //!
-//! # Crash injection
+//! # Crash injection (test builds only)
 //!
-//! For crash tests, [`crash_point`] aborts the process when the environment variable
-//! [`CRASH_ENV`] (`OFFLINE_TUF_CRASH_AT`) equals the point's name. This module defines
-//! [`CRASH_AFTER_WRITE`] (`fsutil:after-write-before-rename`: temp file complete and
-//! synced, target untouched) and [`CRASH_AFTER_RENAME`]
-//! (`fsutil:after-rename-before-dirsync`). Other modules and the binaries may declare
-//! their own points with the same function. With the variable unset the hook is one
-//! environment lookup and nothing else.
+//! Crash tests name the places where a process may die: [`crash_point`] marks one, and this
+//! module marks [`CRASH_AFTER_WRITE`] (`fsutil:after-write-before-rename`: temp file complete
+//! and synced, target untouched) and [`CRASH_AFTER_RENAME`]
+//! (`fsutil:after-rename-before-dirsync`); other modules and the binaries mark their own.
+//!
+//! Only a build with this crate's cargo feature `test-hooks` (or this crate's own unit tests)
+//! acts on them: there [`crash_point`] aborts the process when the environment variable
+//! `CRASH_ENV` (`OFFLINE_TUF_CRASH_AT`) equals the point's name. The feature is off by
+//! default and only the `tests` crate turns it on, as a dev-dependency, so the crash suites
+//! run in `cargo test --workspace` (cargo unifies the features of a test build, so the
+//! `signer` binary that build makes has the hook) while `cargo build`/`cargo install` of the
+//! courier or the signer make binaries without it: there [`crash_point`] is empty, and
+//! neither the variable's name nor the abort is in the binary. To check a binary:
+//! `strings target/release/signer | grep -c OFFLINE_TUF_CRASH_AT` prints 0;
+//! `cargo tree -p signer -e features -i shared` lists no `test-hooks` (a test checks it).
 
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-/// Environment variable naming the crash point at which [`crash_point`] aborts the process.
+/// Environment variable naming the crash point at which [`crash_point`] aborts the process
+/// (builds with the `test-hooks` feature only).
+#[cfg(any(test, feature = "test-hooks"))]
 pub const CRASH_ENV: &str = "OFFLINE_TUF_CRASH_AT";
 
 /// Crash point reached when the temporary file is written and synced, before the rename.
@@ -138,17 +148,21 @@ pub enum FsError {
     },
 }
 
-/// Aborts the process if [`CRASH_ENV`] equals `point`; otherwise does nothing.
+/// Marks a place where crash tests make the process die: with the `test-hooks` feature,
+/// aborts the process if the environment variable `CRASH_ENV` equals `point`; without it
+/// (every shipped build), does nothing.
 ///
-/// Only meant for crash-injection tests. `abort` skips destructors and buffered output,
-/// which is the closest a test can get to a power cut.
+/// `abort` skips destructors and buffered output, which is the closest a test can get to a
+/// power cut.
+#[inline]
 pub fn crash_point(point: &str) {
-    if let Some(value) = std::env::var_os(CRASH_ENV) {
-        if value == point {
-            eprintln!("{CRASH_ENV}={point}: aborting on purpose (crash injection)");
-            std::process::abort();
-        }
+    #[cfg(any(test, feature = "test-hooks"))]
+    if std::env::var_os(CRASH_ENV).is_some_and(|value| value == point) {
+        eprintln!("{CRASH_ENV}={point}: aborting on purpose (crash injection)");
+        std::process::abort();
     }
+    #[cfg(not(any(test, feature = "test-hooks")))]
+    let _ = point;
 }
 
 /// Atomically replaces (or creates) `path` with `bytes`, with unix permission bits `mode`

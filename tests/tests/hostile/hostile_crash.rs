@@ -4,6 +4,10 @@
 //! key rotation. After every run: the root keys file is byte-identical, the targets keys
 //! file is absent (old state) or readable and holding the new key (new state), and if a
 //! response exists every key it references is in the keys files.
+//!
+//! The named points act only in a signer built with `shared`'s `test-hooks` feature, which
+//! this crate turns on as a dev-dependency (so `cargo test --workspace` builds the signer
+//! with it); [`shipped_builds_have_no_crash_hook`] checks that other builds never have it.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -137,7 +141,10 @@ fn killed_signer_never_loses_a_key() {
             if crash.is_some() {
                 assert!(
                     !status.success(),
-                    "run {n}: crash point {crash:?} not reached"
+                    "run {n}: crash point {crash:?} not reached (a signer built without shared's \
+                     `test-hooks` feature ignores {}: `cargo test --workspace` builds it with the \
+                     feature, a plain `cargo build` without)",
+                    shared::fsutil::CRASH_ENV
                 );
             }
             (dir, start.elapsed())
@@ -191,6 +198,49 @@ fn killed_signer_never_loses_a_key() {
         "hostile_crash: {n} runs ({kills} timed SIGKILLs over {full:?}, 6 named crash points, 1 clean): keys never lost; {new_state} ended in the new state, {} in the old",
         n - new_state - 1
     );
+}
+
+/// The crash hook is a seam of test builds only: `cargo build` or `cargo install` of the
+/// courier and the signer resolve `shared` without its `test-hooks` feature (so their binaries
+/// hold no `OFFLINE_TUF_CRASH_AT` and no abort), while the build of these suites has it (the
+/// control: the same query does see the feature where it is on).
+#[test]
+fn shipped_builds_have_no_crash_hook() {
+    let features_of_shared = |packages: &[&str], edges: &str| -> String {
+        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cmd.args([
+            "tree",
+            "--offline",
+            "--prefix",
+            "none",
+            "-i",
+            "shared",
+            "-e",
+            edges,
+        ]);
+        for p in packages {
+            cmd.args(["-p", p]);
+        }
+        let out = cmd
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+            .output()
+            .expect("run cargo tree");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let hook = "shared feature \"test-hooks\"";
+    let shipped = features_of_shared(&["signer", "courier"], "normal,features");
+    assert!(shipped.contains("shared feature \"cli-docs\""), "{shipped}");
+    assert!(
+        !shipped.contains(hook),
+        "a non-test build of the courier or the signer would have the crash hook:\n{shipped}"
+    );
+    let tested = features_of_shared(&["tests"], "features");
+    assert!(tested.contains(hook), "{tested}");
 }
 
 pub(crate) fn copy_dir(from: &Path, to: &Path) {
