@@ -46,7 +46,7 @@ use shared::metadata::{Role, SignedRoot, SignedTargets, Timestamp};
 use shared::tarball::{KeyFileKind, KeysTarball};
 use shared::verify;
 
-use crate::sim::{init_factory, FactoryView, InitOptions, InitReport, SimServer};
+use factory_sim::{init_factory, FactoryView, InitOptions, InitReport, SimServer};
 
 /// One recorded command run.
 #[derive(Clone, Debug)]
@@ -202,8 +202,8 @@ pub fn run_on_pty(mut cmd: Command, answers: &str) -> (i32, String) {
     )
 }
 
-/// Locates a workspace binary (`courier`, `signer`, `factory-sim`) next to the test
-/// executable, building it with cargo if it is not there yet.
+/// Locates a workspace binary (`courier`, `signer`, `factory-sim`, or this crate's `demo` and
+/// `bench`) next to the test executable, building it with cargo if it is not there yet.
 pub fn bin_path(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     let mut dir = exe.parent().expect("exe dir").to_path_buf();
@@ -221,10 +221,11 @@ pub fn bin_path(name: &str) -> PathBuf {
         let profile_release = dir.ends_with("release");
         let mut cmd = Command::new(cargo);
         // `cargo test --workspace` builds a package's binaries only when that package has
-        // integration tests; build a missing one explicitly, from its own package.
+        // integration tests; build a missing one explicitly, from its own package (each
+        // program is the package of its name; `demo` and `bench` are this crate's).
         let package = match name {
-            "courier" | "signer" => name,
-            _ => "tests",
+            "demo" | "bench" => "tests",
+            program => program,
         };
         cmd.args(["build", "--quiet", "-p", package, "--bin", name]);
         if profile_release {
@@ -904,7 +905,7 @@ impl World {
         let waves = view
             .waves()
             .into_iter()
-            .filter(|w| w.status == crate::sim::WaveStatus::Active)
+            .filter(|w| w.status == factory_sim::WaveStatus::Active)
             .map(|w| {
                 let doc = view
                     .wave_targets(&w.name)

@@ -1,17 +1,15 @@
-//! Factory simulator and end-to-end harness.
+//! The end-to-end harness of the toolkit's tests, the demo and the benchmarks. The factory
+//! they run against is [`factory_sim`] (its own package, `factory-sim/`), in-process or as
+//! the `factory-sim` binary.
 //!
-//! * [`sim`] — `factory-sim`, a local stand-in for the Foundries.io factory API (root-update
-//!   transactions, production targets, waves) used by the end-to-end tests, the demo and the
-//!   benchmarks;
 //! * [`harness`] — the end-to-end harness: machines, USB stick, real binaries, device checks;
 //! * [`tools`] — the tools outside the Rust toolchain that some tests need, and how they are found;
-//! * [`snapshot`] — the exact text of user-facing messages compared with stored snapshots;
 //! * [`softhsm`] — throwaway SoftHSM2 tokens for the PKCS#11 suites;
 //! * [`tamper`] — bundles taken apart, edited and re-packed as an attacker would;
-//! * [`snapshot`] — what a command printed compared with a file of `tests/snapshots/`.
+//! * [`snapshot`] — the exact text of user-facing messages (what a command printed) compared
+//!   with a file of `tests/snapshots/`.
 
 pub mod harness;
-pub mod sim;
 pub mod snapshot;
 pub mod softhsm;
 pub mod tamper;

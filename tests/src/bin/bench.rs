@@ -2,7 +2,7 @@
 //! side in the same run (issue 9).
 //!
 //! ```text
-//! cargo build --release -p courier -p signer -p tests
+//! cargo build --release -p courier -p signer -p factory-sim
 //! cargo run --release --bin bench -- [--quick] [--scale F] [--reps N] [--out FILE] [--no-scaling]
 //! ```
 //!
@@ -368,7 +368,7 @@ fn setup(work: &Path, shape: &Shape) -> Result<(Env, Results)> {
     for b in ["courier", "signer", "factory-sim"] {
         if !bins.join(b).exists() {
             bail!(
-                "{} not found: run `cargo build --release -p courier -p signer -p tests` first",
+                "{} not found: run `cargo build --release -p courier -p signer -p factory-sim` first",
                 bins.join(b).display()
             );
         }

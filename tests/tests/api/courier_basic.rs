@@ -2,10 +2,10 @@
 //! factory-sim through the real binary.
 
 use crate::courier_support::{printed_fingerprint, respond, sign_staged, take_root_offline, Env};
+use factory_sim::TxStatus;
 use shared::bundle::{Operation, TransferBundle};
 use shared::canonical;
 use shared::metadata::SignedRoot;
-use tests::sim::TxStatus;
 
 #[test]
 fn show_root_prints_the_served_root_canonically() {

@@ -3,11 +3,11 @@
 //! plus network faults, against factory-sim through the real courier binary.
 
 use crate::courier_support::*;
+use factory_sim::{FaultKind, TxStatus};
 use shared::archive::Compression;
 use shared::bundle::{Operation, TransferBundle};
 use shared::keys::{KeyType, PrivateKey};
 use shared::metadata::Role;
-use tests::sim::{FaultKind, TxStatus};
 
 fn s(p: &std::path::Path) -> &str {
     p.to_str().unwrap()

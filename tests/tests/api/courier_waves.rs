@@ -1,9 +1,9 @@
 //! `courier waves init|push|list` against factory-sim through the real binary.
 
 use crate::courier_support::*;
+use factory_sim::WaveStatus;
 use shared::bundle::{Operation, TransferBundle};
 use shared::metadata::SignedTargets;
-use tests::sim::WaveStatus;
 
 fn s(p: &std::path::Path) -> &str {
     p.to_str().unwrap()

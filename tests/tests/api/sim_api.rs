@@ -1,11 +1,13 @@
 //! API-level tests of `factory-sim` over real HTTP on 127.0.0.1, with a plain HTTP client:
 //! every endpoint, the validation refusals, authentication, restart persistence and faults,
-//! and a first-time root rotation built with `shared` keys and metadata.
+//! and a first-time root rotation built with `shared` keys and metadata. The `factory-sim`
+//! binary's command line is tested in its own package (`factory-sim/tests/cli.rs`).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use factory_sim::{
+    self as sim, FaultConfig, FaultKind, InitOptions, SimServer, TxStatus, WaveStatus,
+};
 use reqwest::blocking::{Client, RequestBuilder, Response};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -13,7 +15,6 @@ use shared::canonical;
 use shared::keys::{KeyType, PrivateKey, Signature};
 use shared::metadata::{KeyOwner, Role, Root, SignedRoot, Timestamp};
 use tempfile::TempDir;
-use tests::sim::{self, FaultConfig, FaultKind, InitOptions, SimServer, TxStatus, WaveStatus};
 
 const TOKEN: &str = "token-acme";
 
@@ -39,7 +40,7 @@ fn env_with(f: impl FnOnce(&mut InitOptions)) -> Env {
     let mut o = small(dir.path(), "acme", TOKEN);
     f(&mut o);
     // The server's rules for the first rotations are tested on factories that already have
-    // production tags: the legacy state of online-only tags (see `sim::init`).
+    // production tags: the legacy state of online-only tags (see `factory-sim/src/init.rs`).
     o.legacy_online_only_tags = (o.tags > 0 || o.waves > 0) && o.offline_keys.is_none();
     let report = sim::init_factory(&o).unwrap();
     let server = SimServer::start(dir.path()).unwrap();
@@ -1570,98 +1571,4 @@ fn init_is_reproducible_from_the_seed() {
     sim::init_factory(&o).unwrap();
     assert!(sim::init_factory(&o).is_err(), "factory exists");
     assert!(sim::init_factory(&small(dir.path(), "../x", "t2")).is_err());
-}
-
-#[test]
-fn binary_init_serve_and_sigterm() {
-    let exe = env!("CARGO_BIN_EXE_factory-sim");
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().to_str().unwrap();
-    let out = Command::new(exe)
-        .args([
-            "init",
-            "--state",
-            state,
-            "--factory",
-            "acme",
-            "--token",
-            TOKEN,
-            "--targets",
-            "2",
-            "--tags",
-            "1",
-            "--offline-keys",
-            dir.path().join("admin").to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let printed = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        printed.contains("production") && printed.contains("root v3"),
-        "{printed}"
-    );
-    assert!(dir.path().join("admin/root.keys.tgz").is_file());
-    assert!(dir.path().join("admin/targets.keys.tgz").is_file());
-    let bad = Command::new(exe)
-        .args(["serve", "--state", state, "--faults", "rate=7"])
-        .output()
-        .unwrap();
-    assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("rate"));
-    let empty = tempfile::tempdir().unwrap();
-    let none = Command::new(exe)
-        .args(["serve", "--state", empty.path().to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(!none.status.success());
-    assert!(String::from_utf8_lossy(&none.stderr).contains("factory-sim init"));
-
-    let mut child = Command::new(exe)
-        .args(["serve", "--state", state, "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let url = first.trim().to_string();
-    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
-    let resp = Client::new()
-        .get(format!(
-            "{url}/ota/factories/acme/prod-targets/?tag=production"
-        ))
-        .header("OSF-TOKEN", TOKEN)
-        .send()
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let exit = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "factory-sim did not stop on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(exit.success(), "{exit:?}");
-    let mut log = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut log).unwrap();
-    assert!(
-        log.contains("GET /ota/factories/acme/prod-targets/?tag=production -> 200"),
-        "{log}"
-    );
 }

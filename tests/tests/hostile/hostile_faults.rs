@@ -20,9 +20,9 @@
 use std::collections::BTreeMap;
 
 use crate::courier_support::*;
+use factory_sim::{FaultConfig, FaultKind, RequestRecord};
 use shared::bundle::{Operation, TransferBundle};
 use shared::metadata::SignedRoot;
-use tests::sim::{FaultConfig, FaultKind, RequestRecord};
 
 /// Fault kinds injected at random.
 const KINDS: &str = "500|reset|reset-after|delay|truncate|apply-interrupt";

@@ -12,7 +12,7 @@
 //! targets), `rotate-online-key`, `sign-prod-targets` (its default: all tags and active
 //! waves), `waves init/sign/complete`. fioctl 9b0a6e7 has no `updates status` command
 //! (`review` is its status). What these runs taught about the real server is written down in
-//! the simulator's docs (`tests/src/sim/mod.rs`, "Checked against the real fioctl").
+//! the simulator's docs (`factory-sim/src/lib.rs`, "Checked against the real fioctl").
 //!
 //! Ignored, with the reason, where fioctl is not available (see `tests::tools`).
 

@@ -41,7 +41,7 @@ fn assert_all_targets_signed_by(w: &World, key: &KeyId, not: Option<&KeyId>) {
     for wave in view
         .waves()
         .into_iter()
-        .filter(|w| w.status == tests::sim::WaveStatus::Active)
+        .filter(|w| w.status == factory_sim::WaveStatus::Active)
     {
         docs.push((
             format!("wave {}", wave.name),

@@ -8,12 +8,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
+use factory_sim::{init_factory, InitOptions, InitReport, SimServer};
 use shared::archive::Compression;
 use shared::bundle::{Operation, StepInput, TransferBundle, Upload, Writer};
 use shared::keys::{KeyType, PrivateKey, Signature};
 use shared::metadata::{KeyOwner, Role, SignedRoot, Timestamp};
 use shared::transform;
-use tests::sim::{init_factory, InitOptions, InitReport, SimServer};
 
 /// A factory on a running simulator, plus the online machine's home directory.
 pub struct Env {
@@ -153,7 +153,7 @@ impl Env {
     }
 
     /// The committed factory state.
-    pub fn view(&self) -> tests::sim::FactoryView {
+    pub fn view(&self) -> factory_sim::FactoryView {
         self.server.factory(&self.factory).unwrap()
     }
 }

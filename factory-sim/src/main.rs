@@ -12,8 +12,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use factory_sim::{FaultConfig, InitOptions, SimConfig};
 use shared::metadata::Timestamp;
-use tests::sim::{self, FaultConfig, InitOptions, SimConfig};
 
 /// A Foundries-API-compatible factory server for tests, demos and benchmarks.
 #[derive(Parser, Debug)]
@@ -148,7 +148,7 @@ fn main() -> std::process::ExitCode {
 }
 
 fn add_user(a: AddUserArgs) -> Result<()> {
-    sim::add_user(&a.state, &a.factory, &a.token, &a.name, &a.polis_id)
+    factory_sim::add_user(&a.state, &a.factory, &a.token, &a.name, &a.polis_id)
         .with_context(|| format!("adding a user to factory {}", a.factory))?;
     println!("added user {} to factory {}", a.polis_id, a.factory);
     Ok(())
@@ -175,7 +175,8 @@ fn init(a: InitArgs) -> Result<()> {
         .map(|s| Timestamp::parse(&s))
         .transpose()
         .context("--now must be RFC 3339, e.g. 2026-01-01T00:00:00Z")?;
-    let r = sim::init_factory(&opts).with_context(|| format!("creating factory {}", a.factory))?;
+    let r = factory_sim::init_factory(&opts)
+        .with_context(|| format!("creating factory {}", a.factory))?;
     println!("factory:        {}", r.factory);
     println!("polis-id:       {}", r.polis_id);
     println!(
@@ -223,7 +224,7 @@ fn serve(a: ServeArgs) -> Result<()> {
             .with_context(|| format!("listening on {}", cfg.listen))?;
         let addr = listener.local_addr()?;
         // Load before announcing the URL, so a bad state directory fails first.
-        let serving = sim::serve(&cfg, listener, shutdown_signal())?;
+        let serving = factory_sim::serve(&cfg, listener, shutdown_signal())?;
         {
             use std::io::Write as _;
             let mut out = std::io::stdout().lock();

@@ -1,14 +1,19 @@
-//! # factory-sim — a Foundries-API-compatible factory server for tests, the demo and benchmarks
+//! # factory-sim — a Foundries-API-compatible factory server
 //!
 //! Serves the endpoints fioctl's `keys tuf` and `waves` flows use (`foundries-api.md` §4, plus
 //! wave list/rollout/complete/cancel of §9 and `users/self/`) with the same paths (trailing
 //! slashes included), methods, JSON field names and status codes, and validates uploads the way the
 //! real server would, so the courier and the signer cannot cheat.
 //!
+//! It is a product of its own: users run the `factory-sim` binary (`cargo run -p factory-sim --
+//! init|add-user|serve ...`, `src/main.rs`) for dry runs of a ceremony with the real fioctl,
+//! courier and signer before touching their factory; the workspace's tests, the demo and the
+//! benchmarks use this library in-process or the binary.
+//!
 //! In-process use (the server runs on its own thread and runtime; plain `#[test]`s work):
 //!
 //! ```no_run
-//! use tests::sim::{init_factory, InitOptions, SimServer};
+//! use factory_sim::{init_factory, InitOptions, SimServer};
 //! let dir = tempfile::tempdir().unwrap();
 //! let report = init_factory(&InitOptions::new(dir.path(), "acme", "secret-token")).unwrap();
 //! let server = SimServer::start(dir.path()).unwrap();
