@@ -5,11 +5,12 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use shared::fsutil::{self, IfExists};
 
 use super::error::SimError;
 use super::store;
@@ -53,34 +54,40 @@ where
     let mut hasher = Sha256::new();
     let mut pos = 0u64;
     let mut failure: Option<SimError> = None;
-    store::write_atomic_with(&dir.join(DATA), |w| {
-        for v in versions {
-            let json = match build(v) {
-                Ok(j) => j,
-                Err(e) => {
-                    failure = Some(e);
-                    return Err(std::io::Error::other("build generation failed"));
+    fsutil::write_atomic_with(
+        dir.join(DATA),
+        store::STATE_FILE_MODE,
+        IfExists::Replace,
+        |file| {
+            let mut w = BufWriter::with_capacity(1 << 20, file);
+            for v in versions {
+                let json = match build(v) {
+                    Ok(j) => j,
+                    Err(e) => {
+                        failure = Some(e);
+                        return Err(std::io::Error::other("build generation failed"));
+                    }
+                };
+                let head = format!("{v}\t");
+                for chunk in [head.as_bytes(), &json, b"\n"] {
+                    w.write_all(chunk)?;
+                    hasher.update(chunk);
                 }
-            };
-            let head = format!("{v}\t");
-            for chunk in [head.as_bytes(), &json, b"\n"] {
-                w.write_all(chunk)?;
-                hasher.update(chunk);
+                index.builds.insert(
+                    v,
+                    Span {
+                        offset: pos + head.len() as u64,
+                        len: json.len() as u64,
+                    },
+                );
+                pos += (head.len() + json.len() + 1) as u64;
             }
-            index.builds.insert(
-                v,
-                Span {
-                    offset: pos + head.len() as u64,
-                    len: json.len() as u64,
-                },
-            );
-            pos += (head.len() + json.len() + 1) as u64;
-        }
-        Ok(())
-    })
-    .map_err(|e| failure.take().unwrap_or(e))?;
+            w.flush()
+        },
+    )
+    .map_err(|e| failure.take().unwrap_or_else(|| e.into()))?;
     let idx = serde_json::to_vec(&index).map_err(|e| SimError::Invalid(e.to_string()))?;
-    store::write_atomic(&dir.join(INDEX), &idx)?;
+    fsutil::write_atomic(dir.join(INDEX), &idx, store::STATE_FILE_MODE)?;
     Ok(CiWritten {
         builds: index.builds.len() as u64,
         length: pos,

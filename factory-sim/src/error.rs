@@ -18,6 +18,10 @@ pub enum SimError {
         #[source]
         source: std::io::Error,
     },
+    /// A state file could not be written (the message names it; the previous content, if
+    /// any, is untouched).
+    #[error(transparent)]
+    File(#[from] shared::fsutil::FsError),
     /// A state file does not parse.
     #[error("state file {path} is corrupt: {reason}")]
     Corrupt {

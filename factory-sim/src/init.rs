@@ -374,8 +374,7 @@ fn take_offline(
             )));
         }
     }
-    std::fs::create_dir_all(dir)
-        .map_err(|e| SimError::io(format!("creating {}", dir.display()), e))?;
+    store::create_dir(dir)?;
     let offline_root = seeds.key("offline-root");
     let offline_targets = seeds.key("offline-targets");
     let owner = || {
@@ -592,8 +591,7 @@ pub fn init_factory(opts: &InitOptions) -> Result<InitReport, SimError> {
         count: opts.targets,
         now,
     };
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| SimError::io(format!("creating {}", dir.display()), e))?;
+    store::create_dir(&dir)?;
     let written = ci::write(&dir, 1..=opts.targets, |v| {
         Ok(canonical::to_canonical(&builds.targets(v, &["main"]))?)
     })?;

@@ -27,7 +27,8 @@
 //! ## Behaviour and documented choices
 //!
 //! * **State** — `DIR/factories/<name>/factory.json` is replaced atomically (temp file, fsync,
-//!   rename, fsync of the directory) and is the single commit point of every change; targets
+//!   rename, fsync of the directory: `shared::fsutil`, the code the courier and the signer
+//!   write their files with) and is the single commit point of every change; targets
 //!   documents live in a content-addressed blob store written before the commit; CI targets are
 //!   one file streamed by `init` (one line per build) with an offset index, so a build is read
 //!   alone and production/wave targets are streamed from their files. A restart keeps

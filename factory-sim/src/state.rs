@@ -367,7 +367,8 @@ impl Factory {
 /// Writes `factory.json` atomically.
 pub(crate) fn write_record(dir: &Path, rec: &FactoryRecord) -> Result<(), SimError> {
     let bytes = serde_json::to_vec_pretty(rec).map_err(|e| SimError::Invalid(e.to_string()))?;
-    store::write_atomic(&dir.join("factory.json"), &bytes)
+    shared::fsutil::write_atomic(dir.join("factory.json"), &bytes, store::STATE_FILE_MODE)?;
+    Ok(())
 }
 
 /// Lists the factory names in a state directory.

@@ -1,61 +1,30 @@
-//! Crash-safe files: atomic replace (temp file in the same directory, `fsync`, `rename`,
-//! `fsync` of the directory) and a content-addressed blob store for targets documents.
+//! Crash-safe files: every state file is written with [`shared::fsutil`]'s atomic replace
+//! (a temporary file in the same directory, `fsync`, `rename`, `fsync` of the directory — the
+//! same code the courier and the signer write their files with), and targets documents live in
+//! a content-addressed blob store.
 //!
 //! Every state change of a factory writes its new blobs first and then replaces
 //! `factory.json` in one atomic rename: that rename is the commit point, so a crash leaves
 //! either the old or the new state, never a mix. Blobs no longer referenced are deleted after
-//! the commit (and orphans of an interrupted commit are swept when the state is loaded).
+//! the commit (and orphans of an interrupted commit, with temporary files left by a write that
+//! was cut short, are swept when the state is loaded).
 
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
+use shared::fsutil;
 
 use super::error::SimError;
 
-static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+/// Permission bits of every state file: what `File::create` gave them under the usual umask
+/// before the simulator wrote through `shared::fsutil` (which sets exact bits). The state
+/// directory is the operator's own; API tokens in it are stored hashed.
+pub(crate) const STATE_FILE_MODE: u32 = 0o644;
 
-/// A temp file name next to `path` that no other writer uses.
-fn temp_path(path: &Path) -> PathBuf {
-    let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-    let name = path.file_name().and_then(|s| s.to_str()).unwrap_or("file");
-    path.with_file_name(format!(".{name}.{}.{n}.tmp", std::process::id()))
-}
-
-/// `fsync`s a directory so that a rename inside it is durable.
-pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-/// Replaces `path` atomically with the bytes `fill` writes (streamed through a buffer).
-pub(crate) fn write_atomic_with<F>(path: &Path, fill: F) -> Result<(), SimError>
-where
-    F: FnOnce(&mut BufWriter<File>) -> io::Result<()>,
-{
-    let ctx = || format!("writing {}", path.display());
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(|e| SimError::io(ctx(), e))?;
-    let tmp = temp_path(path);
-    let result = (|| -> io::Result<()> {
-        let mut w = BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
-        fill(&mut w)?;
-        let file = w.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        drop(file);
-        fs::rename(&tmp, path)?;
-        sync_dir(dir)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.map_err(|e| SimError::io(ctx(), e))
-}
-
-/// Replaces `path` atomically with `bytes`.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SimError> {
-    write_atomic_with(path, |w| w.write_all(bytes))
+/// Creates `dir` (and its parents) if it does not exist yet.
+pub(crate) fn create_dir(dir: &Path) -> Result<(), SimError> {
+    fs::create_dir_all(dir).map_err(|e| SimError::io(format!("creating {}", dir.display()), e))
 }
 
 /// Lowercase hex SHA-256 of `bytes`.
@@ -85,7 +54,8 @@ impl Blobs {
         let digest = sha256_hex(bytes);
         let path = self.path(&digest);
         if !path.exists() {
-            write_atomic(&path, bytes)?;
+            create_dir(&self.dir)?;
+            fsutil::write_atomic(&path, bytes, STATE_FILE_MODE)?;
         }
         Ok(digest)
     }
@@ -134,21 +104,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn atomic_write_replaces_and_leaves_no_temp() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("a.json");
-        write_atomic(&p, b"one").unwrap();
-        write_atomic(&p, b"two").unwrap();
-        assert_eq!(fs::read(&p).unwrap(), b"two");
-        let names: Vec<_> = fs::read_dir(dir.path())
-            .unwrap()
-            .flatten()
-            .map(|e| e.file_name())
-            .collect();
-        assert_eq!(names.len(), 1);
-    }
-
-    #[test]
     fn blobs_are_content_addressed_and_swept() {
         let dir = tempfile::tempdir().unwrap();
         let blobs = Blobs::new(dir.path().join("blobs"));
@@ -156,8 +111,25 @@ mod tests {
         let b = blobs.put(b"{\"b\":2}").unwrap();
         assert_eq!(a, blobs.put(b"{\"a\":1}").unwrap());
         assert_eq!(blobs.get(&a).unwrap(), b"{\"a\":1}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(blobs.path(&a)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, STATE_FILE_MODE);
+        }
+        // What an atomic write cut short leaves (shared::fsutil's temporary file name).
+        let leftover = dir
+            .path()
+            .join("blobs")
+            .join(format!(".{a}.json.0123456789abcdef.tmp"));
+        fs::write(&leftover, b"partial").unwrap();
+        assert_eq!(
+            fsutil::leftover_temp_files(blobs.path(&a)).unwrap(),
+            vec![leftover.clone()]
+        );
         blobs.sweep(&[a.clone()].into_iter().collect());
         assert!(blobs.path(&a).exists());
         assert!(!blobs.path(&b).exists());
+        assert!(!leftover.exists());
     }
 }
