@@ -220,7 +220,7 @@ pub enum UpdatesCommand {
     Apply(TxidArg),
 
     /// Cancel the staged root updates.
-    Cancel,
+    Cancel(CancelArgs),
 
     /// Stage new server-held online keys (targets, snapshot, timestamp).
     ///
@@ -245,6 +245,10 @@ pub struct TxidArg {
     #[arg(short = 'x', long, value_name = "TXID")]
     pub txid: Option<String>,
 }
+
+/// `courier updates cancel`: no options (like fioctl's, a cancel needs no transaction id).
+#[derive(Debug, Args)]
+pub struct CancelArgs {}
 
 /// `courier updates init`.
 #[derive(Debug, Args)]

@@ -1,21 +1,46 @@
 //! `courier completions SHELL` and `courier man`: generated from the clap definition by
 //! `shared::cli_docs` (the same for both programs), so they always match the real command
-//! line.
+//! line. Neither needs the connection settings.
 
 use clap::CommandFactory;
-use shared::cli_docs::{CompletionsArgs, ManArgs};
+use shared::cli_docs::{self, CompletionsArgs, ManArgs};
 
 use crate::cli::Cli;
 use crate::error::{CourierError, Result};
+use crate::Ctx;
 
-/// Prints the completion script for the shell on stdout.
-pub fn completions(args: &CompletionsArgs) -> Result<()> {
-    shared::cli_docs::print_completions(Cli::command(), "courier", args)
-        .map_err(|e| CourierError::Other(format!("cannot write the completion script: {e}")))
+/// `courier completions SHELL`: the completion script for the shell on stdout.
+pub fn completions(ctx: &Ctx, args: &CompletionsArgs) -> Result<()> {
+    ctx.out.bytes(&cli_docs::completion_script(
+        Cli::command(),
+        "courier",
+        args.shell,
+    ));
+    Ok(())
 }
 
-/// Prints `courier.1` on stdout, or writes one page per command into `--dir`.
-pub fn man(args: &ManArgs) -> Result<()> {
-    shared::cli_docs::print_or_write_man(Cli::command(), "courier", args)
-        .map_err(|e| CourierError::Other(format!("cannot write the man pages: {e}")))
+/// `courier man`: `courier.1` on stdout, or one page per command written into `--dir`.
+pub fn man(ctx: &Ctx, args: &ManArgs) -> Result<()> {
+    let failed =
+        |e: std::io::Error| CourierError::Other(format!("cannot write the man pages: {e}"));
+    match &args.dir {
+        None => ctx
+            .out
+            .bytes(&cli_docs::man_page(Cli::command()).map_err(failed)?),
+        Some(dir) => {
+            let written =
+                cli_docs::write_man_pages(Cli::command(), "courier", dir).map_err(|e| {
+                    failed(std::io::Error::new(
+                        e.kind(),
+                        format!("{}: {e}", dir.display()),
+                    ))
+                })?;
+            ctx.out.line(&format!(
+                "Wrote {} man pages to {}.",
+                written.len(),
+                dir.display()
+            ));
+        }
+    }
+    Ok(())
 }

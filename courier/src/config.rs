@@ -34,7 +34,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use crate::cli::{AddSignerArgs, JsonArg, RemoveSignerArgs, SetRecipientArgs};
 use crate::error::{CourierError, Result};
+use crate::Ctx;
 
 /// The API base URL fioctl uses when `server.url` is not configured.
 pub const DEFAULT_API_URL: &str = "https://api.foundries.io";
@@ -346,7 +348,13 @@ pub fn resolve(opts: &GlobalOpts, env: EnvLookup<'_>) -> Result<Settings> {
     } else {
         (DEFAULT_API_URL.to_string(), Source::Default)
     };
-    let api_url = normalize_api_url(&api_url)?;
+    // A bad `--api-url` is a usage error; a bad `server.url` in the file a configuration one.
+    let api_url = normalize_api_url(&api_url).map_err(|e| match (&api_url_source, e) {
+        (Source::FioctlConfig(path), CourierError::Usage(m)) => {
+            CourierError::Config(format!("server.url in {}: {m}", path.display()))
+        }
+        (_, e) => e,
+    })?;
 
     Ok(Settings {
         factory,
@@ -438,11 +446,12 @@ impl CourierConfig {
         let mut bytes =
             serde_json::to_vec_pretty(self).map_err(|e| CourierError::Config(e.to_string()))?;
         bytes.push(b'\n');
-        crate::state::write_atomic(&path, &bytes)?;
+        crate::state::keep(&path, &bytes)?;
         Ok(path)
     }
 
-    /// The recipient, parsed, or an error telling how to set it.
+    /// The recipient, parsed, or an error telling how to set it (a configuration error: a
+    /// stored recipient that does not parse was edited by hand).
     pub fn require_recipient(&self) -> Result<age::x25519::Recipient> {
         let r = self.recipient.as_deref().ok_or_else(|| {
             CourierError::Config(
@@ -451,7 +460,11 @@ impl CourierConfig {
                     .to_string(),
             )
         })?;
-        parse_recipient(r)
+        parse_recipient(r).map_err(|e| {
+            CourierError::Config(format!(
+                "the signer recipient in the courier config is unusable: {e}"
+            ))
+        })
     }
 }
 
@@ -466,12 +479,13 @@ pub fn parse_recipient(s: &str) -> Result<age::x25519::Recipient> {
 }
 
 /// `courier config set-recipient`: checks and stores the signer's recipient.
-pub fn set_recipient(paths: &Paths, recipient: &str) -> Result<()> {
-    let parsed = parse_recipient(recipient)?;
+pub fn set_recipient(ctx: &Ctx, args: &SetRecipientArgs) -> Result<()> {
+    let parsed = parse_recipient(&args.recipient)?;
+    let paths = ctx.paths()?;
     let mut cfg = CourierConfig::load(paths)?;
     cfg.recipient = Some(parsed.to_string());
     let path = cfg.save(paths)?;
-    crate::out(&format!(
+    ctx.out.line(&format!(
         "Signer recipient set to {parsed} (saved in {}).",
         path.display()
     ));
@@ -480,7 +494,8 @@ pub fn set_recipient(paths: &Paths, recipient: &str) -> Result<()> {
 
 /// `courier config add-signer NAME IDENTITY`: pins an offline signer's signing identity
 /// (`signer identity show --signing` on its laptop; compare the fingerprint out of band).
-pub fn add_signer(paths: &Paths, name: &str, identity: &str) -> Result<()> {
+pub fn add_signer(ctx: &Ctx, args: &AddSignerArgs) -> Result<()> {
+    let (name, identity) = (args.name.as_str(), args.identity.as_str());
     if name.is_empty()
         || name.len() > 64
         || !name
@@ -494,6 +509,7 @@ pub fn add_signer(paths: &Paths, name: &str, identity: &str) -> Result<()> {
     let key: shared::attestation::IdentityKey = identity
         .parse()
         .map_err(|e: shared::attestation::AttestationError| CourierError::Usage(e.to_string()))?;
+    let paths = ctx.paths()?;
     let mut cfg = CourierConfig::load(paths)?;
     if let Some(old) = cfg.signers.get(name) {
         return Err(CourierError::Usage(format!(
@@ -508,7 +524,7 @@ pub fn add_signer(paths: &Paths, name: &str, identity: &str) -> Result<()> {
     }
     cfg.signers.insert(name.to_string(), key);
     let path = cfg.save(paths)?;
-    crate::out(&format!(
+    ctx.out.line(&format!(
         "Pinned signer {name}: {key}, fingerprint {} (saved in {}). Compare the fingerprint with `signer identity show` on that laptop. Responses are now pushed only when every step is signed by a pinned signer.",
         key.fingerprint(),
         path.display()
@@ -517,7 +533,9 @@ pub fn add_signer(paths: &Paths, name: &str, identity: &str) -> Result<()> {
 }
 
 /// `courier config remove-signer NAME`.
-pub fn remove_signer(paths: &Paths, name: &str) -> Result<()> {
+pub fn remove_signer(ctx: &Ctx, args: &RemoveSignerArgs) -> Result<()> {
+    let name = args.name.as_str();
+    let paths = ctx.paths()?;
     let mut cfg = CourierConfig::load(paths)?;
     if cfg.signers.remove(name).is_none() {
         return Err(CourierError::Usage(format!(
@@ -525,12 +543,13 @@ pub fn remove_signer(paths: &Paths, name: &str) -> Result<()> {
         )));
     }
     cfg.save(paths)?;
-    crate::out(&format!("Removed signer {name}."));
+    ctx.out.line(&format!("Removed signer {name}."));
     Ok(())
 }
 
 /// `courier config show`: the settings in effect and their sources; never the token.
-pub fn show(settings: &Settings, paths: &Paths, json: bool) -> Result<()> {
+pub fn show(ctx: &Ctx, args: &JsonArg) -> Result<()> {
+    let (settings, paths) = (ctx.settings()?, ctx.paths()?);
     let cfg = CourierConfig::load(paths)?;
     let token_state = if settings.token.is_some() {
         "set".to_string()
@@ -539,8 +558,8 @@ pub fn show(settings: &Settings, paths: &Paths, json: bool) -> Result<()> {
     } else {
         "not set".to_string()
     };
-    if json {
-        crate::out_json(&serde_json::json!({
+    if args.json {
+        ctx.out.json(&serde_json::json!({
             "factory": settings.factory,
             "factory-source": settings.factory_source.to_string(),
             "token": settings.token.is_some(),
@@ -598,7 +617,7 @@ pub fn show(settings: &Settings, paths: &Paths, json: bool) -> Result<()> {
         format!("state dir:      {}", paths.state_dir.display()),
     ];
     for l in lines {
-        crate::out(&l);
+        ctx.out.line(&l);
     }
     Ok(())
 }
@@ -748,6 +767,25 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_url_is_a_usage_error_as_a_flag_and_a_configuration_one_in_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("fioctl.yaml");
+        std::fs::write(&file, "server:\n  url: http://api.example.test\n").unwrap();
+        let env = env_of(&[("FIOCTL_CONFIG", file.to_str().unwrap())]);
+        let err = resolve(&GlobalOpts::default(), &env).unwrap_err();
+        assert!(matches!(err, CourierError::Config(_)), "{err:?}");
+        assert!(err.to_string().starts_with("server.url in "), "{err}");
+        let flag = GlobalOpts {
+            api_url: Some("ftp://x".into()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            resolve(&flag, &env).unwrap_err(),
+            CourierError::Usage(_)
+        ));
+    }
+
+    #[test]
     fn courier_config_round_trips() {
         let dir = tempfile::tempdir().unwrap();
         let env = env_of(&[
@@ -773,6 +811,17 @@ mod tests {
         let back = CourierConfig::load(&paths).unwrap();
         assert_eq!(back, cfg);
         back.require_recipient().unwrap();
-        assert!(parse_recipient("age1nope").is_err());
+        assert!(matches!(
+            parse_recipient("age1nope"),
+            Err(CourierError::Usage(_))
+        ));
+        let edited = CourierConfig {
+            recipient: Some("age1nope".into()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            edited.require_recipient(),
+            Err(CourierError::Config(_))
+        ));
     }
 }

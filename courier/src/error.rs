@@ -9,9 +9,13 @@
 //! | 1 | any other error (bad input file, configuration, local verification failure, ...) |
 //! | 2 | usage error (unknown flag, missing argument, invalid value) |
 //! | 3 | the server refused the request (HTTP 4xx): nothing was changed by it |
-//! | 4 | network or server failure (no connection, timeout, HTTP 5xx): try again later |
+//! | 4 | network or server failure (no connection, timeout, HTTP 5xx, an answer that makes no sense; an apply that may be partially done): try again later |
 //! | 5 | stale bundle: the bundle no longer matches the factory's transaction; pull and sign again |
 //! | 6 | `courier expiry`: a document is expired or expires within the critical horizon |
+//!
+//! Every failure of every command is one [`CourierError`]; its variant decides the code
+//! ([`CourierError::exit_code`]), and [`CourierError::context`] adds words without changing
+//! it. The binary prints it as one `error: ...` line (see [`crate::main_with_args`]).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -29,7 +33,7 @@ pub enum ExitCode {
     Usage = 2,
     /// The server refused the request (HTTP 4xx).
     Refused = 3,
-    /// Network failure or server error (HTTP 5xx, timeout).
+    /// Network failure or server error (HTTP 5xx, timeout, an unusable answer).
     Network = 4,
     /// The bundle is stale: the transaction changed since the request was pulled.
     Stale = 5,
@@ -51,7 +55,7 @@ Exit codes:
   1  error (bad file, configuration, local verification failure, ...)
   2  usage error (unknown flag, missing or invalid argument)
   3  the server refused the request (HTTP 4xx); it changed nothing
-  4  network or server failure (no connection, timeout, HTTP 5xx); try again later
+  4  network or server failure (no connection, timeout, HTTP 5xx, an unusable answer); try again later
   5  stale bundle: the transaction changed since the request was pulled; pull and sign again
   6  expiry: a document is expired or expires within the critical horizon";
 
@@ -67,6 +71,10 @@ pub enum CourierError {
     /// An HTTP request failed.
     #[error(transparent)]
     Api(#[from] ApiError),
+    /// A file could not be written atomically (or read within its size limit); the message
+    /// names the file.
+    #[error(transparent)]
+    File(#[from] shared::fsutil::FsError),
     /// A file could not be read or written.
     #[error("{action} {path}: {source}")]
     Io {
@@ -102,7 +110,8 @@ pub enum CourierError {
         /// How to redo the work.
         advice: String,
     },
-    /// The server's answer does not make sense (unexpected state or document).
+    /// The server's answer does not make sense (unexpected state, unreadable document, a
+    /// chain that changed while it was read): a server failure, exit code 4.
     #[error("{0}")]
     Server(String),
     /// Anything else, already phrased for the user.
@@ -132,10 +141,16 @@ impl CourierError {
             CourierError::Usage(_) | CourierError::WrongHalf(_) => ExitCode::Usage,
             CourierError::Api(e) => e.exit_code(),
             CourierError::Stale { .. } => ExitCode::Stale,
-            CourierError::Uncertain(_) => ExitCode::Network,
+            CourierError::Uncertain(_) | CourierError::Server(_) => ExitCode::Network,
             CourierError::Expiring(_) => ExitCode::Expiring,
             CourierError::Context { source, .. } => source.exit_code(),
-            _ => ExitCode::Error,
+            CourierError::Config(_)
+            | CourierError::File(_)
+            | CourierError::Io { .. }
+            | CourierError::Bundle(_)
+            | CourierError::WrongFile { .. }
+            | CourierError::Verify(_)
+            | CourierError::Other(_) => ExitCode::Error,
         }
     }
 
@@ -167,7 +182,14 @@ impl CourierError {
     }
 }
 
-/// Adds context to results, like `anyhow::Context` but keeping the exit code.
+impl From<shared::bundle::BundleError> for CourierError {
+    /// A bundle that cannot be read, built or written is a [`CourierError::Bundle`].
+    fn from(e: shared::bundle::BundleError) -> CourierError {
+        CourierError::Bundle(e.to_string())
+    }
+}
+
+/// Adds context to results, keeping the exit code of the error.
 pub trait ResultExt<T> {
     /// Prefixes the error (if any) with `context`.
     fn context(self, context: impl Into<String>) -> Result<T, CourierError>;
@@ -188,9 +210,17 @@ mod tests {
 
     #[test]
     fn exit_codes_follow_the_kind() {
-        assert_eq!(CourierError::Usage("x".into()).exit_code(), ExitCode::Usage);
-        assert_eq!(CourierError::stale("changed").exit_code(), ExitCode::Stale);
-        assert_eq!(CourierError::Other("x".into()).exit_code(), ExitCode::Error);
+        for (e, code) in [
+            (CourierError::Usage("x".into()), ExitCode::Usage),
+            (CourierError::stale("changed"), ExitCode::Stale),
+            (CourierError::Other("x".into()), ExitCode::Error),
+            (CourierError::Verify("x".into()), ExitCode::Error),
+            (CourierError::Server("unreadable".into()), ExitCode::Network),
+            (CourierError::Uncertain("maybe".into()), ExitCode::Network),
+            (CourierError::Expiring("x".into()), ExitCode::Expiring),
+        ] {
+            assert_eq!(e.exit_code(), code, "{e:?}");
+        }
         let wrapped = CourierError::stale("changed").context("pushing");
         assert_eq!(wrapped.exit_code(), ExitCode::Stale);
         assert!(wrapped

@@ -16,8 +16,8 @@ use shared::expiry::{self, Horizons};
 use shared::metadata::{TargetsSummary, Timestamp};
 
 use crate::error::{CourierError, Result};
-use crate::updates::Txn;
-use crate::{out, out_json, Ctx};
+use crate::transaction::Txn;
+use crate::Ctx;
 
 /// Options of `courier expiry`.
 #[derive(Debug, Args)]
@@ -48,7 +48,7 @@ fn read_targets(name: &str, raw: &str) -> Result<TargetsSummary> {
     })
 }
 
-/// Runs `courier expiry`.
+/// `courier expiry`.
 pub fn run(ctx: &Ctx, args: &ExpiryArgs) -> Result<()> {
     let usage = |e: expiry::ExpiryError| CourierError::Usage(e.to_string());
     let days = |flag: &str, value: &str| {
@@ -63,7 +63,7 @@ pub fn run(ctx: &Ctx, args: &ExpiryArgs) -> Result<()> {
         Some(t) => {
             Timestamp::parse(t).map_err(|e| CourierError::Usage(format!("--now {t}: {e}")))?
         }
-        None => Timestamp::now(),
+        None => ctx.now,
     };
     let client = ctx.client()?;
     let txn = Txn::fetch(&client)?;
@@ -86,11 +86,10 @@ pub fn run(ctx: &Ctx, args: &ExpiryArgs) -> Result<()> {
     let items = expiry::assess(docs, &now, &h);
     if let Some(path) = &args.ics {
         let cal = expiry::ics(&items, client.factory(), &now, &h);
-        shared::fsutil::write_atomic(path, cal.as_bytes(), 0o644)
-            .map_err(|e| CourierError::Other(e.to_string()))?;
+        shared::fsutil::write_atomic(path, cal.as_bytes(), 0o644)?;
     }
     if args.json {
-        out_json(&serde_json::json!({
+        ctx.out.json(&serde_json::json!({
             "factory": client.factory(),
             "now": now.to_string(),
             "horizons": h,
@@ -98,7 +97,7 @@ pub fn run(ctx: &Ctx, args: &ExpiryArgs) -> Result<()> {
             "not-served": ["snapshot", "timestamp", "ci-targets"],
         }));
     } else {
-        out(&format!(
+        ctx.out.line(&format!(
             "Expiry radar for {} at {} (warn within {} days, critical within {}):",
             client.factory(),
             now,
@@ -106,11 +105,11 @@ pub fn run(ctx: &Ctx, args: &ExpiryArgs) -> Result<()> {
             h.critical_days
         ));
         for l in expiry::lines(&items) {
-            out(&format!("  {l}"));
+            ctx.out.line(&format!("  {l}"));
         }
-        out("  snapshot, timestamp and CI targets: signed and renewed by the server's online keys (not served by the API)");
+        ctx.out.line("  snapshot, timestamp and CI targets: signed and renewed by the server's online keys (not served by the API)");
         if let Some(path) = &args.ics {
-            out(&format!(
+            ctx.out.line(&format!(
                 "Calendar reminders written to {}.",
                 path.display()
             ));

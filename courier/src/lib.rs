@@ -5,123 +5,78 @@
 //!
 //! Each command is parse → plan → act: arguments and configuration are resolved and checked
 //! before the first request that changes anything, so every refusal happens before a change.
+//! Every command has one shape, `fn(&Ctx, &Args) -> Result<(), CourierError>`: the
+//! [`Ctx`] carries the settings and the API client factory, the output and the clock; the
+//! one error type carries the exit code ([`error`]). Only [`main_with_args`] touches the
+//! process (arguments, environment, streams, clock, exit code).
 //!
-//! Modules:
+//! Modules, by what they own:
 //! * [`cli`] — the command line (clap derive; the doc comments are the help text);
-//! * [`config`] — fioctl-compatible connection settings and the courier's own settings;
-//! * [`api`] — the HTTP client (timeouts, retries for idempotent requests, error bodies);
-//! * [`state`] — records of the request bundles this courier wrote;
-//! * [`bundles`] — building request bundles and pushing response bundles;
-//! * [`response`] (reading a response: its steps' signers, the local copy of its request),
-//!   [`live`] (a response checked against the factory's live transaction), [`sniff`] (a
-//!   keys tarball or a root.json given as a bundle is named for what it is);
-//! * [`habits`] — fioctl flags and subcommands given to the courier that belong to the
-//!   signer, answered with the signer command that takes them;
-//! * [`root`] (`show-root`), [`updates`] (the `updates` expert commands), [`rotate`]
-//!   (`rotate-offline-key`), [`targets`] (`prod-targets`), [`waves`] (`waves`),
-//!   [`completions`] (`completions`, `man`), [`expiry`] (`expiry`, the expiry radar);
-//! * [`error`] — errors and exit codes.
+//! * [`context`] ([`Ctx`]) and [`output`] ([`output::Output`]) — what a command is given;
+//! * [`error`] — the error type and the exit codes;
+//! * [`config`] — fioctl-compatible connection settings and the courier's own settings
+//!   (`config` commands);
+//! * [`state`] — the state directory: copies and records of the request bundles written,
+//!   transactions started, the encrypted initial root key (atomic writes via
+//!   `shared::fsutil`);
+//! * [`api`] — the Factory API client ([`api::transport`], [`api::endpoints`],
+//!   [`api::types`]);
+//! * [`transaction`] — the root updates transaction: its state parsed with fioctl's rules
+//!   ([`transaction::Txn`]), starting and applying it;
+//! * [`request`] — building request bundles (what the signer needs): `updates pull`,
+//!   `prod-targets pull`, and the requests of `rotate-offline-key`;
+//! * [`push`] — verifying and uploading a response (`updates push`): reading it, the signer
+//!   steps, local signature checks, the live transaction, the upload;
+//! * [`waves`] — waves: command handling (`rollout`, `complete`, `cancel`, `list`) and wave
+//!   bundles (building wave targets, `waves init`/`sign` requests, `waves push`);
+//! * [`sniff`] (a keys tarball or a root.json given as a bundle is named for what it is),
+//!   [`habits`] (fioctl flags and subcommands that belong to the signer, answered with the
+//!   signer command that takes them);
+//! * commands: [`root`] (`show-root`), [`rotate`] (`rotate-offline-key`), [`updates`] (the
+//!   `updates` expert commands), [`review`] (`updates review`), [`targets`]
+//!   (`prod-targets`), [`expiry`] (`expiry`, the expiry radar), [`completions`]
+//!   (`completions`, `man`).
 
 pub mod api;
-pub mod bundles;
 pub mod cli;
 pub mod completions;
 pub mod config;
+pub mod context;
 pub mod error;
 pub mod expiry;
 pub mod habits;
-pub mod live;
-pub mod response;
+pub mod output;
+pub mod push;
+pub mod request;
 pub mod review;
 pub mod root;
 pub mod rotate;
 pub mod sniff;
 pub mod state;
 pub mod targets;
+pub mod transaction;
 pub mod updates;
 pub mod waves;
 
 use std::ffi::OsString;
-use std::io::Write;
-use std::time::Duration;
 
 use clap::Parser;
+use shared::metadata::Timestamp;
 
-use crate::api::{Client, ClientOptions, RetryPolicy};
-use crate::cli::{Cli, Command, ConfigCommand};
-use crate::config::{EnvLookup, GlobalOpts, Paths, Settings};
+use crate::cli::{Cli, Command, ConfigCommand, ProdTargetsCommand, UpdatesCommand, WavesCommand};
+use crate::config::EnvLookup;
+pub use crate::context::Ctx;
 use crate::error::{ExitCode, Result};
-use crate::state::StateStore;
+use crate::output::Output;
 
-/// Everything a command needs: resolved settings, file locations and client options.
-pub struct Ctx {
-    /// Connection settings.
-    pub settings: Settings,
-    /// Where the courier's own files live.
-    pub paths: Paths,
-    /// Log requests.
-    pub verbose: bool,
-    /// HTTP client options.
-    pub client_options: ClientOptions,
-}
-
-impl Ctx {
-    /// Builds the context from the global flags and an environment.
-    pub fn new(global: &cli::GlobalArgs, env: EnvLookup<'_>) -> Result<Ctx> {
-        let opts = GlobalOpts {
-            factory: global.factory.clone(),
-            token: global.token.clone(),
-            api_url: global.api_url.clone(),
-            config: global.config.clone(),
-        };
-        let settings = config::resolve(&opts, env)?;
-        let paths = Paths::from_env(env)?;
-        let mut retry = RetryPolicy::default();
-        // For tests and impatient people: the first retry delay in milliseconds.
-        if let Some(ms) = env("COURIER_RETRY_DELAY_MS").and_then(|v| v.parse::<u64>().ok()) {
-            retry.base_delay = Duration::from_millis(ms);
-            retry.max_delay = Duration::from_millis(ms.saturating_mul(8));
-        }
-        Ok(Ctx {
-            settings,
-            paths,
-            verbose: global.verbose > 0,
-            client_options: ClientOptions {
-                verbose: global.verbose > 0,
-                timeout: Duration::from_secs(global.timeout.max(1)),
-                retry,
-            },
-        })
-    }
-
-    /// An API client for the configured factory.
-    pub fn client(&self) -> Result<Client> {
-        Client::new(&self.settings, self.client_options.clone())
-    }
-
-    /// The state store.
-    pub fn state(&self) -> StateStore {
-        StateStore::new(self.paths.state_dir.clone())
-    }
-}
-
-/// Prints a line to stdout, ignoring a closed pipe (`courier ... | head`).
-pub fn out(text: &str) {
-    let mut stdout = std::io::stdout().lock();
-    let _ = writeln!(stdout, "{text}");
-}
-
-/// Prints a value as pretty JSON on stdout.
-pub fn out_json(value: &serde_json::Value) {
-    out(&serde_json::to_string_pretty(value).unwrap_or_default());
-}
-
-/// Runs one command line with the process environment and returns the exit code.
+/// Runs one command line with the process environment, streams and clock, and returns the
+/// exit code.
 pub fn main_with_args<I, T>(args: I) -> i32
 where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
+    let out = Output::process();
     let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
     let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
@@ -131,9 +86,10 @@ where
                 .map(|a| a.to_string_lossy().into_owned())
                 .collect();
             if let Some(habit) = habits::explain(&words, &e) {
-                eprintln!("error: {habit}");
+                out.error(&habit.to_string());
                 return ExitCode::Usage.code();
             }
+            // clap prints its own message (help and version on stdout, errors on stderr).
             let _ = e.print();
             return if e.use_stderr() {
                 ExitCode::Usage.code()
@@ -142,42 +98,111 @@ where
             };
         }
     };
-    match run(cli, &config::process_env) {
+    match run(cli, &config::process_env, out.clone(), Timestamp::now()) {
         Ok(()) => ExitCode::Ok.code(),
         Err(e) => {
-            eprintln!("error: {e}");
+            out.error(&e.to_string());
             e.exit_code().code()
         }
     }
 }
 
-/// Runs a parsed command line.
-pub fn run(cli: Cli, env: EnvLookup<'_>) -> Result<()> {
-    match cli.command {
-        Command::Completions(args) => return completions::completions(&args),
-        Command::Man(args) => return completions::man(&args),
-        _ => {}
+/// Runs a parsed command line in the environment `env`, writing to `out`, at time `now`.
+pub fn run(cli: Cli, env: EnvLookup<'_>, out: Output, now: Timestamp) -> Result<()> {
+    let ctx = Ctx::new(&cli.global, env, out, now);
+    if !matches!(cli.command, Command::Completions(_) | Command::Man(_)) {
+        // Settings and paths are checked before any command (a broken configuration is
+        // reported first); completions and man pages need neither.
+        ctx.settings()?;
+        ctx.paths()?;
     }
-    let ctx = Ctx::new(&cli.global, env)?;
-    match cli.command {
-        Command::ShowRoot(args) => root::show_root(&ctx, &args),
-        Command::RotateOfflineKey(args) => rotate::rotate_offline_key(&ctx, &args),
-        Command::Updates(cmd) => updates::run(&ctx, cmd),
-        Command::ProdTargets(cmd) => targets::run(&ctx, cmd),
-        Command::Waves(cmd) => waves::run(&ctx, cmd),
-        Command::Expiry(args) => expiry::run(&ctx, &args),
-        Command::Config(ConfigCommand::SetRecipient(args)) => {
-            config::set_recipient(&ctx.paths, &args.recipient)
-        }
-        Command::Config(ConfigCommand::Show(args)) => {
-            config::show(&ctx.settings, &ctx.paths, args.json)
-        }
-        Command::Config(ConfigCommand::AddSigner(args)) => {
-            config::add_signer(&ctx.paths, &args.name, &args.identity)
-        }
-        Command::Config(ConfigCommand::RemoveSigner(args)) => {
-            config::remove_signer(&ctx.paths, &args.name)
-        }
-        Command::Completions(_) | Command::Man(_) => Ok(()),
+    match &cli.command {
+        Command::ShowRoot(a) => root::show_root(&ctx, a),
+        Command::RotateOfflineKey(a) => rotate::rotate_offline_key(&ctx, a),
+        Command::Updates(cmd) => match cmd {
+            UpdatesCommand::Init(a) => updates::init(&ctx, a),
+            UpdatesCommand::Status(a) => updates::status(&ctx, a),
+            UpdatesCommand::Review(a) => review::review(&ctx, a),
+            UpdatesCommand::Pull(a) => request::pull(&ctx, a),
+            UpdatesCommand::Push(a) => push::push(&ctx, a),
+            UpdatesCommand::Apply(a) => updates::apply(&ctx, a),
+            UpdatesCommand::Cancel(a) => updates::cancel(&ctx, a),
+            UpdatesCommand::RotateOnlineKey(a) => updates::rotate_online_key(&ctx, a),
+        },
+        Command::ProdTargets(ProdTargetsCommand::Pull(a)) => targets::pull(&ctx, a),
+        Command::Waves(cmd) => match cmd {
+            WavesCommand::Init(a) => waves::request::init(&ctx, a),
+            WavesCommand::Sign(a) => waves::request::sign(&ctx, a),
+            WavesCommand::Push(a) => waves::push::push(&ctx, a),
+            WavesCommand::Rollout(a) => waves::rollout::rollout(&ctx, a),
+            WavesCommand::List(a) => waves::list(&ctx, a),
+            WavesCommand::Complete(a) => waves::complete(&ctx, a),
+            WavesCommand::Cancel(a) => waves::cancel(&ctx, a),
+        },
+        Command::Expiry(a) => expiry::run(&ctx, a),
+        Command::Config(cmd) => match cmd {
+            ConfigCommand::SetRecipient(a) => config::set_recipient(&ctx, a),
+            ConfigCommand::Show(a) => config::show(&ctx, a),
+            ConfigCommand::AddSigner(a) => config::add_signer(&ctx, a),
+            ConfigCommand::RemoveSigner(a) => config::remove_signer(&ctx, a),
+        },
+        Command::Completions(a) => completions::completions(&ctx, a),
+        Command::Man(a) => completions::man(&ctx, a),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    /// Runs a command line in-process with a fake environment and a captured output.
+    fn run_captured(args: &[&str], env: &BTreeMap<&str, String>) -> (Result<()>, output::Captured) {
+        let cli = Cli::try_parse_from(args).expect("parses");
+        let (out, seen) = Output::captured();
+        let lookup = |k: &str| env.get(k).cloned();
+        let now = Timestamp::parse("2026-01-01T00:00:00Z").unwrap();
+        (run(cli, &lookup, out, now), seen)
+    }
+
+    #[test]
+    fn commands_print_through_the_context_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = BTreeMap::from([
+            ("HOME", dir.path().display().to_string()),
+            ("FIOCTL_FACTORY", "acme".to_string()),
+            ("FIOCTL_TOKEN", "s3cret-token".to_string()),
+        ]);
+        let recipient = age::x25519::Identity::generate().to_public().to_string();
+        let (r, seen) = run_captured(&["courier", "config", "set-recipient", &recipient], &env);
+        r.unwrap();
+        assert!(
+            seen.stdout()
+                .starts_with(&format!("Signer recipient set to {recipient}")),
+            "{}",
+            seen.stdout()
+        );
+        let (r, seen) = run_captured(&["courier", "config", "show", "--json"], &env);
+        r.unwrap();
+        let shown: serde_json::Value = serde_json::from_str(&seen.stdout()).unwrap();
+        assert_eq!(shown["factory"], "acme");
+        assert_eq!(shown["recipient"], recipient.as_str());
+        assert!(!seen.stdout().contains("s3cret-token"));
+        let (r, seen) = run_captured(&["courier", "completions", "bash"], &BTreeMap::new());
+        r.unwrap();
+        assert!(seen.stdout().contains("rotate-offline-key"));
+    }
+
+    #[test]
+    fn a_broken_configuration_is_reported_before_the_command_runs() {
+        let env = BTreeMap::from([("FIOCTL_CONFIG", "/nonexistent/fioctl.yaml".to_string())]);
+        let (r, seen) = run_captured(&["courier", "show-root"], &env);
+        let err = r.unwrap_err();
+        assert_eq!(err.exit_code(), ExitCode::Error);
+        assert!(err.to_string().contains("does not exist"), "{err}");
+        assert_eq!(seen.stdout(), "");
+        // Completions need no configuration at all.
+        let (r, _) = run_captured(&["courier", "man"], &env);
+        r.unwrap();
     }
 }

@@ -2,8 +2,6 @@
 //! warnings — printed exactly like `fioctl keys tuf updates review`) plus the courier's own
 //! local recommendations, computed from the roots the server sent.
 
-use std::io::IsTerminal;
-
 use serde::Serialize;
 use shared::canonical;
 use shared::keys::KeyType;
@@ -13,8 +11,8 @@ use shared::verify;
 use crate::api::{one_line, status};
 use crate::cli::ReviewArgs;
 use crate::error::{CourierError, Result};
-use crate::updates::Txn;
-use crate::{out, out_json, Ctx};
+use crate::transaction::Txn;
+use crate::Ctx;
 
 /// How serious a local finding is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -238,7 +236,7 @@ fn pretty(root: &SignedRoot) -> Result<String> {
     canonical::to_pretty(&bytes).map_err(|e| CourierError::Server(e.to_string()))
 }
 
-/// Runs `courier updates review`.
+/// `courier updates review`.
 pub fn review(ctx: &Ctx, args: &ReviewArgs) -> Result<()> {
     if args.prod && !args.raw && !args.diff {
         return Err(CourierError::Usage(
@@ -262,11 +260,11 @@ pub fn review(ctx: &Ctx, args: &ReviewArgs) -> Result<()> {
         };
         let after = pretty(&after)?;
         if args.raw {
-            out(&after);
+            ctx.out.line(&after);
             return Ok(());
         }
         let before = pretty(&before)?;
-        let color = std::io::stdout().is_terminal();
+        let color = ctx.out.stdout_is_terminal();
         let diff = similar::TextDiff::from_lines(&before, &after);
         for group in diff.grouped_ops(3) {
             for op in group {
@@ -278,18 +276,18 @@ pub fn review(ctx: &Ctx, args: &ReviewArgs) -> Result<()> {
                     };
                     let line = change.value().trim_end_matches('\n');
                     if color && !code.is_empty() {
-                        out(&format!("{code}{sign}{line}\x1b[0m"));
+                        ctx.out.line(&format!("{code}{sign}{line}\x1b[0m"));
                     } else {
-                        out(&format!("{sign}{line}"));
+                        ctx.out.line(&format!("{sign}{line}"));
                     }
                 }
             }
         }
         return Ok(());
     }
-    let local = recommendations(&txn, &Timestamp::now());
+    let local = recommendations(&txn, &ctx.now);
     if args.json {
-        out_json(&serde_json::json!({
+        ctx.out.json(&serde_json::json!({
             "status": s.status,
             "amendments": s.amendments.iter().map(|a| one_line(&a.message)).collect::<Vec<_>>(),
             "errors": s.issues.errors.iter().map(|a| one_line(&a.message)).collect::<Vec<_>>(),
@@ -374,7 +372,7 @@ pub fn review(ctx: &Ctx, args: &ReviewArgs) -> Result<()> {
         );
     }
     for l in lines {
-        out(&l);
+        ctx.out.line(&l);
     }
     Ok(())
 }

@@ -9,7 +9,8 @@ use crate::cli::ShowRootArgs;
 use crate::error::{CourierError, Result};
 use crate::Ctx;
 
-/// Fetches the current (or a historical) CI or production root and prints it.
+/// `courier show-root`: fetches the current (or a historical) CI or production root and
+/// prints it.
 pub fn show_root(ctx: &Ctx, args: &ShowRootArgs) -> Result<()> {
     let client = ctx.client()?;
     let flavour = if args.prod { "production" } else { "CI" };
@@ -25,7 +26,7 @@ pub fn show_root(ctx: &Ctx, args: &ShowRootArgs) -> Result<()> {
         let root = SignedRoot::from_json(&bytes).map_err(|e| {
             CourierError::Server(format!("the server sent an unreadable {flavour} root: {e}"))
         })?;
-        crate::out(&format!(
+        ctx.out.line(&format!(
             "{flavour} root version {}: {}",
             root.signed.version,
             root_fingerprint(&root)?
@@ -37,7 +38,7 @@ pub fn show_root(ctx: &Ctx, args: &ShowRootArgs) -> Result<()> {
             "the server sent a {flavour} root that is not valid JSON: {e}"
         ))
     })?;
-    crate::out(&pretty);
+    ctx.out.line(&pretty);
     Ok(())
 }
 

@@ -6,27 +6,28 @@
 //! write the request bundle for the rotation and print its fingerprint. If anything fails
 //! after the transaction started, the user is told how to continue or cancel.
 
-use crate::bundles::{self, DocPlan, Plan};
 use crate::cli::{OfflineRole, OpArg, RotateOfflineKeyArgs};
 use crate::config::CourierConfig;
 use crate::error::{CourierError, Result};
-use crate::{out, updates, Ctx};
+use crate::request::{self, DocPlan, Plan};
+use crate::transaction;
+use crate::Ctx;
 
 /// fioctl's default changelog for a root key rotation.
 pub const ROOT_MESSAGE: &str = "Rotate TUF root offline signing key";
 /// fioctl's default changelog for a targets key rotation.
 pub const TARGETS_MESSAGE: &str = "Rotate TUF targets offline signing key";
 
-/// Runs `rotate-offline-key`.
+/// `courier rotate-offline-key`.
 pub fn rotate_offline_key(ctx: &Ctx, args: &RotateOfflineKeyArgs) -> Result<()> {
     if args.first_time && args.role != OfflineRole::Root {
         return Err(CourierError::Usage(
             "The --first-time option is only valid for the first TUF root key rotation.".into(),
         ));
     }
-    bundles::check_new_file(&args.bundle)?;
+    request::check_new_file(&args.bundle)?;
     if args.first_time {
-        CourierConfig::load(&ctx.paths)?.require_recipient()?;
+        CourierConfig::load(ctx.paths()?)?.require_recipient()?;
     }
     let message = args.message.clone().unwrap_or_else(|| {
         match args.role {
@@ -68,8 +69,8 @@ pub fn rotate_offline_key(ctx: &Ctx, args: &RotateOfflineKeyArgs) -> Result<()> 
             }
         }
     }
-    out("= Creating new TUF updates transaction");
-    let txid = updates::start_transaction(ctx, &client, &message, args.first_time, true)?;
+    ctx.out.line("= Creating new TUF updates transaction");
+    let txid = transaction::start_transaction(ctx, &client, &message, args.first_time, true)?;
     let advice = |e: CourierError| {
         e.context(format!(
             "The TUF root updates transaction was started but no request bundle was written. Try again with \
@@ -81,9 +82,9 @@ pub fn rotate_offline_key(ctx: &Ctx, args: &RotateOfflineKeyArgs) -> Result<()> 
             }
         ))
     };
-    let input = bundles::gather_request(ctx, &client, &plan, &txid).map_err(advice)?;
-    bundles::write_request(ctx, input, &args.bundle, "root-updates", None).map_err(advice)?;
-    out(&format!(
+    let input = request::gather_request(ctx, &client, &plan, &txid).map_err(advice)?;
+    request::write_request(ctx, input, &args.bundle, "root-updates", None).map_err(advice)?;
+    ctx.out.line(&format!(
         "Next: on the offline machine run `signer rotate-offline-key --role {}{} ... {}`, then bring the response \
          back and run `courier updates push RESPONSE --apply`.",
         match args.role {

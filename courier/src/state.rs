@@ -1,41 +1,40 @@
-//! The courier's state directory: records of the request bundles it wrote, and the txid of
-//! transactions it started.
+//! The courier's state directory: copies and records of the request bundles it wrote, the
+//! txid of transactions it started, and the age-encrypted initial root key of a first-time
+//! transaction until it is applied or canceled.
 //!
-//! `courier updates push` accepts only a response that answers a request recorded here
-//! (matched by the request's digest), so a response made for some other courier, factory
-//! or transaction is refused before anything is uploaded.
+//! A kept copy is an extra check, not a requirement: when a response comes back to the
+//! machine that wrote its request, `courier updates push` compares the response's request
+//! part with the copy byte for byte ([`crate::push::response`]); any online machine can push.
 //!
-//! Layout under the state directory:
+//! Layout under the state directory (every file written by [`keep`]: atomically, through
+//! `shared::fsutil`, mode 0600):
 //!
 //! ```text
-//! requests/<sha256 of the request>.json   one RequestRecord per request bundle written
-//! transactions/<factory>.json             the txid returned by the last `init` of this courier
+//! requests/<sha256 of the request>.json       one RequestRecord per request bundle written
+//! requests/<sha256 of the request>.tufbundle  the request bundle as written
+//! transactions/<factory>.json                 the txid returned by the last `init` of this courier
+//! secrets/<factory>.first-root.{sec.age,pub}  the initial root key, encrypted to the signer
 //! ```
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CourierError, Result};
 
-/// Writes `bytes` to `path` atomically (temp file in the same directory, fsync, rename),
-/// creating the parent directory if needed. The file is readable by the owner only.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| CourierError::io("cannot create directory", &dir, e))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(&dir)
-        .map_err(|e| CourierError::io("cannot write in", &dir, e))?;
-    tmp.write_all(bytes)
-        .and_then(|_| tmp.as_file().sync_all())
-        .map_err(|e| CourierError::io("cannot write", path, e))?;
-    tmp.persist(path)
-        .map_err(|e| CourierError::io("cannot write", path, e.error))?;
-    Ok(())
+/// Unix mode of every file the courier keeps (readable by the owner only).
+pub const PRIVATE_MODE: u32 = 0o600;
+
+/// Keeps `bytes` in `path`, a file of the courier's own (state or config): its directory is
+/// created if needed, then the file is replaced atomically by [`shared::fsutil::write_atomic`]
+/// (temporary file in the same directory, fsync, rename, fsync of the directory), readable
+/// by the owner only.
+pub fn keep(path: &Path, bytes: &[u8]) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| CourierError::io("cannot create directory", dir, e))?;
+    }
+    Ok(shared::fsutil::write_atomic(path, bytes, PRIVATE_MODE)?)
 }
 
 /// What the courier remembers about a request bundle it wrote.
@@ -151,7 +150,7 @@ impl StateStore {
         }
         let bytes =
             serde_json::to_vec_pretty(rec).map_err(|e| CourierError::Other(e.to_string()))?;
-        write_atomic(&self.request_path(&rec.digest), &bytes)
+        keep(&self.request_path(&rec.digest), &bytes)
     }
 
     fn request_bundle_path(&self, digest: &str) -> PathBuf {
@@ -167,7 +166,7 @@ impl StateStore {
                 "invalid request digest {digest:?}"
             )));
         }
-        write_atomic(&self.request_bundle_path(digest), bytes)
+        keep(&self.request_bundle_path(digest), bytes)
     }
 
     /// The kept copy of a request bundle, if any.
@@ -202,7 +201,7 @@ impl StateStore {
     pub fn save_transaction(&self, note: &TransactionNote) -> Result<()> {
         let bytes =
             serde_json::to_vec_pretty(note).map_err(|e| CourierError::Other(e.to_string()))?;
-        write_atomic(&self.txn_path(&note.factory), &bytes)
+        keep(&self.txn_path(&note.factory), &bytes)
     }
 
     /// The remembered transaction of `factory`, if any.
@@ -224,8 +223,8 @@ impl StateStore {
     /// Keeps the age-encrypted initial root key (and its public half) of a first-time
     /// transaction until it is pulled into a request bundle. Only ciphertext is stored.
     pub fn save_first_root(&self, factory: &str, sec_age: &[u8], public: &[u8]) -> Result<()> {
-        write_atomic(&self.secret_path(factory, "sec.age"), sec_age)?;
-        write_atomic(&self.secret_path(factory, "pub"), public)
+        keep(&self.secret_path(factory, "sec.age"), sec_age)?;
+        keep(&self.secret_path(factory, "pub"), public)
     }
 
     /// The stored encrypted initial root key and its public half, if any.
@@ -324,8 +323,8 @@ mod tests {
     fn atomic_write_replaces() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("a/b/c.json");
-        write_atomic(&p, b"one").unwrap();
-        write_atomic(&p, b"two").unwrap();
+        keep(&p, b"one").unwrap();
+        keep(&p, b"two").unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"two");
     }
 }

@@ -3,25 +3,24 @@
 //! of `fioctl keys tuf updates sign-prod-targets`. The signatures travel in the
 //! transaction's upload and take effect when it is applied.
 
-use crate::bundles;
-use crate::cli::{OpArg, ProdTargetsCommand, PullArgs};
+use crate::cli::{OpArg, ProdTargetsPullArgs, PullArgs};
 use crate::error::Result;
+use crate::request;
 use crate::Ctx;
 
-/// Runs a `prod-targets` subcommand.
-pub fn run(ctx: &Ctx, cmd: ProdTargetsCommand) -> Result<()> {
-    match cmd {
-        ProdTargetsCommand::Pull(args) => bundles::pull(
-            ctx,
-            &PullArgs {
-                bundle: args.bundle,
-                ops: vec![OpArg::SignProdTargets],
-                keyid: None,
-                threshold: None,
-                tags: args.tags,
-                waves: args.waves,
-                txid: args.txid,
-            },
-        ),
-    }
+/// `courier prod-targets pull`: `updates pull --op sign-prod-targets` with these tags and
+/// waves.
+pub fn pull(ctx: &Ctx, args: &ProdTargetsPullArgs) -> Result<()> {
+    request::pull(
+        ctx,
+        &PullArgs {
+            bundle: args.bundle.clone(),
+            ops: vec![OpArg::SignProdTargets],
+            keyid: None,
+            threshold: None,
+            tags: args.tags.clone(),
+            waves: args.waves.clone(),
+            txid: args.txid.clone(),
+        },
+    )
 }

@@ -4,6 +4,7 @@
 mod courier_support;
 
 mod courier_basic;
+mod courier_exit_codes;
 mod courier_push;
 mod courier_waves;
 mod sim_api;

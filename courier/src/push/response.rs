@@ -2,7 +2,7 @@
 //! machine wrote the request it answers.
 //!
 //! A response can be pushed from any online machine: everything that decides whether it is
-//! uploaded is checked against the factory's live transaction ([`crate::live`]). What this
+//! uploaded is checked against the factory's live transaction ([`super::live`]). What this
 //! module adds:
 //!
 //! 1. the file is a response bundle for the configured factory (a keys tarball, a root.json
@@ -20,7 +20,7 @@ use shared::bundle::{BundleKind, StepAuth, TransferBundle};
 
 use crate::error::{CourierError, Result};
 use crate::state::RequestRecord;
-use crate::{out, sniff, Ctx};
+use crate::{sniff, Ctx};
 
 /// What the kept copy of the request said about a response.
 #[derive(Debug)]
@@ -66,7 +66,7 @@ pub fn load(ctx: &Ctx, file: &Path, factory: &str) -> Result<Response> {
             resp.fingerprint()
         )));
     }
-    out(&format!(
+    ctx.out.line(&format!(
         "Response bundle {} (fingerprint {})",
         file.display(),
         resp.fingerprint()
@@ -80,15 +80,15 @@ pub fn load(ctx: &Ctx, file: &Path, factory: &str) -> Result<Response> {
     check_steps(ctx, file, &resp)?;
     let local = compare_with_local_copy(ctx, &resp, factory)?;
     match &local {
-        LocalCopy::Matches(rec) => out(&format!(
+        LocalCopy::Matches(rec) => ctx.out.line(&format!(
             "  request {} was written on this machine ({}); the response's request part is byte-identical to the copy kept here",
             rec.fingerprint, rec.created_at
         )),
-        LocalCopy::RecordOnly(rec) => out(&format!(
+        LocalCopy::RecordOnly(rec) => ctx.out.line(&format!(
             "  request {} was written on this machine but its copy is gone; checking the response against the factory's live transaction only",
             rec.fingerprint
         )),
-        LocalCopy::Absent => out(&format!(
+        LocalCopy::Absent => ctx.out.line(&format!(
             "  request {} was not written on this machine; checking the response against the factory's live transaction",
             resp.request_digest().fingerprint()
         )),
@@ -102,7 +102,7 @@ pub fn load(ctx: &Ctx, file: &Path, factory: &str) -> Result<Response> {
 /// Refuses a step whose attestation is broken, and (once signers are pinned) any step not
 /// signed by a pinned signer. Prints who signed each step.
 fn check_steps(ctx: &Ctx, file: &Path, resp: &TransferBundle) -> Result<()> {
-    let pinned = crate::config::CourierConfig::load(&ctx.paths)?.signers;
+    let pinned = crate::config::CourierConfig::load(ctx.paths()?)?.signers;
     let Some(rec) = resp.record() else {
         return Ok(());
     };
@@ -135,7 +135,7 @@ fn check_steps(ctx: &Ctx, file: &Path, resp: &TransferBundle) -> Result<()> {
                 ", its signature DOES NOT VERIFY".to_string()
             }
         };
-        out(&format!(
+        ctx.out.line(&format!(
             "  signed by {} {} at {}: {}{}",
             step.signer.tool,
             step.signer.version,
@@ -164,7 +164,7 @@ fn check_steps(ctx: &Ctx, file: &Path, resp: &TransferBundle) -> Result<()> {
 /// The extra check a kept copy allows: byte-identical request members, same factory and
 /// transaction as recorded.
 fn compare_with_local_copy(ctx: &Ctx, resp: &TransferBundle, factory: &str) -> Result<LocalCopy> {
-    let store = ctx.state();
+    let store = ctx.state()?;
     let digest = resp.request_digest().to_string();
     let Some(record) = store.find_request(&digest)? else {
         return Ok(LocalCopy::Absent);

@@ -2,7 +2,7 @@
 //!
 //! The request part of a response (transaction snapshot, root chain, production and wave
 //! targets) is what the signer saw and signed against. Whichever online machine pushes it,
-//! and whether or not it has the copy of the request it wrote ([`crate::response`]), the
+//! and whether or not it has the copy of the request it wrote ([`super::response`]), the
 //! courier checks that this request part **is** the factory's transaction as it is now:
 //!
 //! * [`already_applied`]: the response's roots may already be published — then the push
@@ -31,8 +31,8 @@ use shared::metadata::{Role, SignedRoot, SignedTargets};
 
 use crate::api::{self, Client};
 use crate::error::{CourierError, Result};
-use crate::updates::Txn;
-use crate::Ctx;
+use crate::request::fetch_chain;
+use crate::transaction::Txn;
 
 /// How the server's transaction compares with the one a request was made for.
 #[derive(Debug, PartialEq, Eq)]
@@ -159,7 +159,7 @@ pub fn check_fresh(request: &TransferBundle, live: &Txn, upload: &Upload) -> Res
 
 /// Checks that the request's root chain is `1..=N`, N the factory's current version, and the
 /// one the factory serves.
-pub fn check_chain(ctx: &Ctx, client: &Client, request: &TransferBundle, live: &Txn) -> Result<()> {
+pub fn check_chain(client: &Client, request: &TransferBundle, live: &Txn) -> Result<()> {
     let carried = request.chain_bytes();
     let current = live.current_ci.signed.version;
     let versions: Vec<u64> = carried.iter().map(|(v, _)| *v).collect();
@@ -168,7 +168,7 @@ pub fn check_chain(ctx: &Ctx, client: &Client, request: &TransferBundle, live: &
             "the request's root chain is not versions 1 to {current}, the factory's chain"
         )));
     }
-    let served = crate::bundles::fetch_chain(ctx, client, current)?;
+    let served = fetch_chain(client, current)?;
     for ((v, ours), theirs) in carried.iter().zip(&served) {
         if *ours == theirs.as_slice() {
             continue;

@@ -1,11 +1,11 @@
-//! `courier waves ...`: build wave targets for offline signing, create or sign the wave, roll
-//! it out, complete or cancel it, list waves — so that an operator never needs fioctl.
+//! Wave targets built exactly as `fioctl waves init` builds them (formats doc §6.18), and
+//! recognised again: pure functions over what the factory serves, no I/O.
 //!
-//! `waves init` builds the **unsigned** wave targets exactly as `fioctl waves init` does
-//! (formats doc §6.18) and writes them into a request bundle; `waves sign` writes the targets
-//! of an existing wave into one (the online half of `fioctl waves sign`); the signer signs
-//! them with an offline targets key; `waves push` checks the signatures and creates the wave
-//! or adds them to it. `waves rollout`, `complete` and `cancel` are API calls.
+//! * [`build_wave_targets`]: the **unsigned** wave targets of a [`WaveRequest`] — the tag's
+//!   current production targets plus the CI targets of the version, their tags replaced;
+//! * [`request_candidates`]: the `waves init` arguments that can have built a given draft
+//!   (to check a wave response on a machine that did not write its request);
+//! * [`wave_of`]: the wave a bundle asks to sign, when that is all it asks.
 //!
 //! One deliberate difference: fioctl copies the `custom` of targets taken from the current
 //! production targets as raw bytes (server member order, whitespace stripped); here every
@@ -14,7 +14,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 use shared::bundle::{Operation, TransferBundle};
@@ -22,10 +21,6 @@ use shared::canonical;
 use shared::metadata::{SignedTargets, TargetFile, Targets, Timestamp};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
-
-use crate::cli::{WavesCommand, WavesListArgs, WavesRolloutArgs};
-use crate::error::{CourierError, Result};
-use crate::{bundles, out, out_json, Ctx};
 
 /// Why the wave targets could not be built (messages as fioctl prints them, plus what to do).
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -202,50 +197,49 @@ fn file_meta(name: &str, raw: &RawValue) -> Result<TargetFile, WaveError> {
     Ok(t)
 }
 
-/// `custom.tags` (must be a list of strings if present).
-fn custom_tags(name: &str, t: &TargetFile) -> Result<Vec<String>, WaveError> {
-    let malformed = |reason: &str| WaveError::MalformedCustom {
-        name: name.to_string(),
-        reason: reason.to_string(),
-    };
+/// Member `member` of a target's `custom` (`None` when absent or null); a target without a
+/// `custom` object is malformed.
+fn custom_member<'a>(
+    name: &str,
+    t: &'a TargetFile,
+    member: &str,
+) -> Result<Option<&'a Value>, WaveError> {
     let custom = t
         .custom
         .as_ref()
-        .ok_or_else(|| malformed("no custom field"))?;
+        .ok_or_else(|| malformed_custom(name, "no custom field"))?;
     let obj = custom
         .as_object()
-        .ok_or_else(|| malformed("custom is not an object"))?;
-    match obj.get("tags") {
-        None | Some(Value::Null) => Ok(Vec::new()),
+        .ok_or_else(|| malformed_custom(name, "custom is not an object"))?;
+    Ok(obj.get(member).filter(|v| !v.is_null()))
+}
+
+fn malformed_custom(name: &str, reason: &str) -> WaveError {
+    WaveError::MalformedCustom {
+        name: name.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+/// `custom.tags` (must be a list of strings if present).
+fn custom_tags(name: &str, t: &TargetFile) -> Result<Vec<String>, WaveError> {
+    let not_strings = || malformed_custom(name, "tags is not a list of strings");
+    match custom_member(name, t, "tags")? {
+        None => Ok(Vec::new()),
         Some(Value::Array(list)) => list
             .iter()
-            .map(|v| {
-                v.as_str()
-                    .map(str::to_string)
-                    .ok_or_else(|| malformed("tags is not a list of strings"))
-            })
+            .map(|v| v.as_str().map(str::to_string).ok_or_else(not_strings))
             .collect(),
-        Some(_) => Err(malformed("tags is not a list of strings")),
+        Some(_) => Err(not_strings()),
     }
 }
 
 /// `custom.version` (must be a string if present).
 fn custom_version(name: &str, t: &TargetFile) -> Result<String, WaveError> {
-    let malformed = |reason: &str| WaveError::MalformedCustom {
-        name: name.to_string(),
-        reason: reason.to_string(),
-    };
-    let custom = t
-        .custom
-        .as_ref()
-        .ok_or_else(|| malformed("no custom field"))?;
-    let obj = custom
-        .as_object()
-        .ok_or_else(|| malformed("custom is not an object"))?;
-    match obj.get("version") {
-        None | Some(Value::Null) => Ok(String::new()),
+    match custom_member(name, t, "version")? {
+        None => Ok(String::new()),
         Some(Value::String(s)) => Ok(s.clone()),
-        Some(_) => Err(malformed("version is not a string")),
+        Some(_) => Err(malformed_custom(name, "version is not a string")),
     }
 }
 
@@ -440,284 +434,6 @@ pub fn request_candidates(
             source_tag,
         })
         .collect())
-}
-
-/// Runs a `waves` subcommand.
-pub fn run(ctx: &Ctx, cmd: WavesCommand) -> Result<()> {
-    match cmd {
-        WavesCommand::Init(args) => bundles::wave_init(ctx, &args),
-        WavesCommand::Sign(args) => bundles::wave_sign(ctx, &args),
-        WavesCommand::Push(args) => bundles::wave_push(ctx, &args.file),
-        WavesCommand::Rollout(args) => rollout(ctx, &args),
-        WavesCommand::List(args) => list(ctx, &args),
-        WavesCommand::Complete(a) => {
-            let client = ctx.client()?;
-            client.complete_wave(&a.name)?;
-            out(&format!(
-                "Wave {} is complete: its targets are now the production targets of its tag.",
-                a.name
-            ));
-            if let Some(note) = rotation_note(&client, &a.name) {
-                out(&note);
-            }
-            Ok(())
-        }
-        WavesCommand::Cancel(a) => {
-            ctx.client()?.cancel_wave(&a.name)?;
-            out(&format!("Wave {} is canceled.", a.name));
-            Ok(())
-        }
-    }
-}
-
-/// After a wave was completed while a transaction stages other offline targets keys: the
-/// tag's production targets are now the wave's, which the staged rotation has not signed
-/// with the new key, so say how to finish (best effort: `None` when nothing is staged or
-/// the state cannot be read).
-fn rotation_note(client: &crate::api::Client, wave: &str) -> Option<String> {
-    let txn = crate::updates::Txn::fetch(client).ok()?;
-    if !txn.changes_offline_targets_keys() {
-        return None;
-    }
-    let tag = client
-        .wave(wave)
-        .ok()
-        .flatten()
-        .map(|w| w.tag)
-        .unwrap_or_else(|| "TAG".into());
-    let tag = crate::api::one_line(&tag);
-    Some(format!(
-        "A targets key rotation is staged: the production targets of tag {tag} are now the wave's, which it has \
-         not signed with the new targets key. Before applying, have them signed in this transaction: `courier \
-         prod-targets pull --tags {tag} --bundle FILE`, `signer sign-prod-targets --targets-keys FILE ...` \
-         offline, then `courier updates push RESPONSE --apply`."
-    ))
-}
-
-/// Device UUIDs and names accepted in one rollout (the API's limit).
-pub const MAX_ROLLOUT_DEVICES: usize = 10_000;
-
-/// The body of `POST waves/{name}/rollout/`, in Go's member order (fioctl's
-/// `WaveRolloutOptions`: the first four omitted when empty).
-#[derive(Debug, Default, PartialEq, Eq, Serialize)]
-pub struct RolloutOptions {
-    /// Device group.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub group: Option<String>,
-    /// An exact number of devices.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub limit: Option<u32>,
-    /// A percentage of the matching devices.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub percentage: Option<u32>,
-    /// Exact device UUIDs.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub uuids: Vec<String>,
-    /// Only say what would happen.
-    #[serde(rename = "dry-run")]
-    pub dry_run: bool,
-    /// Return the devices' UUIDs.
-    #[serde(rename = "return-uuids")]
-    pub return_uuids: bool,
-    /// Return the devices' names.
-    #[serde(rename = "return-names")]
-    pub return_names: bool,
-}
-
-/// Why rollout arguments are refused (before any request).
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum RolloutError {
-    /// No subset of devices was given.
-    #[error("give at least one of --group, --limit and --uuids (to roll out to every device of the tag, complete the wave: `courier waves complete NAME`)")]
-    NoSelector,
-    /// `--limit` is neither a number nor a percentage.
-    #[error("--limit must be a number of devices (e.g. 10) or a percentage (e.g. 10%), not {0:?}")]
-    BadLimit(String),
-    /// `--uuids @FILE` could not be read.
-    #[error("cannot read the device UUIDs from {path}: {reason}")]
-    UuidFile {
-        /// The file.
-        path: String,
-        /// Why.
-        reason: String,
-    },
-    /// A UUID is longer than the API accepts.
-    #[error("device UUID {0:?} is too long: at most 60 characters")]
-    LongUuid(String),
-    /// Too many UUIDs.
-    #[error("{0} device UUIDs given: at most 10000 per rollout")]
-    TooManyUuids(usize),
-}
-
-/// Turns the rollout arguments into the request body, like fioctl reads them.
-pub fn rollout_options(args: &WavesRolloutArgs) -> Result<RolloutOptions, RolloutError> {
-    let group = args
-        .group
-        .clone()
-        .or_else(|| args.group_arg.clone())
-        .filter(|g| !g.is_empty());
-    let (mut limit, mut percentage) = (None, None);
-    if let Some(l) = args.limit.as_deref().filter(|l| !l.is_empty()) {
-        let bad = || RolloutError::BadLimit(l.to_string());
-        match l.strip_suffix('%') {
-            Some(p) => {
-                percentage = Some(
-                    p.parse::<u32>()
-                        .ok()
-                        .filter(|p| (1..=100).contains(p))
-                        .ok_or_else(bad)?,
-                )
-            }
-            None => limit = Some(l.parse::<u32>().ok().filter(|n| *n >= 1).ok_or_else(bad)?),
-        }
-    }
-    let uuids = match args.uuids.as_deref().filter(|u| !u.is_empty()) {
-        None => Vec::new(),
-        Some(list) => {
-            let text = match list.strip_prefix('@') {
-                Some(path) => {
-                    std::fs::read_to_string(path).map_err(|e| RolloutError::UuidFile {
-                        path: path.to_string(),
-                        reason: e.to_string(),
-                    })?
-                }
-                None => list.to_string(),
-            };
-            let uuids: Vec<String> = text
-                .split(|c: char| c == ',' || c == ';' || c == '|' || c.is_whitespace())
-                .filter(|u| !u.is_empty())
-                .map(str::to_string)
-                .collect();
-            if let Some(long) = uuids.iter().find(|u| u.chars().count() > 60) {
-                return Err(RolloutError::LongUuid(long.chars().take(100).collect()));
-            }
-            if uuids.len() > MAX_ROLLOUT_DEVICES {
-                return Err(RolloutError::TooManyUuids(uuids.len()));
-            }
-            uuids
-        }
-    };
-    if group.is_none() && limit.is_none() && percentage.is_none() && uuids.is_empty() {
-        return Err(RolloutError::NoSelector);
-    }
-    Ok(RolloutOptions {
-        group,
-        limit,
-        percentage,
-        uuids,
-        dry_run: args.dry_run,
-        return_uuids: args.print_uuids,
-        return_names: args.print_names,
-    })
-}
-
-/// `courier waves rollout`.
-fn rollout(ctx: &Ctx, args: &WavesRolloutArgs) -> Result<()> {
-    let opts = rollout_options(args).map_err(|e| CourierError::Usage(e.to_string()))?;
-    let body = serde_json::to_vec(&opts).map_err(|e| CourierError::Other(e.to_string()))?;
-    let res = ctx.client()?.rollout_wave(&args.name, &body).map_err(|e| {
-        CourierError::from(e).context(format!("Failed to roll out wave {}", args.name))
-    })?;
-    let full_group = opts.uuids.is_empty() && opts.limit.is_none() && opts.percentage.is_none();
-    let (verb, also) = if opts.dry_run {
-        ("would be rolled out", "would also be rolled out")
-    } else {
-        ("is being rolled out", "will also be rolled out")
-    };
-    let devices = match res.device_num {
-        1 => "1 device".to_string(),
-        n => format!("{n} devices"),
-    };
-    match &opts.group {
-        None => out(&format!(
-            "Wave {} {verb} to {devices} in your Factory.",
-            args.name
-        )),
-        Some(g) => {
-            out(&format!(
-                "Wave {} {verb} to {devices} in group \"{}\".",
-                args.name,
-                crate::api::one_line(g)
-            ));
-            if full_group {
-                out(&format!(
-                    "It {also} to all new devices in group \"{}\".",
-                    crate::api::one_line(g)
-                ));
-            }
-        }
-    }
-    if opts.return_uuids || opts.return_names {
-        let uuids = res.device_uuids.unwrap_or_default();
-        let names = res.device_names.unwrap_or_default();
-        if (opts.return_uuids && uuids.is_empty()) || (opts.return_names && names.is_empty()) {
-            if res.device_num > 0 {
-                out("The list of these devices is too long to print (more than 10000).");
-            }
-        } else {
-            out("The devices:");
-            let n = if opts.return_uuids {
-                uuids.len()
-            } else {
-                names.len()
-            };
-            for i in 0..n {
-                let line = match (opts.return_uuids, opts.return_names) {
-                    (true, true) => format!(
-                        "  {} ({})",
-                        crate::api::one_line(&uuids[i]),
-                        crate::api::one_line(names.get(i).map(String::as_str).unwrap_or("-"))
-                    ),
-                    (true, false) => format!("  {}", crate::api::one_line(&uuids[i])),
-                    _ => format!("  {}", crate::api::one_line(&names[i])),
-                };
-                out(&line);
-            }
-        }
-    }
-    Ok(())
-}
-
-fn list(ctx: &Ctx, args: &WavesListArgs) -> Result<()> {
-    let client = ctx.client()?;
-    let page = client.waves(
-        args.limit,
-        args.page,
-        args.status.as_deref(),
-        args.tag.as_deref(),
-    )?;
-    if args.json {
-        out_json(&serde_json::to_value(&page).map_err(|e| CourierError::Other(e.to_string()))?);
-        return Ok(());
-    }
-    if page.waves.is_empty() {
-        out("No waves found.");
-        return Ok(());
-    }
-    out(&format!(
-        "{:<24} {:<10} {:<16} {:<10} CREATED",
-        "NAME", "VERSION", "TAG", "STATUS"
-    ));
-    for w in &page.waves {
-        let s = |k: &str| crate::api::one_line(w.get(k).and_then(|v| v.as_str()).unwrap_or("-"));
-        let created = w
-            .get("change-meta")
-            .and_then(|m| m.get("created-at"))
-            .and_then(|v| v.as_str())
-            .map(crate::api::one_line)
-            .unwrap_or_default();
-        out(&format!(
-            "{:<24} {:<10} {:<16} {:<10} {created}",
-            s("name"),
-            s("version"),
-            s("tag"),
-            s("status")
-        ));
-    }
-    if page.next.is_some() {
-        out(&format!("(more: --page {})", args.page + 1));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
