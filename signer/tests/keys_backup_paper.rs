@@ -53,6 +53,22 @@ fn in_ctx(
     Ok(out.text())
 }
 
+/// `keys print` of the tarball `keys` (passphrase "pw") compared with a root listing
+/// `listed_keys`, into `sheet`, printed now.
+fn print_sheet(
+    keys: &Path,
+    listed_keys: &[&shared::keys::PrivateKey],
+    sheet: &Path,
+) -> Result<signer::keys::reference::ActiveRootKey, KeysError> {
+    paper::print_sheet(
+        keys,
+        &listed(listed_keys),
+        sheet,
+        &pass("pw"),
+        &Timestamp::now(),
+    )
+}
+
 fn save_tarball(path: &std::path::Path, keys: &[(Role, &shared::keys::PrivateKey)]) {
     let mut t = KeysTarball::new();
     for (role, k) in keys {
@@ -165,14 +181,7 @@ fn print_restore_round_trip_ed25519() {
     let key = ed_key(1);
     save_tarball(&keys, &[(Role::Root, &key), (Role::Targets, &ed_key(2))]);
     let sheet = dir.path().join("sheet.txt");
-    let active = paper::print_sheet(
-        &keys,
-        &listed(&[&key]),
-        &sheet,
-        &pass("pw"),
-        &Timestamp::now(),
-    )
-    .unwrap();
+    let active = print_sheet(&keys, &[&key], &sheet).unwrap();
     assert_eq!(&active.keyid, key.keyid());
     assert_eq!(mode_of(&sheet), 0o600);
     let text = std::fs::read_to_string(&sheet).unwrap();
@@ -181,14 +190,7 @@ fn print_restore_round_trip_ed25519() {
     assert!(text.contains("QR code 1 of 1"));
     // Never twice to the same file.
     assert!(matches!(
-        paper::print_sheet(
-            &keys,
-            &listed(&[&key]),
-            &sheet,
-            &pass("pw"),
-            &Timestamp::now()
-        )
-        .unwrap_err(),
+        print_sheet(&keys, &[&key], &sheet).unwrap_err(),
         KeysError::OutputExists { .. }
     ));
 
@@ -218,14 +220,7 @@ fn print_restore_round_trip_rsa() {
     let key = rsa_key();
     save_tarball(&keys, &[(Role::Root, &key)]);
     let sheet = dir.path().join("sheet.txt");
-    paper::print_sheet(
-        &keys,
-        &listed(&[&key]),
-        &sheet,
-        &pass("pw"),
-        &Timestamp::now(),
-    )
-    .unwrap();
+    print_sheet(&keys, &[&key], &sheet).unwrap();
     let text = std::fs::read_to_string(&sheet).unwrap();
     assert!(text.contains("key type:  RSA"));
     assert!(text.contains("PKCS#1 PEM"));
@@ -263,14 +258,7 @@ fn corrupted_sheet_line_is_reported_by_number() {
     let keys = dir.path().join("root.keys.tgz");
     save_tarball(&keys, &[(Role::Root, &rsa_key())]);
     let sheet = dir.path().join("sheet.txt");
-    paper::print_sheet(
-        &keys,
-        &listed(&[&rsa_key()]),
-        &sheet,
-        &pass("pw"),
-        &Timestamp::now(),
-    )
-    .unwrap();
+    print_sheet(&keys, &[&rsa_key()], &sheet).unwrap();
     let text = std::fs::read_to_string(&sheet).unwrap();
 
     // Flip one hex digit in line 57.
@@ -325,14 +313,7 @@ fn sheet_of_another_key_is_refused() {
     let other = ed_key(9);
     save_tarball(&keys, &[(Role::Root, &key)]);
     let sheet = dir.path().join("sheet.txt");
-    paper::print_sheet(
-        &keys,
-        &listed(&[&key]),
-        &sheet,
-        &pass("pw"),
-        &Timestamp::now(),
-    )
-    .unwrap();
+    print_sheet(&keys, &[&key], &sheet).unwrap();
     let target = dir.path().join("restored.keys.tgz");
 
     // The keyid given does not match the sheet's.
@@ -644,14 +625,7 @@ fn shamir_shares_of_an_rsa_key_any_three_of_five_and_scanned_qr_texts() {
 
     // A whole-key paper sheet is not a share; two shares of five are too few.
     let paper_sheet = dir.path().join("paper.txt");
-    paper::print_sheet(
-        &keys,
-        &listed(&[&key]),
-        &paper_sheet,
-        &pass("pw"),
-        &Timestamp::now(),
-    )
-    .unwrap();
+    print_sheet(&keys, &[&key], &paper_sheet).unwrap();
     let e = run(
         &state,
         &[

@@ -9,7 +9,7 @@ use clap::Args;
 use shared::keys::KeyId;
 
 use super::files::{refuse_existing, write_secret_file};
-use super::reference::{active_root_key, ActiveRootKey, ReferenceRoot, RootArgs};
+use super::reference::{active_root_key, ActiveKeyArgs, ActiveRootKey, ReferenceRoot};
 use super::KeysError;
 use crate::audit::{self, AuditEvent};
 use crate::ctx::Ctx;
@@ -22,12 +22,9 @@ pub const EXPORT_FLAG: &str = "--i-understand-this-exports-a-private-key";
 /// Options of `signer keys export-root`.
 #[derive(Debug, Clone, Args)]
 pub struct ExportRootArgs {
-    /// The keys tarball holding the root key.
-    #[arg(long, value_name = "TARBALL")]
-    pub keys: PathBuf,
-    /// The root whose root role names the active key (default: the pinned root).
+    /// The keys tarball and the root that names its active key.
     #[command(flatten)]
-    pub root: RootArgs,
+    pub key: ActiveKeyArgs,
     /// The key file to write (must not exist).
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
@@ -61,6 +58,33 @@ pub fn export_root(
     Ok(active)
 }
 
+/// The frame of the commands that write the active root key out of its tarball
+/// (`export-root`, `print`): the audit log verified, the reference root of `key`
+/// resolved, `write` run with it and the tarball's path, and the export recorded in the audit log as `form` at
+/// `out`. Returns the reference root and the key written.
+pub(super) fn export_active(
+    ctx: &Ctx<'_>,
+    key: &ActiveKeyArgs,
+    form: &str,
+    out: &Path,
+    write: impl FnOnce(&Path, &ReferenceRoot) -> Result<ActiveRootKey, KeysError>,
+) -> Result<(ReferenceRoot, ActiveRootKey), SignerError> {
+    let state_dir = ctx.state.path();
+    audit::verify(state_dir)?;
+    let reference = ReferenceRoot::resolve(state_dir, &key.root)?;
+    let active = write(&key.keys, &reference)?;
+    audit::record(
+        state_dir,
+        &ctx.now,
+        AuditEvent::KeyExported {
+            keyid: active.keyid.clone(),
+            form: form.to_string(),
+            path: out.display().to_string(),
+        },
+    )?;
+    Ok((reference, active))
+}
+
 /// Runs `signer keys export-root`: refuses without the flag (a usage error) before anything
 /// is read, writes the key file, records the export in the audit log and says what to do
 /// with the file. Returns the exported key's id.
@@ -68,25 +92,10 @@ pub fn run(ctx: &mut Ctx<'_>, a: &ExportRootArgs) -> Result<KeyId, SignerError> 
     if !a.confirmed {
         return Err(KeysError::ExportNotConfirmed { out: a.out.clone() }.into());
     }
-    let state_dir = ctx.state.path();
-    audit::verify(state_dir)?;
-    let reference = ReferenceRoot::resolve(state_dir, &a.root)?;
-    let active = export_root(
-        &a.keys,
-        &reference,
-        &a.out,
-        a.confirmed,
-        &a.passphrase.source(),
-    )?;
-    audit::record(
-        state_dir,
-        &ctx.now,
-        AuditEvent::KeyExported {
-            keyid: active.keyid.clone(),
-            form: "json-file".to_string(),
-            path: a.out.display().to_string(),
-        },
-    )?;
+    let (reference, active) =
+        export_active(ctx, &a.key, "json-file", &a.out, |keys, reference| {
+            export_root(keys, reference, &a.out, a.confirmed, &a.passphrase.source())
+        })?;
     ctx.ui.line(format!(
         "Wrote the root private key {} ({}) to {} (mode 0600): the active root key of {}.",
         active.keyid,

@@ -11,8 +11,9 @@ use shared::keys::KeyId;
 use shared::metadata::{Role, Timestamp};
 use zeroize::Zeroizing;
 
+use super::export::export_active;
 use super::files::{add_restored_key, print_restored, refuse_existing, write_secret_file};
-use super::reference::{active_root_key, ActiveRootKey, ReferenceRoot, RootArgs};
+use super::reference::{active_root_key, ActiveKeyArgs, ActiveRootKey, ReferenceRoot};
 use super::{sheet, KeysError};
 use crate::audit::{self, AuditEvent};
 use crate::cli::RoleArg;
@@ -26,13 +27,9 @@ const MAX_SHEET_FILE: u64 = 4 * 1024 * 1024;
 /// Options of `signer keys print`.
 #[derive(Debug, Clone, Args)]
 pub struct PrintArgs {
-    /// The keys tarball holding the root key.
-    #[arg(long, value_name = "TARBALL")]
-    pub keys: PathBuf,
-    /// The root whose root role names the active key, and its x-key-owners the creation
-    /// date (default: the pinned root).
+    /// The keys tarball and the root that names its active key.
     #[command(flatten)]
-    pub root: RootArgs,
+    pub key: ActiveKeyArgs,
     /// The sheet to write (a text file for printing; must not exist).
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
@@ -159,25 +156,10 @@ pub fn restore(
 /// Runs `signer keys print`: writes the sheet, records the export in the audit log and says
 /// how to check the printout. Returns the key's id.
 pub fn run_print(ctx: &mut Ctx<'_>, a: &PrintArgs) -> Result<KeyId, SignerError> {
-    let state_dir = ctx.state.path();
-    audit::verify(state_dir)?;
-    let reference = ReferenceRoot::resolve(state_dir, &a.root)?;
-    let active = print_sheet(
-        &a.keys,
-        &reference,
-        &a.out,
-        &a.passphrase.source(),
-        &ctx.now,
-    )?;
-    audit::record(
-        state_dir,
-        &ctx.now,
-        AuditEvent::KeyExported {
-            keyid: active.keyid.clone(),
-            form: "paper".to_string(),
-            path: a.out.display().to_string(),
-        },
-    )?;
+    let now = ctx.now;
+    let (reference, active) = export_active(ctx, &a.key, "paper", &a.out, |keys, reference| {
+        print_sheet(keys, reference, &a.out, &a.passphrase.source(), &now)
+    })?;
     ctx.ui.line(format!(
         "Wrote the paper backup of root key {} to {} (mode 0600): the active root key of {}.",
         active.keyid,

@@ -50,6 +50,19 @@ pub struct RootArgs {
     pub factory: Option<String>,
 }
 
+/// The keys tarball whose active root key a command writes out (`export-root`, `print`),
+/// and the root that names that key.
+#[derive(Debug, Clone, Args)]
+pub struct ActiveKeyArgs {
+    /// The keys tarball holding the root key.
+    #[arg(long, value_name = "TARBALL")]
+    pub keys: PathBuf,
+    /// The root whose root role names the active key, and its x-key-owners the creation
+    /// date (default: the pinned root).
+    #[command(flatten)]
+    pub root: RootArgs,
+}
+
 /// The root a keys file is compared with.
 #[derive(Debug, Clone)]
 pub struct ReferenceRoot {

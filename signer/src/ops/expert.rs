@@ -13,10 +13,11 @@ use shared::metadata::Role;
 use shared::transform;
 
 use crate::audit::{self, AuditEvent};
-use crate::cli::{AddKeyArgs, DeleteKeyArgs, RotateOnlineArgs, ThresholdArgs};
+use crate::cli::{AddKeyArgs, BundleIo, CheckArgs, DeleteKeyArgs, RotateOnlineArgs, ThresholdArgs};
 use crate::ctx::Ctx;
 use crate::error::{Result, SignerError};
-use crate::keysource::KeySource;
+use crate::keysource::{KeyArgs, KeySource};
+use crate::session::{Loaded, Trusted};
 
 use super::plan::{Deferred, NewKeyUse, Work};
 use super::{
@@ -118,25 +119,17 @@ pub fn add_offline_key(ctx: &mut Ctx<'_>, args: &AddKeyArgs) -> Result<Outcome> 
 /// `signer delete-offline-key`.
 pub fn delete_offline_key(ctx: &mut Ctx<'_>, args: &DeleteKeyArgs) -> Result<Outcome> {
     let role: Role = args.role.into();
-    args.src.refuse(
-        true,
-        true,
-        "is not used by delete-offline-key (only --keys)",
-    )?;
-    let keys = args.src.root()?;
-    let srcs: Vec<&KeySource> = keys.into_iter().collect();
-    let (l, trusted) = prepare(ctx, &args.io, &tarball_paths(&srcs), &args.check)?;
-    l.require_draft()?;
     let op = Operation::DeleteOfflineKey {
         role,
         keyid: args.keyid.clone(),
     };
-    require_requested(
+    let (keys, l, trusted) = prepare_root_change(
         ctx,
-        &l,
-        &op.to_string(),
-        args.check.allow_unrequested,
-        |o| *o == op,
+        "delete-offline-key",
+        &op,
+        &args.src,
+        &args.io,
+        &args.check,
     )?;
     let online = match role {
         Role::Targets => Some(l.online_targets()?),
@@ -173,6 +166,32 @@ pub fn delete_offline_key(ctx: &mut Ctx<'_>, args: &DeleteKeyArgs) -> Result<Out
     finish(ctx, trusted, work, &args.io.out)
 }
 
+/// The plan phase of `delete-offline-key` and `set-threshold`, which change the roots
+/// with at most the root keys of `--keys` (any other key source is refused as not used by
+/// `command`): those keys, and the bundle checked, with a staged draft, requesting `op`.
+fn prepare_root_change<'k>(
+    ctx: &mut Ctx<'_>,
+    command: &str,
+    op: &Operation,
+    src: &'k KeyArgs,
+    io: &BundleIo,
+    check: &CheckArgs,
+) -> Result<(Option<&'k KeySource>, Loaded, Trusted)> {
+    src.refuse(
+        true,
+        true,
+        &format!("is not used by {command} (only --keys)"),
+    )?;
+    let keys = src.root()?;
+    let srcs: Vec<&KeySource> = keys.into_iter().collect();
+    let (l, trusted) = prepare(ctx, io, &tarball_paths(&srcs), check)?;
+    l.require_draft()?;
+    require_requested(ctx, &l, &op.to_string(), check.allow_unrequested, |o| {
+        o == op
+    })?;
+    Ok((keys, l, trusted))
+}
+
 /// Signs the new roots with the root keys of `keys` when given; without them says that the
 /// roots stay unsigned and who signs them.
 fn sign_if_given(ctx: &mut Ctx<'_>, work: &mut Work<'_>, keys: Option<&KeySource>) -> Result<()> {
@@ -191,23 +210,12 @@ fn sign_if_given(ctx: &mut Ctx<'_>, work: &mut Work<'_>, keys: Option<&KeySource
 /// `signer set-threshold`.
 pub fn set_threshold(ctx: &mut Ctx<'_>, args: &ThresholdArgs) -> Result<Outcome> {
     let role: Role = args.role.into();
-    args.src
-        .refuse(true, true, "is not used by set-threshold (only --keys)")?;
-    let keys = args.src.root()?;
-    let srcs: Vec<&KeySource> = keys.into_iter().collect();
-    let (l, trusted) = prepare(ctx, &args.io, &tarball_paths(&srcs), &args.check)?;
-    l.require_draft()?;
     let op = Operation::SetThreshold {
         role,
         threshold: args.threshold,
     };
-    require_requested(
-        ctx,
-        &l,
-        &op.to_string(),
-        args.check.allow_unrequested,
-        |o| *o == op,
-    )?;
+    let (keys, l, trusted) =
+        prepare_root_change(ctx, "set-threshold", &op, &args.src, &args.io, &args.check)?;
     let mut work = Work::new(
         &l,
         &trusted,
