@@ -7,7 +7,7 @@
 //!
 //! [`run`] is the entry point: it is the only place that reads the clock, opens the
 //! terminal and takes the operating system's random number generator, and hands them to
-//! every command in a [`Ctx`](ctx::Ctx). Every command is `fn(&mut Ctx, &Args) -> Result<_,
+//! every command in a [`Ctx`]. Every command is `fn(&mut Ctx, &Args) -> Result<_,
 //! SignerError>`; `main` prints the one-line error and exits with
 //! [`SignerError::exit_code`](error::SignerError::exit_code).
 //!

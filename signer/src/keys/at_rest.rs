@@ -144,8 +144,9 @@ pub enum AtRestError {
 
 impl AtRestError {
     /// Whether the command line itself is wrong (exit status 2): a usage error of the keys
-    /// file. A source already in the asked form, or an output whose name says the other
-    /// form, is refused naming the file (exit status 1), like the other wrong files.
+    /// file. A source already in the asked form, or an `--out` whose name says the other
+    /// form, is refused naming the file and what to give instead, with exit status 1 like
+    /// the other refusals of a file given in the wrong place.
     pub fn is_usage(&self) -> bool {
         match self {
             AtRestError::Keys(e) => e.is_usage(),

@@ -1,6 +1,6 @@
 //! The operations that create keys and sign, one file per command group, and what they
-//! share: the plan phase ([`prepare`]), the run's plan ([`plan::Work`]) and the show, confirm
-//! and act phases ([`finish`]).
+//! share: the plan phase (`prepare`), the run's plan (`plan::Work`) and the show, confirm
+//! and act phases (`finish`).
 //!
 //! | file | commands |
 //! |---|---|
@@ -8,10 +8,10 @@
 //! | [`expert`] | `add-offline-key`, `delete-offline-key`, `set-threshold`, `rotate-online-key` |
 //! | [`sign`] | `sign`, `sign-prod-targets`, `sign-wave` |
 //! | [`combine`] | `combine` |
-//! | [`plan`] | [`plan::Work`]: drafts, signatures, grants, the new key (not a command) |
+//! | [`plan`] | `plan::Work`: drafts, signatures, grants, the new key (not a command) |
 //!
 //! Every operation is `fn(&mut Ctx, &Args) -> Result<Outcome>` and runs parse → plan → show →
-//! confirm → act, and the plan is a value ([`plan::Work`]) before anything is written:
+//! confirm → act, and the plan is a value (`plan::Work`) before anything is written:
 //!
 //! 1. **plan**: refuse leftover temporary files of an interrupted run; read and verify the
 //!    bundle (integrity, transaction state, chain from the pinned root, no fork from a root
@@ -21,7 +21,7 @@
 //!    run's own [`Grant`](shared::authority::Grant) (the exact changes the typed command
 //!    makes). A new key for a keys tarball is generated in memory with the run's random
 //!    number generator ([`Ctx::rng`]); a new key on a PKCS#11 token is **not** created yet
-//!    (a [`plan::Deferred`] step).
+//!    (a `plan::Deferred` step).
 //! 2. **show**: the key-change table, and every change of the drafts with its authority
 //!    ([`Decision`]: this command, an authenticated cosigner step, or nothing), the
 //!    documents to sign with what they endorse, the files to write.

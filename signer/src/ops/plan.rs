@@ -1,8 +1,8 @@
-//! The plan of one operation ([`Work`]): the drafts as the typed command changes them, the
+//! The plan of one operation (`Work`): the drafts as the typed command changes them, the
 //! signatures made in memory, the run's own grant (the exact changes the command
 //! authorizes), what is left unsigned and why, and the new key — created at once in a keys
-//! tarball, or [`Deferred`] until the person confirmed when it goes on a PKCS#11 token.
-//! Nothing here writes a file: [`super::finish`] shows, confirms and acts on a `Work`.
+//! tarball, or `Deferred` until the person confirmed when it goes on a PKCS#11 token.
+//! Nothing here writes a file: `super::finish` shows, confirms and acts on a `Work`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
