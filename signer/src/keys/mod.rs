@@ -11,10 +11,10 @@
 //! | [`at_rest`] | `keys encrypt` / `keys decrypt`: a keys file encrypted at rest, and back |
 //! | [`crate::pkcs11`] | `keys generate`: a key pair on a PKCS#11 token |
 //!
-//! What several of them share lives once: [`reference`](mod@reference) (which root a keys file is compared
-//! with — the pin or `--root` — and which key is *active*), [`sheet`] (the paper sheet
-//! format of `print` and `split`) and [`files`] (secret files never written over an
-//! existing one, read-back checks, adding a restored key to a tarball). Errors are
+//! What several of them share lives once: [`reference`](mod@reference) (which root a keys
+//! file is compared with — the pin or `--root` — and which key is *active*), [`sheet`] (the
+//! paper sheet format of `print` and `split`) and [`files`] (secret files never written over
+//! an existing one, read-back checks, adding a restored key to a tarball). Errors are
 //! [`KeysError`] (and the per-command errors of `split`, `drill`, `at_rest`); every command
 //! is `fn(&mut Ctx, &Args) -> Result<_, SignerError>`, printing through [`Ctx::ui`] and
 //! recording what it did in the audit log at [`Ctx::now`].
