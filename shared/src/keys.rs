@@ -387,15 +387,22 @@ impl fmt::Debug for PrivateKey {
 }
 
 impl PrivateKey {
-    /// Generates a new key pair (RSA keys are 4096 bits).
+    /// Generates a new key pair (RSA keys are 4096 bits) with the operating system's random
+    /// number generator ([`PrivateKey::generate_with`] takes the generator).
     pub fn generate(keytype: KeyType) -> Result<PrivateKey, KeyError> {
-        let mut rng = rand::rngs::OsRng;
+        Self::generate_with(keytype, &mut rand::rngs::OsRng)
+    }
+
+    /// Generates a new key pair (RSA keys are 4096 bits) with `rng`: the caller chooses the
+    /// randomness (a program its operating system's, a test a seeded generator).
+    pub fn generate_with<R>(keytype: KeyType, rng: &mut R) -> Result<PrivateKey, KeyError>
+    where
+        R: rand_core::CryptoRngCore + ?Sized,
+    {
         let secret = match keytype {
-            KeyType::Ed25519 => {
-                Secret::Ed25519(Box::new(ed25519_dalek::SigningKey::generate(&mut rng)))
-            }
+            KeyType::Ed25519 => Secret::Ed25519(Box::new(ed25519_dalek::SigningKey::generate(rng))),
             KeyType::Rsa => Secret::Rsa(Box::new(
-                rsa::RsaPrivateKey::new(&mut rng, RSA_BITS)
+                rsa::RsaPrivateKey::new(rng, RSA_BITS)
                     .map_err(|e| KeyError::Generate(e.to_string()))?,
             )),
         };
@@ -712,6 +719,24 @@ mod tests {
             let pk: PublicKey = serde_json::from_value(key.clone()).unwrap();
             assert_eq!(pk.keyid().unwrap().as_str(), id);
         }
+    }
+
+    #[test]
+    fn generation_takes_the_callers_randomness() {
+        use rand::SeedableRng as _;
+        let seeded = |n| rand::rngs::StdRng::seed_from_u64(n);
+        let a = PrivateKey::generate_with(KeyType::Ed25519, &mut seeded(7)).unwrap();
+        let b = PrivateKey::generate_with(KeyType::Ed25519, &mut seeded(7)).unwrap();
+        let c = PrivateKey::generate_with(KeyType::Ed25519, &mut seeded(8)).unwrap();
+        assert_eq!(a.keyid(), b.keyid());
+        assert_ne!(a.keyid(), c.keyid());
+        // A generator behind a trait object works as well (how the signer hands it on).
+        let mut rng = seeded(7);
+        let dynamic: &mut dyn rand_core::CryptoRngCore = &mut rng;
+        let d = PrivateKey::generate_with(KeyType::Ed25519, dynamic).unwrap();
+        assert_eq!(d.keyid(), a.keyid());
+        let sig = d.sign(b"hello");
+        d.public_key().verify(b"hello", &sig).unwrap();
     }
 
     #[test]

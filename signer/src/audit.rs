@@ -36,6 +36,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use shared::fsutil::{self, FsError};
 use shared::keys::KeyId;
+use shared::metadata::Timestamp;
+
+use crate::ctx::Ctx;
+use crate::error::SignerError;
+use crate::ui::Ui;
 
 /// File name of the log inside the signer state directory.
 pub const AUDIT_LOG: &str = "audit.log";
@@ -479,11 +484,16 @@ fn check_head(
     }
 }
 
-/// Appends `event` to the audit log in `state_dir` and returns the record written.
+/// Appends `event`, which happened at `time`, to the audit log in `state_dir` and returns
+/// the record written.
 ///
 /// The state directory is created (0700) if needed. Refuses to append to a log that does
 /// not verify against its head.
-pub fn record(state_dir: &Path, event: AuditEvent) -> Result<AuditRecord, AuditError> {
+pub fn record(
+    state_dir: &Path,
+    time: &Timestamp,
+    event: AuditEvent,
+) -> Result<AuditRecord, AuditError> {
     crate::identity::ensure_state_dir(state_dir).map_err(|source| AuditError::StateDir {
         path: state_dir.to_path_buf(),
         source,
@@ -528,7 +538,7 @@ pub fn record(state_dir: &Path, event: AuditEvent) -> Result<AuditRecord, AuditE
     };
     let rec = AuditRecord {
         seq,
-        time: shared::metadata::Timestamp::now().to_string(),
+        time: time.to_string(),
         signer_version: env!("CARGO_PKG_VERSION").to_string(),
         prev,
         event,
@@ -704,20 +714,9 @@ pub fn describe(event: &AuditEvent) -> String {
     }
 }
 
-/// Runs `signer audit …`, printing to stdout.
-pub fn run(cmd: &AuditCommand, state_dir: &Path) -> anyhow::Result<()> {
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    run_with_output(cmd, state_dir, &mut out)
-}
-
-/// Runs `signer audit …`, printing to `out`. Fails (non-zero exit) when the log does not
-/// verify.
-pub fn run_with_output(
-    cmd: &AuditCommand,
-    state_dir: &Path,
-    out: &mut dyn Write,
-) -> anyhow::Result<()> {
+/// Runs `signer audit …`. Fails (non-zero exit) when the log does not verify.
+pub fn run(ctx: &mut Ctx<'_>, cmd: &AuditCommand) -> Result<(), SignerError> {
+    let state_dir = ctx.state.path();
     match cmd {
         AuditCommand::Verify(args) => {
             let report = verify(state_dir)?;
@@ -729,9 +728,10 @@ pub fn run_with_output(
                     "last-sha256": report.last_sha256,
                     "notes": report.notes,
                 });
-                writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+                ctx.ui
+                    .line(serde_json::to_string_pretty(&value).unwrap_or_default());
             } else {
-                print_report(out, state_dir, &report)?;
+                print_report(ctx.ui, state_dir, &report);
             }
         }
         AuditCommand::Show(args) => {
@@ -748,68 +748,63 @@ pub fn run_with_output(
                     .filter(|l| !l.is_empty())
                     .skip(skip)
                 {
-                    out.write_all(line)?;
-                    out.write_all(b"\n")?;
+                    ctx.ui.bytes(line);
+                    ctx.ui.bytes(b"\n");
                 }
                 // Scripts check with `audit verify`; still refuse silently-broken output.
                 verify(state_dir)?;
                 return Ok(());
             }
             if records.is_empty() {
-                writeln!(
-                    out,
+                ctx.ui.line(format!(
                     "The audit log {} is empty.",
                     log_path(state_dir).display()
-                )?;
+                ));
             }
             for (i, r) in records.iter().enumerate().skip(skip) {
                 match r {
-                    Ok(rec) => writeln!(
-                        out,
+                    Ok(rec) => ctx.ui.line(format!(
                         "{:>5}  {}  {}",
                         rec.seq,
                         rec.time,
                         describe(&rec.event)
-                    )?,
-                    Err(raw) => writeln!(out, "{:>5}  (unreadable record) {raw}", i + 1)?,
+                    )),
+                    Err(raw) => ctx
+                        .ui
+                        .line(format!("{:>5}  (unreadable record) {raw}", i + 1)),
                 }
             }
-            writeln!(out)?;
+            ctx.ui.line("");
             let report = verify(state_dir)?;
-            print_report(out, state_dir, &report)?;
+            print_report(ctx.ui, state_dir, &report);
         }
     }
     Ok(())
 }
 
-fn print_report(
-    out: &mut dyn Write,
-    state_dir: &Path,
-    report: &VerifyReport,
-) -> std::io::Result<()> {
+/// "Audit log … verifies: …" (or that there are no records yet), then its notes.
+fn print_report(ui: &mut Ui, state_dir: &Path, report: &VerifyReport) {
     match (&report.last_time, &report.last_sha256) {
-        (Some(time), Some(hash)) => writeln!(
-            out,
+        (Some(time), Some(hash)) => ui.line(format!(
             "Audit log {} verifies: {} record(s), chain intact, the last one ({time}) matches \
              {AUDIT_HEAD}. Last line sha256: {hash}",
             log_path(state_dir).display(),
             report.records
-        )?,
-        _ => writeln!(
-            out,
+        )),
+        _ => ui.line(format!(
             "No audit records yet in {}.",
             log_path(state_dir).display()
-        )?,
+        )),
     }
     for note in &report.notes {
-        writeln!(out, "note: {note}")?;
+        ui.line(format!("note: {note}"));
     }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ctx::testing::{run_in, test_time};
 
     fn kid(n: u8) -> KeyId {
         KeyId::parse(&hex::encode([n; 32])).unwrap()
@@ -867,10 +862,11 @@ mod tests {
     fn records_chain_and_verify() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(verify(dir.path()).unwrap().records, 0);
-        let r1 = record(dir.path(), sample(1)).unwrap();
-        let r2 = record(dir.path(), sample(2)).unwrap();
+        let r1 = record(dir.path(), &test_time(), sample(1)).unwrap();
+        let r2 = record(dir.path(), &test_time(), sample(2)).unwrap();
         record(
             dir.path(),
+            &test_time(),
             AuditEvent::BundleWritten {
                 path: "resp.tufbundle".into(),
                 sha256: hex::encode([9u8; 32]),
@@ -911,7 +907,7 @@ mod tests {
     fn edited_line_is_detected() {
         let dir = tempfile::tempdir().unwrap();
         for n in 1..=4 {
-            record(dir.path(), sample(n)).unwrap();
+            record(dir.path(), &test_time(), sample(n)).unwrap();
         }
         let orig = log_lines(dir.path());
         let edit = |line: &[u8], from: &str, to: &str| {
@@ -939,7 +935,7 @@ mod tests {
         let err = verify(dir.path()).unwrap_err();
         assert!(matches!(err, AuditError::HeadMismatch { .. }), "{err}");
         assert!(err.to_string().contains("edited"), "{err}");
-        assert!(record(dir.path(), sample(9)).is_err());
+        assert!(record(dir.path(), &test_time(), sample(9)).is_err());
 
         // Restored: verifies again.
         write_lines(dir.path(), &[&orig[0], &orig[1], &orig[2], &orig[3]]);
@@ -950,7 +946,7 @@ mod tests {
     fn deleted_lines_are_detected() {
         let dir = tempfile::tempdir().unwrap();
         for n in 1..=4 {
-            record(dir.path(), sample(n)).unwrap();
+            record(dir.path(), &test_time(), sample(n)).unwrap();
         }
         let lines = log_lines(dir.path());
 
@@ -979,7 +975,7 @@ mod tests {
         assert!(err.to_string().contains("deleted"), "{err}");
         // ... and record() refuses to paper over it.
         assert!(matches!(
-            record(dir.path(), sample(7)).unwrap_err(),
+            record(dir.path(), &test_time(), sample(7)).unwrap_err(),
             AuditError::HeadMismatch { .. }
         ));
 
@@ -994,15 +990,15 @@ mod tests {
     #[test]
     fn torn_last_line_and_interrupted_head_update() {
         let dir = tempfile::tempdir().unwrap();
-        record(dir.path(), sample(1)).unwrap();
+        record(dir.path(), &test_time(), sample(1)).unwrap();
         let head_after_one = std::fs::read(head_path(dir.path())).unwrap();
-        record(dir.path(), sample(2)).unwrap();
+        record(dir.path(), &test_time(), sample(2)).unwrap();
         // Simulate a crash after the append but before the head update.
         std::fs::write(head_path(dir.path()), &head_after_one).unwrap();
         let report = verify(dir.path()).unwrap();
         assert_eq!(report.records, 2);
         assert_eq!(report.notes.len(), 1, "{:?}", report.notes);
-        record(dir.path(), sample(3)).unwrap();
+        record(dir.path(), &test_time(), sample(3)).unwrap();
         assert!(verify(dir.path()).unwrap().notes.is_empty());
 
         // A torn append (no final newline).
@@ -1011,15 +1007,16 @@ mod tests {
         std::fs::write(log_path(dir.path()), content).unwrap();
         let err = verify(dir.path()).unwrap_err();
         assert!(err.to_string().contains("incomplete"), "{err}");
-        assert!(record(dir.path(), sample(4)).is_err());
+        assert!(record(dir.path(), &test_time(), sample(4)).is_err());
     }
 
     #[test]
     fn show_and_verify_commands() {
         let dir = tempfile::tempdir().unwrap();
-        record(dir.path(), sample(1)).unwrap();
+        record(dir.path(), &test_time(), sample(1)).unwrap();
         record(
             dir.path(),
+            &test_time(),
             AuditEvent::KeyExported {
                 keyid: kid(5),
                 form: "paper".into(),
@@ -1027,55 +1024,36 @@ mod tests {
             },
         )
         .unwrap();
-        let mut out = Vec::new();
-        run_with_output(
-            &AuditCommand::Verify(VerifyArgs::default()),
-            dir.path(),
-            &mut out,
-        )
-        .unwrap();
-        let text = String::from_utf8(out).unwrap();
+        let (r, text) = run_in(dir.path(), |ctx| {
+            run(ctx, &AuditCommand::Verify(VerifyArgs::default()))
+        });
+        r.unwrap();
         assert!(text.contains("2 record(s)"), "{text}");
 
-        let mut out = Vec::new();
-        run_with_output(
-            &AuditCommand::Show(ShowArgs::default()),
-            dir.path(),
-            &mut out,
-        )
-        .unwrap();
-        let text = String::from_utf8(out).unwrap();
+        let (r, text) = run_in(dir.path(), |ctx| {
+            run(ctx, &AuditCommand::Show(ShowArgs::default()))
+        });
+        r.unwrap();
         assert!(text.contains("PRIVATE KEY EXPORTED (paper)"), "{text}");
         assert!(text.contains("signed ci-root-1"), "{text}");
 
-        let mut out = Vec::new();
-        run_with_output(
-            &AuditCommand::Show(ShowArgs {
-                json: true,
-                last: Some(1),
-            }),
-            dir.path(),
-            &mut out,
-        )
-        .unwrap();
-        let text = String::from_utf8(out).unwrap();
+        let show_last_json = AuditCommand::Show(ShowArgs {
+            json: true,
+            last: Some(1),
+        });
+        let (r, text) = run_in(dir.path(), |ctx| run(ctx, &show_last_json));
+        r.unwrap();
         assert_eq!(text.lines().count(), 1);
         assert!(text.contains("\"key-exported\""), "{text}");
 
         // A broken log makes both commands fail.
         let lines = log_lines(dir.path());
         write_lines(dir.path(), &[&lines[1]]);
-        assert!(run_with_output(
-            &AuditCommand::Verify(VerifyArgs::default()),
-            dir.path(),
-            &mut Vec::new()
-        )
-        .is_err());
-        assert!(run_with_output(
-            &AuditCommand::Show(ShowArgs::default()),
-            dir.path(),
-            &mut Vec::new()
-        )
-        .is_err());
+        for cmd in [
+            AuditCommand::Verify(VerifyArgs::default()),
+            AuditCommand::Show(ShowArgs::default()),
+        ] {
+            assert!(run_in(dir.path(), |ctx| run(ctx, &cmd)).0.is_err());
+        }
     }
 }

@@ -27,10 +27,10 @@ use shared::metadata::{Root, Timestamp};
 
 use crate::audit::{self, AuditEvent};
 use crate::cosigner::{Cosigners, Known};
+use crate::ctx::Ctx;
 use crate::error::{Result, SignerError};
 use crate::identity;
 use crate::session::Loaded;
-use crate::ui::Ui;
 
 /// Who made an earlier step of a response, as far as this signer can tell.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -263,7 +263,8 @@ impl Decision {
     /// operator to confirm, one by one, each change nothing authorized (with `--yes` or
     /// without a terminal: refused). Confirmed changes are added to `confirmed` and to the
     /// audit log.
-    pub fn settle(&mut self, ui: &mut Ui, state: &Path, confirmed: &mut Vec<Change>) -> Result<()> {
+    pub fn settle(&mut self, ctx: &mut Ctx<'_>, confirmed: &mut Vec<Change>) -> Result<()> {
+        let ui = &mut *ctx.ui;
         if !self.refusals.is_empty() {
             return Err(SignerError::MustNotSign(self.refusals.clone()));
         }
@@ -290,7 +291,8 @@ impl Decision {
                 &code,
             )?;
             audit::record(
-                state,
+                ctx.state.path(),
+                &ctx.now,
                 AuditEvent::ChangeConfirmed {
                     change: c.change.to_string(),
                     code: code.clone(),
@@ -325,7 +327,9 @@ fn describe_open(c: &AuthorizedChange) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ctx::testing::run_with;
     use crate::testutil::*;
+    use crate::ui::Ui;
     use shared::bundle::Operation;
     use shared::keys::PrivateKey;
     use shared::metadata::Role;
@@ -362,16 +366,16 @@ mod tests {
         let mut confirmed = Vec::new();
         // --yes: refused, naming the change.
         let (mut ui, _) = Ui::scripted("", false, true);
-        let err = dec.settle(&mut ui, dir.path(), &mut confirmed).unwrap_err();
+        let err = run_with(dir.path(), &mut ui, |ctx| dec.settle(ctx, &mut confirmed)).unwrap_err();
         assert!(matches!(err, SignerError::NeedsAuthority(_)));
         assert!(err.to_string().contains(extra.keyid().as_str()), "{err}");
         // A terminal: a wrong code refuses, the key id prefix accepts.
         let (mut ui, _) = Ui::scripted("yes\n", true, false);
-        assert!(dec.settle(&mut ui, dir.path(), &mut confirmed).is_err());
+        assert!(run_with(dir.path(), &mut ui, |ctx| dec.settle(ctx, &mut confirmed)).is_err());
         assert!(confirmed.is_empty());
         let code = &extra.keyid().as_str()[..8];
         let (mut ui, _) = Ui::scripted(&format!("{code}\n"), true, false);
-        dec.settle(&mut ui, dir.path(), &mut confirmed).unwrap();
+        run_with(dir.path(), &mut ui, |ctx| dec.settle(ctx, &mut confirmed)).unwrap();
         assert_eq!(confirmed.len(), 1);
         assert!(dec.unauthorized().is_empty());
         assert_eq!(dec.authorized().len(), 1);
@@ -406,9 +410,10 @@ mod tests {
         prod.consistent_snapshot = !prod.consistent_snapshot;
         let mut d = Decision::new(&l, &[], &ci, &prod, &[], &[]);
         let (mut ui, _) = Ui::scripted("", true, false);
-        let err = d
-            .settle(&mut ui, Path::new("/nonexistent"), &mut Vec::new())
-            .unwrap_err();
+        let err = run_with(Path::new("/nonexistent"), &mut ui, |ctx| {
+            d.settle(ctx, &mut Vec::new())
+        })
+        .unwrap_err();
         assert!(matches!(err, SignerError::MustNotSign(_)), "{err}");
     }
 }

@@ -140,7 +140,7 @@ pub enum Command {
     /// Offline keys files: list, back up, export, print and restore keys; encrypt or decrypt
     /// a keys file at rest.
     #[command(subcommand)]
-    Keys(crate::keys_cmd::KeysCommand),
+    Keys(crate::keys::KeysCommand),
 
     /// The append-only audit log of keys created and signatures made on this machine.
     #[command(subcommand)]
@@ -246,7 +246,13 @@ impl From<KeyTypeArg> for KeyType {
     }
 }
 
-/// An offline role.
+/// An offline role on the command line (`--role root|targets`): the roles whose keys are
+/// held offline. Every signer command that names one takes this enum (the operations,
+/// `keys generate`, `keys restore --role`, `keys combine --role`).
+///
+/// The courier's `OfflineRole` is the same concept. This enum depends on nothing of the
+/// signer (clap and [`shared::metadata::Role`] only), so it can move to `shared` as the one
+/// definition for both programs; its values (`root`, `targets`) are what both accept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum RoleArg {
     /// The root role.

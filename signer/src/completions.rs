@@ -1,21 +1,43 @@
 //! `signer completions SHELL` and `signer man`: generated from the clap definition by
 //! `shared::cli_docs` (the same for both programs), so they always match the real command
-//! line.
+//! line. They need no state directory (they run where `HOME` is unset), so they take only
+//! the output, not a whole [`crate::ctx::Ctx`].
 
 use clap::CommandFactory;
 use shared::cli_docs::{CompletionsArgs, ManArgs};
 
 use crate::cli::Cli;
 use crate::error::{Result, SignerError};
+use crate::ui::Ui;
 
-/// Prints the completion script for the shell on stdout.
-pub fn completions(args: &CompletionsArgs) -> Result<()> {
-    shared::cli_docs::print_completions(Cli::command(), "signer", args)
-        .map_err(|e| SignerError::Other(format!("cannot write the completion script: {e}")))
+/// Prints the completion script for the shell.
+pub fn completions(ui: &mut Ui, args: &CompletionsArgs) -> Result<()> {
+    ui.bytes(&shared::cli_docs::completion_script(
+        Cli::command(),
+        "signer",
+        args.shell,
+    ));
+    Ok(())
 }
 
-/// Prints `signer.1` on stdout, or writes one page per command into `--dir`.
-pub fn man(args: &ManArgs) -> Result<()> {
-    shared::cli_docs::print_or_write_man(Cli::command(), "signer", args)
-        .map_err(|e| SignerError::Other(format!("cannot write the man pages: {e}")))
+/// Prints `signer.1`, or writes one page per command into `--dir` and says how many.
+pub fn man(ui: &mut Ui, args: &ManArgs) -> Result<()> {
+    let failed = |e: std::io::Error| SignerError::Other(format!("cannot write the man pages: {e}"));
+    let Some(dir) = &args.dir else {
+        ui.bytes(&shared::cli_docs::man_page(Cli::command()).map_err(failed)?);
+        return Ok(());
+    };
+    let written =
+        shared::cli_docs::write_man_pages(Cli::command(), "signer", dir).map_err(|e| {
+            failed(std::io::Error::new(
+                e.kind(),
+                format!("{}: {e}", dir.display()),
+            ))
+        })?;
+    ui.line(format!(
+        "Wrote {} man pages to {}.",
+        written.len(),
+        dir.display()
+    ));
+    Ok(())
 }

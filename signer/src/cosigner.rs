@@ -25,10 +25,9 @@ use shared::fsutil;
 use shared::metadata::Timestamp;
 
 use crate::audit::{self, AuditEvent};
+use crate::ctx::Ctx;
 use crate::error::{Result, SignerError};
 use crate::identity;
-use crate::state::StateDir;
-use crate::ui::Ui;
 
 /// File name of the pinned cosigners in the state directory.
 pub const COSIGNERS_FILE: &str = "cosigners.json";
@@ -157,7 +156,8 @@ impl Cosigners {
 }
 
 /// Runs `signer cosigner …`.
-pub fn run(cmd: &CosignerCommand, state: &StateDir, ui: &mut Ui, now: &Timestamp) -> Result<()> {
+pub fn run(ctx: &mut Ctx<'_>, cmd: &CosignerCommand) -> Result<()> {
+    let (state, ui, now) = (&ctx.state, &mut *ctx.ui, &ctx.now);
     let dir = state.path();
     match cmd {
         CosignerCommand::Add(a) => {
@@ -211,6 +211,7 @@ pub fn run(cmd: &CosignerCommand, state: &StateDir, ui: &mut Ui, now: &Timestamp
             all.save(dir)?;
             audit::record(
                 dir,
+                now,
                 AuditEvent::CosignerPinned {
                     name: a.name.clone(),
                     identity: key.to_string(),
@@ -265,6 +266,7 @@ pub fn run(cmd: &CosignerCommand, state: &StateDir, ui: &mut Ui, now: &Timestamp
             all.save(dir)?;
             audit::record(
                 dir,
+                now,
                 AuditEvent::CosignerRemoved {
                     name: gone.name.clone(),
                     identity: gone.identity.to_string(),
@@ -279,20 +281,30 @@ pub fn run(cmd: &CosignerCommand, state: &StateDir, ui: &mut Ui, now: &Timestamp
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ctx::testing::run_with;
+    use crate::state::StateDir;
+    use crate::ui::Ui;
     use shared::attestation::SigningIdentity;
 
+    /// Runs `cmd` in `state` on a terminal (or not) answering `answers`.
+    fn cosigner(
+        state: &StateDir,
+        cmd: &CosignerCommand,
+        answers: &str,
+        interactive: bool,
+    ) -> (Result<()>, String) {
+        let (mut ui, out) = Ui::scripted(answers, interactive, false);
+        let r = run_with(state.path(), &mut ui, |ctx| run(ctx, cmd));
+        (r, out.text())
+    }
+
     fn add(state: &StateDir, name: &str, id: &IdentityKey, answer: &str) -> Result<String> {
-        let (mut ui, out) = Ui::scripted(answer, true, false);
-        let r = run(
-            &CosignerCommand::Add(AddArgs {
-                name: name.into(),
-                identity: id.to_string(),
-            }),
-            state,
-            &mut ui,
-            &Timestamp::now(),
-        );
-        r.map(|()| out.text())
+        let add = CosignerCommand::Add(AddArgs {
+            name: name.into(),
+            identity: id.to_string(),
+        });
+        let (r, out) = cosigner(state, &add, answer, true);
+        r.map(|()| out)
     }
 
     #[test]
@@ -326,36 +338,24 @@ mod tests {
             add(&state, "a/b", &bob, "yes\n"),
             Err(SignerError::Usage(_))
         ));
-        let (mut ui, _) = Ui::scripted("yes\n", true, false);
-        let bad = run(
-            &CosignerCommand::Add(AddArgs {
-                name: "carol".into(),
-                identity: "ed25519:nothex".into(),
-            }),
-            &state,
-            &mut ui,
-            &Timestamp::now(),
-        );
+        let carol = CosignerCommand::Add(AddArgs {
+            name: "carol".into(),
+            identity: "ed25519:nothex".into(),
+        });
+        let (bad, _) = cosigner(&state, &carol, "yes\n", true);
         assert!(matches!(bad, Err(SignerError::Usage(_))));
-        let (mut ui, out) = Ui::scripted("", false, false);
-        run(
+        let (r, out) = cosigner(
+            &state,
             &CosignerCommand::List(ListArgs::default()),
-            &state,
-            &mut ui,
-            &Timestamp::now(),
-        )
-        .unwrap();
-        assert!(out.text().contains("alice"));
-        let (mut ui, _) = Ui::scripted("", false, false);
-        run(
-            &CosignerCommand::Remove(RemoveArgs {
-                name: "alice".into(),
-            }),
-            &state,
-            &mut ui,
-            &Timestamp::now(),
-        )
-        .unwrap();
+            "",
+            false,
+        );
+        r.unwrap();
+        assert!(out.contains("alice"));
+        let remove = CosignerCommand::Remove(RemoveArgs {
+            name: "alice".into(),
+        });
+        cosigner(&state, &remove, "", false).0.unwrap();
         assert!(Cosigners::load(state.path()).unwrap().cosigners.is_empty());
         assert_eq!(crate::audit::verify(state.path()).unwrap().records, 2);
     }

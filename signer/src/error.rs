@@ -4,6 +4,11 @@
 //! ever written (keys tarball, response bundle, trust pin) when a command fails before its
 //! "act" phase; the messages say so where it matters.
 //!
+//! One error path: every command returns [`SignerError`]; the errors of a module that has
+//! its own (keys files, identities, the audit log, tokens, the `keys` commands) convert into
+//! it with `#[from]`, and [`SignerError::exit_code`] asks them whether the command line was
+//! at fault ([`SignerError::is_usage`]). `main` prints [`one_line`] and exits with that code.
+//!
 //! | code | meaning |
 //! |------|---------|
 //! | 0 | success |
@@ -21,6 +26,12 @@ use shared::keys::{KeyError, KeyId};
 use shared::metadata::{MetadataError, Role};
 use shared::transform::TransformError;
 use shared::verify::VerifyError;
+
+/// Exit status of a failed command (nothing signed unless the message says so).
+pub const EXIT_ERROR: u8 = 1;
+
+/// Exit status of a usage error (the command line itself is wrong).
+pub const EXIT_USAGE: u8 = 2;
 
 /// Exit status of `signer inspect` when the bundle must not be signed.
 pub const EXIT_MUST_NOT_SIGN: u8 = 3;
@@ -243,6 +254,18 @@ pub enum SignerError {
     /// A PKCS#11 token refused or failed.
     #[error(transparent)]
     Pkcs11(#[from] crate::pkcs11::Pkcs11Error),
+    /// A `signer keys` command failed (list, backup, export, print, restore).
+    #[error(transparent)]
+    Keys(#[from] crate::keys::KeysError),
+    /// `signer keys split` or `combine` failed.
+    #[error(transparent)]
+    Split(#[from] crate::keys::split::SplitError),
+    /// `signer keys drill` failed.
+    #[error(transparent)]
+    Drill(#[from] crate::keys::drill::DrillError),
+    /// `signer keys encrypt` or `decrypt` failed.
+    #[error(transparent)]
+    AtRest(#[from] crate::keys::at_rest::AtRestError),
     /// An error from a module of another part of the signer.
     #[error("{0}")]
     Other(String),
@@ -268,11 +291,26 @@ impl SignerError {
         SignerError::Bundle(msg.to_string())
     }
 
-    /// The exit status for this error.
-    pub fn exit_code(&self) -> u8 {
+    /// Whether the command line itself is wrong: a [`SignerError::Usage`], or a usage error
+    /// of a module's own error.
+    pub fn is_usage(&self) -> bool {
         match self {
-            SignerError::Usage(_) => 2,
-            _ => 1,
+            SignerError::Usage(_) => true,
+            SignerError::Keys(e) => e.is_usage(),
+            SignerError::Split(e) => e.is_usage(),
+            SignerError::Drill(e) => e.is_usage(),
+            SignerError::AtRest(e) => e.is_usage(),
+            _ => false,
+        }
+    }
+
+    /// The exit status for this error: [`EXIT_USAGE`] for a usage error, else
+    /// [`EXIT_ERROR`] (the table in the module documentation and `signer --help`).
+    pub fn exit_code(&self) -> u8 {
+        if self.is_usage() {
+            EXIT_USAGE
+        } else {
+            EXIT_ERROR
         }
     }
 }
@@ -280,9 +318,11 @@ impl SignerError {
 /// The one line a failed command prints after `error: `: the error and its causes joined
 /// by `: `, leaving out a cause whose text the line already holds (most messages here name
 /// their cause themselves, and saying it twice only hides what to do).
-pub fn one_line(e: &anyhow::Error) -> String {
+pub fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
     let mut line = e.to_string();
-    for cause in e.chain().skip(1) {
+    let mut next = e.source();
+    while let Some(cause) = next {
+        next = cause.source();
         let text = cause.to_string();
         if !line.contains(&text) {
             line.push_str(": ");
@@ -303,11 +343,99 @@ mod tests {
             path: "/x".into(),
             source: io,
         };
-        let e = anyhow::Error::new(SignerError::Fs(fs)).context("loading the bundle");
+        // The I/O cause is in the message already: said once.
         assert_eq!(
-            one_line(&e),
-            "loading the bundle: cannot read /x: No such file"
+            one_line(&SignerError::Fs(fs)),
+            "cannot read /x: No such file"
         );
+        // A cause the message does not hold is added after it.
+        let e = SignerError::io(
+            "cannot open",
+            "/k",
+            std::io::Error::new(std::io::ErrorKind::PermissionDenied, "denied"),
+        );
+        assert_eq!(one_line(&e), "cannot open /k: denied");
+        // Through a module's own error, wrapped twice.
+        let e = SignerError::from(crate::keys::KeysError::Pin(Box::new(SignerError::Usage(
+            "give --factory NAME".into(),
+        ))));
+        assert_eq!(one_line(&e), "give --factory NAME");
+    }
+
+    #[test]
+    fn usage_errors_of_every_module_exit_2() {
+        use crate::keys::at_rest::AtRestError;
+        use crate::keys::drill::DrillError;
+        use crate::keys::sheet::SheetError;
+        use crate::keys::split::SplitError;
+        use crate::keys::KeysError;
+        let usage = || SignerError::Usage("x".into());
+        let sheet = |problem| KeysError::Sheet {
+            source_file: "sheet.txt".into(),
+            problem,
+        };
+        for (name, e, code) in [
+            ("usage", usage(), 2),
+            ("declined", SignerError::Declined, 1),
+            (
+                "export without its flag",
+                KeysError::ExportNotConfirmed { out: "k".into() }.into(),
+                2,
+            ),
+            (
+                "restore: no keyid anywhere",
+                sheet(SheetError::NoKeyId).into(),
+                2,
+            ),
+            ("restore: a bad line", sheet(SheetError::NoLines).into(), 1),
+            (
+                "several pins, no --factory",
+                KeysError::Pin(Box::new(usage())).into(),
+                2,
+            ),
+            (
+                "no pin",
+                KeysError::Pin(Box::new(SignerError::NoPinForKeys {
+                    dir: "t".into(),
+                    factory: None,
+                }))
+                .into(),
+                1,
+            ),
+            (
+                "split: K and N",
+                SplitError::Parameters {
+                    threshold: 1,
+                    shares: 3,
+                    reason: "x".into(),
+                }
+                .into(),
+                2,
+            ),
+            (
+                "combine: mixed sheets",
+                SplitError::Set("x".into()).into(),
+                1,
+            ),
+            (
+                "drill: several pins",
+                DrillError::from(KeysError::Pin(Box::new(usage()))).into(),
+                2,
+            ),
+            (
+                "drill: a sheet without keyid is a failed drill",
+                DrillError::from(sheet(SheetError::NoKeyId)).into(),
+                1,
+            ),
+            (
+                "encrypt: pin usage",
+                AtRestError::Keys(KeysError::Pin(Box::new(usage()))).into(),
+                2,
+            ),
+        ] {
+            let e: SignerError = e;
+            assert_eq!(e.exit_code(), code, "{name}: {e}");
+        }
     }
 
     #[test]

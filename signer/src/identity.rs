@@ -28,21 +28,30 @@
 //! AGE-SECRET-KEY-1…
 //! ```
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use age::secrecy::ExposeSecret;
+use bech32::ToBase32 as _;
 use clap::{Args, Subcommand};
+use rand_core::CryptoRngCore;
 use shared::fsutil::{self, FsError};
+use shared::metadata::Timestamp;
 use zeroize::Zeroizing;
 
 use shared::attestation::SigningIdentity;
 
 use crate::audit::{self, AuditEvent};
+use crate::ctx::Ctx;
+use crate::error::SignerError;
+use crate::ui::Ui;
 
 /// File name of the identity inside the signer state directory.
 pub const IDENTITY_FILE: &str = "identity.txt";
+
+/// The human-readable part of an age secret key (bech32, written in upper case).
+const AGE_SECRET_HRP: &str = "age-secret-key-";
 
 /// File name of the signing identity inside the signer state directory.
 pub const SIGNING_IDENTITY_FILE: &str = "signing-identity.txt";
@@ -133,6 +142,12 @@ pub enum IdentityError {
         /// age's description of the problem.
         reason: String,
     },
+    /// A new identity could not be made (its encoding failed; never secret material).
+    #[error("cannot make a new identity: {reason}")]
+    Generate {
+        /// What failed.
+        reason: String,
+    },
     /// Creating the state directory failed.
     #[error("cannot create the signer state directory {path}: {source}")]
     StateDir {
@@ -215,8 +230,32 @@ pub(crate) fn ensure_state_dir(state_dir: &Path) -> Result<(), std::io::Error> {
     builder.create(state_dir)
 }
 
-/// Creates a new identity in `state_dir` (see the module documentation).
-pub fn init(state_dir: &Path, force: bool) -> Result<InitOutcome, IdentityError> {
+/// A new age X25519 identity made from 32 bytes of `rng` (age's own `generate` would take
+/// the operating system's generator): the bytes are encoded as an `AGE-SECRET-KEY-1…` line,
+/// exactly as `age-keygen` writes them, and parsed back.
+fn new_age_identity(rng: &mut dyn CryptoRngCore) -> Result<age::x25519::Identity, IdentityError> {
+    let mut secret = Zeroizing::new([0u8; 32]);
+    rng.fill_bytes(&mut secret[..]);
+    let encoded = Zeroizing::new(
+        bech32::encode(AGE_SECRET_HRP, secret.to_base32(), bech32::Variant::Bech32).map_err(
+            |e| IdentityError::Generate {
+                reason: e.to_string(),
+            },
+        )?,
+    );
+    let line = Zeroizing::new(encoded.to_uppercase());
+    age::x25519::Identity::from_str(&line).map_err(|e| IdentityError::Generate {
+        reason: e.to_string(),
+    })
+}
+
+/// Creates a new identity in `state_dir` at `now` from `rng` (see the module documentation).
+pub fn init(
+    state_dir: &Path,
+    force: bool,
+    now: &Timestamp,
+    rng: &mut dyn CryptoRngCore,
+) -> Result<InitOutcome, IdentityError> {
     ensure_state_dir(state_dir).map_err(|source| IdentityError::StateDir {
         path: state_dir.to_path_buf(),
         source,
@@ -236,12 +275,12 @@ pub fn init(state_dir: &Path, force: bool) -> Result<InitOutcome, IdentityError>
         None
     };
 
-    let identity = age::x25519::Identity::generate();
+    let identity = new_age_identity(rng)?;
     let recipient = identity.to_public().to_string();
     let secret = identity.to_string();
     let mut content = Zeroizing::new(String::with_capacity(256));
     content.push_str("# created: ");
-    content.push_str(&shared::metadata::Timestamp::now().to_string());
+    content.push_str(&now.to_string());
     content.push_str("\n# public key: ");
     content.push_str(&recipient);
     content.push('\n');
@@ -254,7 +293,7 @@ pub fn init(state_dir: &Path, force: bool) -> Result<InitOutcome, IdentityError>
             None
         }
         Some(old) => {
-            let now = shared::metadata::Timestamp::now().unix();
+            let now = now.unix();
             let mut backup = path.with_file_name(format!("{IDENTITY_FILE}.replaced-{now}"));
             let mut n = 1;
             while std::fs::symlink_metadata(&backup).is_ok() {
@@ -357,9 +396,13 @@ pub fn load_signing_identity(state_dir: &Path) -> Result<Option<SigningIdentity>
     Ok(Some(SigningIdentity::from_seed(&seed)))
 }
 
-/// The signing identity of `state_dir`, created now (file, audit record) when missing;
-/// the flag says whether it was created.
-pub fn ensure_signing_identity(state_dir: &Path) -> Result<(SigningIdentity, bool), IdentityError> {
+/// The signing identity of `state_dir`, created at `now` from `rng` (file, audit record)
+/// when missing; the flag says whether it was created.
+pub fn ensure_signing_identity(
+    state_dir: &Path,
+    now: &Timestamp,
+    rng: &mut dyn CryptoRngCore,
+) -> Result<(SigningIdentity, bool), IdentityError> {
     if let Some(id) = load_signing_identity(state_dir)? {
         return Ok((id, false));
     }
@@ -367,13 +410,15 @@ pub fn ensure_signing_identity(state_dir: &Path) -> Result<(SigningIdentity, boo
         path: state_dir.to_path_buf(),
         source,
     })?;
-    let id = SigningIdentity::generate();
+    let mut seed = Zeroizing::new([0u8; 32]);
+    rng.fill_bytes(&mut seed[..]);
+    let id = SigningIdentity::from_seed(&seed);
     let public = id.public();
     let mut content = Zeroizing::new(String::with_capacity(320));
     content.push_str(
         "# offline-tuf signer signing identity (Ed25519): signs the steps this signer adds to responses\n# created: ",
     );
-    content.push_str(&shared::metadata::Timestamp::now().to_string());
+    content.push_str(&now.to_string());
     content.push_str("\n# public key: ");
     content.push_str(&public.to_string());
     content.push_str("\n# fingerprint: ");
@@ -385,6 +430,7 @@ pub fn ensure_signing_identity(state_dir: &Path) -> Result<(SigningIdentity, boo
     fsutil::write_atomic_new(signing_identity_path(state_dir), content.as_bytes(), 0o600)?;
     audit::record(
         state_dir,
+        now,
         AuditEvent::SigningIdentityCreated {
             identity: public.to_string(),
             fingerprint: public.fingerprint(),
@@ -462,75 +508,63 @@ pub fn encrypt_to(recipient: &str, plaintext: &[u8]) -> Result<Vec<u8>, Identity
     })
 }
 
-/// Runs `signer identity …`, printing to stdout.
-pub fn run(cmd: &IdentityCommand, state_dir: &Path) -> anyhow::Result<()> {
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    run_with_output(cmd, state_dir, &mut out)
-}
-
-/// Runs `signer identity …`, printing to `out` (for tests and embedding).
-pub fn run_with_output(
-    cmd: &IdentityCommand,
-    state_dir: &Path,
-    out: &mut dyn Write,
-) -> anyhow::Result<()> {
+/// Runs `signer identity …`.
+pub fn run(ctx: &mut Ctx<'_>, cmd: &IdentityCommand) -> Result<(), SignerError> {
+    let state_dir = ctx.state.path();
     match cmd {
         IdentityCommand::Init(args) => {
             let had_age = std::fs::symlink_metadata(identity_path(state_dir)).is_ok();
             if had_age && !args.force && load_signing_identity(state_dir)?.is_none() {
                 // A state directory from before signing identities: add one, keep the rest.
-                let (id, _) = ensure_signing_identity(state_dir)?;
-                writeln!(
-                    out,
+                let (id, _) = ensure_signing_identity(state_dir, &ctx.now, &mut *ctx.rng)?;
+                ctx.ui.line(format!(
                     "Kept the age identity {} (recipient {}).",
                     identity_path(state_dir).display(),
                     recipient(state_dir)?
-                )?;
-                print_new_signing_identity(out, state_dir, &id)?;
+                ));
+                print_new_signing_identity(ctx.ui, state_dir, &id);
                 return Ok(());
             }
-            let outcome = init(state_dir, args.force)?;
+            let outcome = init(state_dir, args.force, &ctx.now, &mut *ctx.rng)?;
             audit::record(
                 state_dir,
+                &ctx.now,
                 AuditEvent::IdentityCreated {
                     recipient: outcome.recipient.clone(),
                     path: outcome.path.display().to_string(),
                 },
             )?;
+            let ui = &mut *ctx.ui;
             if let Some((old, backup)) = &outcome.replaced {
-                writeln!(
-                    out,
+                ui.line(format!(
                     "Replaced identity {old}; the old file is kept as {}.",
                     backup.display()
-                )?;
+                ));
             }
-            writeln!(
-                out,
+            ui.line(format!(
                 "Created the signer identity {} (readable by you only).",
                 outcome.path.display()
-            )?;
-            writeln!(out, "Its recipient is:\n\n    {}\n", outcome.recipient)?;
-            writeln!(
-                out,
+            ));
+            ui.line(format!("Its recipient is:\n\n    {}\n", outcome.recipient));
+            ui.line(format!(
                 "On the online machine run:\n\n    courier config set-recipient {}\n",
                 outcome.recipient
-            )?;
-            writeln!(
-                out,
+            ));
+            ui.line(format!(
                 "Back up {} together with your keys tarballs: it is needed to open a \
                  first-time request made for this recipient.",
                 outcome.path.display()
-            )?;
-            let (id, created) = ensure_signing_identity(state_dir)?;
+            ));
+            let (id, created) = ensure_signing_identity(state_dir, &ctx.now, &mut *ctx.rng)?;
             if created {
-                writeln!(out)?;
-                print_new_signing_identity(out, state_dir, &id)?;
+                ctx.ui.line("");
+                print_new_signing_identity(ctx.ui, state_dir, &id);
             }
         }
         IdentityCommand::Show(args) => {
+            let ui = &mut *ctx.ui;
             if args.recipient {
-                writeln!(out, "{}", recipient(state_dir)?)?;
+                ui.line(recipient(state_dir)?);
                 return Ok(());
             }
             let signing = load_signing_identity(state_dir)?.map(|id| id.public());
@@ -540,58 +574,56 @@ pub fn run_with_output(
                     "signing-identity": signing.as_ref().map(|p| p.to_string()),
                     "fingerprint": signing.as_ref().map(|p| p.fingerprint()),
                 });
-                writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+                ui.line(serde_json::to_string_pretty(&value).unwrap_or_default());
                 return Ok(());
             }
             if args.signing {
                 let public = signing.ok_or_else(|| IdentityError::Missing {
                     path: signing_identity_path(state_dir),
                 })?;
-                writeln!(out, "{public}")?;
+                ui.line(public.to_string());
                 return Ok(());
             }
-            writeln!(out, "age recipient:     {}", recipient(state_dir)?)?;
+            ui.line(format!("age recipient:     {}", recipient(state_dir)?));
             match signing {
                 Some(public) => {
-                    writeln!(out, "signing identity:  {public}")?;
-                    writeln!(out, "fingerprint:       {}", public.fingerprint())?;
+                    ui.line(format!("signing identity:  {public}"));
+                    ui.line(format!("fingerprint:       {}", public.fingerprint()));
                 }
-                None => writeln!(
-                    out,
-                    "signing identity:  none yet (`signer identity init` creates it)"
-                )?,
+                None => ui.line("signing identity:  none yet (`signer identity init` creates it)"),
             }
         }
     }
     Ok(())
 }
 
-fn print_new_signing_identity(
-    out: &mut dyn Write,
-    state_dir: &Path,
-    id: &SigningIdentity,
-) -> anyhow::Result<()> {
+/// What a person does with a new signing identity: pin it on the other laptops and the
+/// courier, comparing the fingerprint out of band.
+fn print_new_signing_identity(ui: &mut Ui, state_dir: &Path, id: &SigningIdentity) {
     let public = id.public();
-    writeln!(
-        out,
+    ui.line(format!(
         "Created the signing identity {} (readable by you only); it signs every step this signer adds to a response.",
         signing_identity_path(state_dir).display()
-    )?;
-    writeln!(
-        out,
+    ));
+    ui.line(format!(
         "Its public key and fingerprint are:\n\n    {public}\n    fingerprint {}\n",
         public.fingerprint()
-    )?;
-    writeln!(
-        out,
+    ));
+    ui.line(format!(
         "On the other key holders' laptops run `signer cosigner add NAME {public}` and compare the fingerprint they are shown with this one (by phone or in person, not over the USB stick); on the online machine, `courier config add-signer NAME {public}` lets the courier refuse responses whose steps were changed."
-    )?;
-    Ok(())
+    ));
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ctx::testing::{run_in, test_time};
+    use rand::SeedableRng as _;
+
+    /// A seeded generator (reproducible identities).
+    fn rng(seed: u64) -> rand::rngs::StdRng {
+        rand::rngs::StdRng::seed_from_u64(seed)
+    }
 
     fn mode_of(path: &Path) -> u32 {
         #[cfg(unix)]
@@ -610,7 +642,7 @@ mod tests {
     fn init_creates_private_file_and_round_trips() {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state");
-        let outcome = init(&state, false).unwrap();
+        let outcome = init(&state, false, &test_time(), &mut rng(1)).unwrap();
         assert!(outcome.recipient.starts_with("age1"));
         assert_eq!(outcome.path, identity_path(&state));
         assert_eq!(mode_of(&outcome.path), 0o600);
@@ -631,15 +663,16 @@ mod tests {
     #[test]
     fn init_refuses_overwrite_without_force() {
         let dir = tempfile::tempdir().unwrap();
-        let first = init(dir.path(), false).unwrap();
+        let mut rng = rng(1);
+        let first = init(dir.path(), false, &test_time(), &mut rng).unwrap();
         let before = std::fs::read(&first.path).unwrap();
-        let err = init(dir.path(), false).unwrap_err();
+        let err = init(dir.path(), false, &test_time(), &mut rng).unwrap_err();
         assert!(matches!(err, IdentityError::Exists { .. }), "{err}");
         assert!(err.to_string().contains(&first.recipient));
         assert!(err.to_string().contains("--force"));
         assert_eq!(std::fs::read(&first.path).unwrap(), before);
 
-        let second = init(dir.path(), true).unwrap();
+        let second = init(dir.path(), true, &test_time(), &mut rng).unwrap();
         assert_ne!(second.recipient, first.recipient);
         let (old, backup) = second.replaced.clone().unwrap();
         assert_eq!(old, first.recipient);
@@ -665,7 +698,7 @@ mod tests {
 
         #[cfg(unix)]
         {
-            init(dir.path(), true).unwrap();
+            init(dir.path(), true, &test_time(), &mut rng(1)).unwrap();
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(
                 identity_path(dir.path()),
@@ -686,7 +719,7 @@ mod tests {
     #[test]
     fn decrypt_for_other_identity_is_explained() {
         let dir = tempfile::tempdir().unwrap();
-        init(dir.path(), false).unwrap();
+        init(dir.path(), false, &test_time(), &mut rng(1)).unwrap();
         let id = load_identity(dir.path()).unwrap();
         let other = age::x25519::Identity::generate();
         let ct = encrypt_to(&other.to_public().to_string(), b"secret").unwrap();
@@ -712,44 +745,53 @@ mod tests {
     }
 
     #[test]
+    fn identities_come_from_the_runs_generator() {
+        // The same seed makes the same identities; the file says the run's time.
+        let made = |seed: u64| {
+            let dir = tempfile::tempdir().unwrap();
+            let recipient = init(dir.path(), false, &test_time(), &mut rng(seed))
+                .unwrap()
+                .recipient;
+            let signing = ensure_signing_identity(dir.path(), &test_time(), &mut rng(seed))
+                .unwrap()
+                .0
+                .public();
+            let text = std::fs::read_to_string(identity_path(dir.path())).unwrap();
+            assert!(text.contains("# created: 2026-03-01T10:20:30Z"), "{text}");
+            (recipient, signing)
+        };
+        assert_eq!(made(5), made(5));
+        assert_ne!(made(5).0, made(6).0);
+        assert_ne!(made(5).1, made(6).1);
+    }
+
+    #[test]
     fn run_prints_recipient_and_audits() {
         let dir = tempfile::tempdir().unwrap();
-        let mut out = Vec::new();
-        run_with_output(
-            &IdentityCommand::Init(InitArgs { force: false }),
-            dir.path(),
-            &mut out,
-        )
-        .unwrap();
-        let text = String::from_utf8(out).unwrap();
+        let (r, text) = run_in(dir.path(), |ctx| {
+            run(ctx, &IdentityCommand::Init(InitArgs { force: false }))
+        });
+        r.unwrap();
         let r = recipient(dir.path()).unwrap();
         assert!(text.contains(&format!("courier config set-recipient {r}")));
         assert!(!text.contains("AGE-SECRET-KEY"));
-        let mut out = Vec::new();
-        run_with_output(
-            &IdentityCommand::Show(ShowArgs {
-                recipient: true,
-                signing: false,
-                json: false,
-            }),
-            dir.path(),
-            &mut out,
-        )
-        .unwrap();
-        assert_eq!(String::from_utf8(out).unwrap(), format!("{r}\n"));
+        let show_recipient = IdentityCommand::Show(ShowArgs {
+            recipient: true,
+            signing: false,
+            json: false,
+        });
+        let (done, shown) = run_in(dir.path(), |ctx| run(ctx, &show_recipient));
+        done.unwrap();
+        assert_eq!(shown, format!("{r}\n"));
         // The signing identity was created with it, and is shown with its fingerprint.
         let signing = load_signing_identity(dir.path()).unwrap().unwrap().public();
         assert!(text.contains(&signing.to_string()));
         assert!(text.contains(&signing.fingerprint()));
         assert_eq!(mode_of(&signing_identity_path(dir.path())), 0o600);
-        let mut out = Vec::new();
-        run_with_output(
-            &IdentityCommand::Show(ShowArgs::default()),
-            dir.path(),
-            &mut out,
-        )
-        .unwrap();
-        let shown = String::from_utf8(out).unwrap();
+        let (done, shown) = run_in(dir.path(), |ctx| {
+            run(ctx, &IdentityCommand::Show(ShowArgs::default()))
+        });
+        done.unwrap();
         assert!(
             shown.contains(&r) && shown.contains(&signing.fingerprint()),
             "{shown}"
@@ -759,16 +801,17 @@ mod tests {
         assert_eq!(report.records, 2);
         // `init` again keeps both; a missing signing identity is added on its own.
         std::fs::remove_file(signing_identity_path(dir.path())).unwrap();
-        let mut out = Vec::new();
-        run_with_output(
-            &IdentityCommand::Init(InitArgs { force: false }),
-            dir.path(),
-            &mut out,
-        )
-        .unwrap();
+        let (done, _) = run_in(dir.path(), |ctx| {
+            run(ctx, &IdentityCommand::Init(InitArgs { force: false }))
+        });
+        done.unwrap();
         assert_eq!(recipient(dir.path()).unwrap(), r);
         let again = load_signing_identity(dir.path()).unwrap().unwrap().public();
         assert_ne!(again, signing);
-        assert!(!ensure_signing_identity(dir.path()).unwrap().1);
+        assert!(
+            !ensure_signing_identity(dir.path(), &test_time(), &mut rng(1))
+                .unwrap()
+                .1
+        );
     }
 }

@@ -26,6 +26,7 @@ use shared::verify;
 
 use crate::authority::{self, Decision};
 use crate::cli::InspectArgs;
+use crate::ctx::Ctx;
 use crate::error::{Result, SignerError, EXIT_MUST_NOT_SIGN, EXIT_NEEDS_CONFIRMATION};
 use crate::keysource::{KeySigner, KeySource};
 use crate::keystore;
@@ -791,7 +792,8 @@ impl HeldKeys {
 
 /// `signer inspect`: prints the report and returns the exit status (0,
 /// [`EXIT_MUST_NOT_SIGN`] or [`EXIT_NEEDS_CONFIRMATION`]).
-pub fn run(state: &StateDir, ui: &mut Ui, now: &Timestamp, args: &InspectArgs) -> Result<u8> {
+pub fn run(ctx: &mut Ctx<'_>, args: &InspectArgs) -> Result<u8> {
+    let (state, ui, now) = (&ctx.state, &mut *ctx.ui, &ctx.now);
     let l = session::load(&args.bundle)?;
     let pass = args.passphrase.source();
     let mut keys = Vec::new();

@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
+use rand_core::CryptoRngCore;
 use shared::keys::{KeyId, KeyType, PrivateKey, PublicKey, Signature};
 use shared::metadata::{Role, Root};
 use shared::tarball::{KeysTarball, TarballError};
@@ -375,19 +376,16 @@ impl KeySet {
         role: Role,
         keytype: KeyType,
         object: Option<&str>,
+        rng: &mut dyn CryptoRngCore,
     ) -> Result<(KeyId, HeldKey)> {
         match &mut self.sources[i] {
             Source::File(t) => {
+                let key = PrivateKey::generate_with(keytype, rng)
+                    .map_err(|e| tar_err(&t.path, TarballError::Generate(e)))?;
                 let (keyid, _) = t
                     .keys
-                    .add_generated_key(role, keytype)
+                    .add_private_key(role, &key)
                     .map_err(|e| tar_err(&t.path, e))?;
-                let key = t
-                    .keys
-                    .private_key(&keyid)
-                    .map_err(|e| tar_err(&t.path, e))?
-                    .ok_or_else(|| SignerError::Other("the generated key vanished".into()))?
-                    .key;
                 t.dirty = true;
                 t.created.push((keyid.clone(), role, keytype));
                 Ok((keyid, HeldKey::Memory(key)))
@@ -402,7 +400,7 @@ impl KeySet {
                         return Ok((keyid, HeldKey::Token(key)));
                     }
                 }
-                let key = t.token.generate(role, keytype, object)?;
+                let key = t.token.generate(role, keytype, object, rng)?;
                 let keyid = key.keyid().clone();
                 t.created.push((
                     keyid.clone(),

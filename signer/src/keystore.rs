@@ -18,7 +18,7 @@
 //!   keys), a root.json, an exported key — is refused as such ([`crate::wrong_file`]), never
 //!   read as an empty keys tarball.
 //! * [`plaintext`], [`parse`] and [`encrypt`] are the steps of [`open`] and [`save`] that
-//!   `signer keys encrypt` / `decrypt` ([`crate::keys_at_rest`]) use on whole files.
+//!   `signer keys encrypt` / `decrypt` ([`crate::keys::at_rest`]) use on whole files.
 
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};

@@ -1,4 +1,6 @@
 //! `signer`: the offline half of the offline TUF toolkit (see the library documentation).
+//! Parses the command line, runs it, and on failure prints the one-line error and exits
+//! with its documented code.
 
 use std::process::ExitCode;
 
@@ -10,7 +12,7 @@ fn main() -> ExitCode {
         Err(e) => match signer::habits::explain(&e) {
             Some(advice) => {
                 eprintln!("error: {advice}");
-                return ExitCode::from(2);
+                return ExitCode::from(signer::error::EXIT_USAGE);
             }
             None => e.exit(),
         },
@@ -18,11 +20,8 @@ fn main() -> ExitCode {
     match signer::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            let code = e
-                .downcast_ref::<signer::error::SignerError>()
-                .map_or(1, signer::error::SignerError::exit_code);
             eprintln!("error: {}", signer::error::one_line(&e));
-            ExitCode::from(code)
+            ExitCode::from(e.exit_code())
         }
     }
 }

@@ -32,12 +32,15 @@ use cryptoki::object::{Attribute, AttributeType, KeyType as CkKeyType, ObjectCla
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
+use rand_core::CryptoRngCore;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use shared::keys::{KeyId, KeyType, PublicKey, Signature};
 use shared::metadata::{Role, Root};
 
+use crate::ctx::Ctx;
+use crate::error::SignerError;
 use crate::keysource::{KeySigner, Pkcs11Uri};
 
 /// File in the signer state directory recording which token holds which key.
@@ -523,12 +526,15 @@ impl Token {
     /// Generates a key pair for `role` on the token: Ed25519 if `prefer` is Ed25519 and the
     /// token has EdDSA, else RSA-4096. Labels it with the URI's `object=` (default
     /// `<role>-<short key id>`) and sets `CKA_ID` to the key id. The pair is destroyed again
-    /// when this token is dropped without [`Token::commit`].
+    /// when this token is dropped without [`Token::commit`]. The token makes the key with
+    /// its own generator; `rng` only gives the pair a temporary `CKA_ID` until its key id is
+    /// known.
     pub fn generate(
         &mut self,
         role: Role,
         prefer: KeyType,
         object: Option<&str>,
+        rng: &mut dyn CryptoRngCore,
     ) -> Result<TokenKey, Pkcs11Error> {
         let mechanisms = self
             .ctx
@@ -556,10 +562,10 @@ impl Token {
                 advice: "use another token, or keep this key in a keys tarball",
             }),
         };
-        // A temporary id until the key id is known.
+        // A temporary id until the key id is known (unique, not secret).
         let temp_id: Vec<u8> = {
             let mut b = vec![0u8; 16];
-            getrandom_fill(&mut b);
+            rng.fill_bytes(&mut b);
             b
         };
         let object = object
@@ -629,19 +635,6 @@ impl Drop for Token {
             let _ = self.session.destroy_object(private);
             let _ = self.session.destroy_object(public);
         }
-    }
-}
-
-fn getrandom_fill(buf: &mut [u8]) {
-    use sha2::{Digest, Sha256};
-    // A unique, not secret, temporary CKA_ID: time and process id hashed.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    let h = Sha256::digest(format!("{now}-{}", std::process::id()));
-    for (b, x) in buf.iter_mut().zip(h.iter()) {
-        *b = *x;
     }
 }
 
@@ -866,41 +859,40 @@ pub struct GenerateArgs {
 /// `signer keys generate --pkcs11 URI --role ROLE`: creates a key pair on the token (the
 /// private key never leaves it), prints the key id and public key, records which token
 /// holds it and writes the audit log. A later rotation with `--new-keys URI` (same
-/// `object=`) uses this key as the new key.
-pub fn generate_cmd(
-    args: &GenerateArgs,
-    state: &Path,
-    out: &mut dyn std::io::Write,
-) -> anyhow::Result<()> {
-    use anyhow::Context as _;
+/// `object=`) uses this key as the new key. Returns the new key's id.
+pub fn generate_cmd(ctx: &mut Ctx<'_>, args: &GenerateArgs) -> crate::error::Result<KeyId> {
     let uri = &args.pkcs11;
     let object = uri.object.as_deref().ok_or_else(|| {
-        anyhow::anyhow!(
+        SignerError::Usage(
             "the URI names no key label: add ;object=<label> (e.g. root-2026) so that a rotation can find the key"
+                .into(),
         )
     })?;
-    crate::state::StateDir::at(state).ensure()?;
+    let state = ctx.state.path();
+    ctx.state.ensure()?;
     crate::audit::verify(state)?;
     if let Some(o) = &args.out {
         if std::fs::symlink_metadata(o).is_ok() {
-            anyhow::bail!("{} already exists; choose another --out file", o.display());
+            return Err(SignerError::refused(format!(
+                "{} already exists; choose another --out file",
+                o.display()
+            )));
         }
     }
     let mut token = Token::open(uri, args.pin.pin_file.as_deref(), "")?;
     if token.find_label(object)?.is_some() {
-        anyhow::bail!(
+        return Err(SignerError::refused(format!(
             "the token labelled {:?} already holds a key labelled {object:?}; choose another object= label",
             uri.token
-        );
+        )));
     }
     let role: Role = args.role.into();
     let wanted: KeyType = args.key_type.into();
-    let key = token.generate(role, wanted, Some(object))?;
+    let key = token.generate(role, wanted, Some(object), &mut *ctx.rng)?;
     let keyid = key.keyid().clone();
     let public = KeySigner::public_key(&key).to_json();
     if let Some(o) = &args.out {
-        shared::fsutil::write_atomic_new(o, &public, 0o644)
-            .with_context(|| format!("writing {}", o.display()))?;
+        shared::fsutil::write_atomic_new(o, &public, 0o644)?;
     }
     token.commit();
     record(
@@ -915,6 +907,7 @@ pub fn generate_cmd(
     )?;
     crate::audit::record(
         state,
+        &ctx.now,
         crate::audit::AuditEvent::KeyCreated {
             keyid: keyid.clone(),
             role: role.to_string(),
@@ -923,20 +916,20 @@ pub fn generate_cmd(
         },
     )?;
     if key.key_type() != wanted {
-        writeln!(
-            out,
-            "Note: the token has no EdDSA (CKM_EC_EDWARDS_KEY_PAIR_GEN/CKM_EDDSA); the key is RSA-4096 (RSA-PSS SHA-256)."
-        )?;
+        ctx.ui.line(
+            "Note: the token has no EdDSA (CKM_EC_EDWARDS_KEY_PAIR_GEN/CKM_EDDSA); the key is RSA-4096 (RSA-PSS SHA-256).",
+        );
     }
-    writeln!(
-        out,
+    ctx.ui.line(format!(
         "Created {} {role} key {keyid} on the token labelled {:?} (object {object:?}); the private key cannot leave the token.",
         key.key_type(),
         uri.token
-    )?;
-    writeln!(out, "Public key: {}", String::from_utf8_lossy(&public))?;
+    ));
+    ctx.ui
+        .line(format!("Public key: {}", String::from_utf8_lossy(&public)));
     if let Some(o) = &args.out {
-        writeln!(out, "Wrote the public key to {}", o.display())?;
+        ctx.ui
+            .line(format!("Wrote the public key to {}", o.display()));
     }
-    Ok(())
+    Ok(keyid)
 }

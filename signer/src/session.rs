@@ -335,6 +335,7 @@ impl Trusted {
         trust::advance(&self.pin_path, &self.pin, &loaded.current_ci, now)?;
         audit::record(
             state.path(),
+            now,
             AuditEvent::PinAdvanced {
                 factory: advance.factory.clone(),
                 pin: advance.pin.display().to_string(),

@@ -19,11 +19,10 @@ use shared::metadata::Timestamp;
 use shared::status::{Checklist, KeyHolder};
 
 use crate::audit::{self, AuditEvent};
+use crate::ctx::Ctx;
 use crate::error::{Result, SignerError};
 use crate::inspect::HeldKeys;
 use crate::session::{self, Loaded};
-use crate::state::StateDir;
-use crate::ui::Ui;
 
 /// Exit status of `signer status` when signatures are still missing.
 pub const EXIT_SIGNATURES_MISSING: u8 = 4;
@@ -196,7 +195,8 @@ pub fn expiry_section(l: &Loaded, now: &Timestamp) -> Vec<String> {
 
 /// `signer status`: prints the checklist; exit 0 when every threshold is met, else
 /// [`EXIT_SIGNATURES_MISSING`].
-pub fn run(state: &StateDir, ui: &mut Ui, args: &StatusArgs) -> Result<u8> {
+pub fn run(ctx: &mut Ctx<'_>, args: &StatusArgs) -> Result<u8> {
+    let (state, ui) = (&ctx.state, &mut *ctx.ui);
     let l = session::load(&args.bundle)?;
     let pass = args.passphrase.source();
     let mut files = Vec::new();

@@ -29,6 +29,8 @@ use shared::fsutil;
 use shared::metadata::{Role, SignedRoot, Timestamp};
 use shared::verify;
 
+use crate::cli::TrustCommand;
+use crate::ctx::Ctx;
 use crate::error::{Result, SignerError};
 use crate::state::StateDir;
 use crate::ui::Ui;
@@ -177,6 +179,22 @@ pub fn read_root_file(path: &Path) -> Result<SignedRoot> {
         Err(wrong) => wrong.into(),
         Ok(()) => e,
     })
+}
+
+/// Runs `signer trust init|show`.
+pub fn run(ctx: &mut Ctx<'_>, cmd: &TrustCommand) -> Result<()> {
+    match cmd {
+        TrustCommand::Init(a) => init(
+            &ctx.state,
+            ctx.ui,
+            &a.root,
+            a.factory.as_deref(),
+            a.allow_expired,
+            &ctx.now,
+        )
+        .map(|_| ()),
+        TrustCommand::Show(a) => show(&ctx.state, ctx.ui, a.json),
+    }
 }
 
 /// `signer trust init ROOT.json`: shows the root and its fingerprint, asks for

@@ -111,6 +111,13 @@ impl Ui {
         let _ = writeln!(self.out, "{}", text.as_ref());
     }
 
+    /// Writes bytes as they are (a completion script, a man page, the audit log's own
+    /// lines).
+    pub fn bytes(&mut self, bytes: &[u8]) {
+        let _ = self.out.write_all(bytes);
+        let _ = self.out.flush();
+    }
+
     /// Writes text without a newline.
     pub fn print(&mut self, text: impl AsRef<str>) {
         let _ = write!(self.out, "{}", text.as_ref());

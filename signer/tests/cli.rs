@@ -336,3 +336,251 @@ fn digest_confirmation_is_configured_per_machine_and_yes_still_works() {
         .stdout(predicate::str::contains("Proceed? yes (--yes)"));
     assert!(out.exists());
 }
+
+/// Every file under `dir` with its content (to tell that a refused command wrote nothing).
+fn files_under(dir: &Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+    let mut all = std::collections::BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                let content = std::fs::read(&p).unwrap();
+                all.insert(p, content);
+            }
+        }
+    }
+    all
+}
+
+/// Usage errors of the `signer keys` commands exit with status 2, as `signer --help` says:
+/// those clap finds, and those found once the command runs (a flag that must be given, K and
+/// N that make no split, a keyid the file does not carry, a pin to choose). Each says what to
+/// give, the ones found at run time in one line, and none writes or changes a file.
+#[test]
+fn usage_errors_of_the_keys_commands_exit_2() {
+    let f = Factory::new();
+    let m = Machine::new();
+    m.set_up(&f);
+    // A second pin (for factory globex): the commands that use the pin need --factory now.
+    m.signer()
+        .args(["trust", "init", "--yes", "--factory", "globex"])
+        .arg(m.path("root.json"))
+        .assert()
+        .success();
+    let keys = m.path("root.keys.tgz");
+    let mut tarball = shared::tarball::KeysTarball::new();
+    tarball.add_private_key(Role::Root, &f.first_root).unwrap();
+    signer::keystore::save_new(
+        &keys,
+        &tarball,
+        &signer::keystore::PassphraseSource::auto(None),
+    )
+    .unwrap();
+    // The numbered lines of a paper sheet of that key, without its `keyid:` line.
+    let sheet = signer::keys::sheet::render(
+        &f.first_root,
+        &signer::keys::sheet::SheetInfo {
+            role: "root".into(),
+            created_at: None,
+            printed_at: "2026-01-01T00:00:00Z".into(),
+            source: "root.keys.tgz".into(),
+        },
+    )
+    .unwrap();
+    let lines: Vec<&str> = sheet
+        .lines()
+        .filter(|l| {
+            l.trim_start()
+                .split_once(": ")
+                .is_some_and(|(n, _)| n.len() == 3 && n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .collect();
+    assert!(!lines.is_empty(), "{}", &*sheet);
+    std::fs::write(m.path("groups.txt"), lines.join("\n")).unwrap();
+    let (k, root, groups) = ("root.keys.tgz", "root.json", "groups.txt");
+    let no_label = "pkcs11:token=factory-root?module-path=/nonexistent/libmodule.so";
+    let split = |shares, threshold| {
+        [
+            "split",
+            "--keys",
+            k,
+            "--factory",
+            "acme",
+            "--shares",
+            shares,
+            "--threshold",
+            threshold,
+            "--out",
+            "sheets",
+        ]
+    };
+
+    // (case, arguments after `keys`, what the message names; None: clap's usage message)
+    let cases: &[(&str, &[&str], Option<&str>)] = &[
+        (
+            "export-root without its acknowledgement",
+            &["export-root", "--keys", k, "--root", root, "--out", "k.sec"],
+            Some("--i-understand-this-exports-a-private-key"),
+        ),
+        (
+            "split with a threshold of 1",
+            &split("3", "1"),
+            Some("need 2 ≤ threshold ≤ shares ≤ 255"),
+        ),
+        (
+            "split with a threshold above the shares",
+            &split("3", "4"),
+            Some("need 2 ≤ threshold ≤ shares ≤ 255"),
+        ),
+        (
+            "split into more than 255 shares",
+            &split("256", "2"),
+            Some("need 2 ≤ threshold ≤ shares ≤ 255"),
+        ),
+        (
+            "restore lines without a keyid and no --keyid",
+            &[
+                "restore",
+                "--groups-file",
+                groups,
+                "--keys",
+                "restored.keys.tgz",
+            ],
+            Some("give --keyid KEYID"),
+        ),
+        (
+            "list with two pins and no --factory",
+            &["list", "--keys", k],
+            Some("give --factory NAME"),
+        ),
+        (
+            "print with two pins and no --factory",
+            &["print", "--keys", k, "--out", "sheet.txt"],
+            Some("give --factory NAME"),
+        ),
+        (
+            "export-root with two pins and no --factory",
+            &[
+                "export-root",
+                "--keys",
+                k,
+                "--out",
+                "k.sec",
+                "--i-understand-this-exports-a-private-key",
+            ],
+            Some("give --factory NAME"),
+        ),
+        (
+            "drill with two pins and no --factory",
+            &["drill", "--keys", k],
+            Some("give --factory NAME"),
+        ),
+        (
+            "generate with a URI that names no key label",
+            &["generate", "--role", "root", "--pkcs11", no_label],
+            Some("add ;object=<label>"),
+        ),
+        (
+            "restore without a sheet",
+            &["restore", "--keys", "restored.keys.tgz"],
+            None,
+        ),
+        (
+            "restore with both a sheet and lines",
+            &[
+                "restore",
+                "--from",
+                "a.txt",
+                "--groups-file",
+                groups,
+                "--keys",
+                "restored.keys.tgz",
+            ],
+            None,
+        ),
+        (
+            "restore with a keyid that is none",
+            &[
+                "restore",
+                "--groups-file",
+                groups,
+                "--keyid",
+                "nothex",
+                "--keys",
+                "restored.keys.tgz",
+            ],
+            None,
+        ),
+        (
+            "combine without sheets",
+            &["combine", "--out", "restored.keys.tgz"],
+            None,
+        ),
+        ("drill without a backup", &["drill"], None),
+        (
+            "drill with a bundle and a factory",
+            &["drill", "--keys", k, "--bundle", "b", "--factory", "acme"],
+            None,
+        ),
+        (
+            "export-root without --out",
+            &["export-root", "--keys", k],
+            None,
+        ),
+        ("encrypt without --keys", &["encrypt"], None),
+        (
+            "split with a number that is none",
+            &split("three", "2"),
+            None,
+        ),
+        (
+            "list with fioctl's --sign",
+            &["list", "--keys", k, "--sign"],
+            Some("there is no --sign"),
+        ),
+        (
+            "list with an unknown flag",
+            &["list", "--keys", k, "--all-keys"],
+            None,
+        ),
+        ("an unknown keys command", &["shred", "--keys", k], None),
+    ];
+    let before = files_under(m.tmp.path());
+    for (case, args, says) in cases {
+        let out = m.signer().arg("keys").args(*args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{case}: {stderr}");
+        assert!(
+            out.stdout.is_empty(),
+            "{case}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        match says {
+            Some(text) => {
+                assert_eq!(stderr.lines().count(), 1, "{case}: {stderr}");
+                assert!(
+                    stderr.starts_with("error: ") && stderr.contains(text),
+                    "{case}: {stderr}"
+                );
+            }
+            // clap's own message: the error, then the usage or where to read more.
+            None => assert!(
+                stderr.starts_with("error: ")
+                    && (stderr.contains("Usage: signer keys") || stderr.contains("--help")),
+                "{case}: {stderr}"
+            ),
+        }
+        assert_eq!(
+            files_under(m.tmp.path()),
+            before,
+            "{case}: a file was written or changed"
+        );
+    }
+    println!(
+        "{} usage errors of `signer keys` exited with status 2",
+        cases.len()
+    );
+}

@@ -4,11 +4,16 @@ mod keys_common;
 
 use clap::Parser;
 use keys_common::{ed_key, listed, mode_of, pass, root_json, rsa_key};
+use rand::SeedableRng as _;
 use shared::keys::KeyId;
 use shared::metadata::Role;
+use shared::metadata::Timestamp;
 use shared::tarball::KeysTarball;
-use signer::keys_cmd::{self, paper, KeysCommand, KeysError};
+use signer::ctx::Ctx;
+use signer::keys::{backup, export, paper, sheet, KeysCommand, KeysError};
 use signer::keystore::{self, KeystoreError};
+use signer::state::StateDir;
+use signer::ui::Ui;
 use std::path::Path;
 
 /// A path as a command-line argument.
@@ -29,11 +34,39 @@ fn parse(args: &[&str]) -> Result<KeysCommand, clap::Error> {
     KeysCli::try_parse_from(full).map(|c| c.cmd)
 }
 
-fn run(state: &std::path::Path, args: &[&str]) -> anyhow::Result<String> {
-    let cmd = parse(args)?;
-    let mut out = Vec::new();
-    keys_cmd::run_with_output(&cmd, state, &mut out)?;
-    Ok(String::from_utf8(out).unwrap())
+/// Runs `signer keys ARGS…` in the state directory `state` (no terminal, `--yes`, a
+/// seeded generator): what it printed, or its one-line error.
+fn run(state: &std::path::Path, args: &[&str]) -> Result<String, String> {
+    let cmd = parse(args).map_err(|e| e.to_string())?;
+    in_ctx(state, |ctx| signer::keys::run(ctx, &cmd))
+}
+
+/// Runs `f` with a context in `state`; its output, or its one-line error.
+fn in_ctx(
+    state: &std::path::Path,
+    f: impl FnOnce(&mut Ctx<'_>) -> Result<(), signer::error::SignerError>,
+) -> Result<String, String> {
+    let (mut ui, out) = Ui::scripted("", false, true);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    let mut ctx = Ctx::new(StateDir::at(state), &mut ui, Timestamp::now(), &mut rng);
+    f(&mut ctx).map_err(|e| signer::error::one_line(&e))?;
+    Ok(out.text())
+}
+
+/// `keys print` of the tarball `keys` (passphrase "pw") compared with a root listing
+/// `listed_keys`, into `sheet`, printed now.
+fn print_sheet(
+    keys: &Path,
+    listed_keys: &[&shared::keys::PrivateKey],
+    sheet: &Path,
+) -> Result<signer::keys::reference::ActiveRootKey, KeysError> {
+    paper::print_sheet(
+        keys,
+        &listed(listed_keys),
+        sheet,
+        &pass("pw"),
+        &Timestamp::now(),
+    )
 }
 
 fn save_tarball(path: &std::path::Path, keys: &[(Role, &shared::keys::PrivateKey)]) {
@@ -55,7 +88,7 @@ fn backup_copy_is_verified_and_corruption_detected() {
     let media = dir.path().join("usb");
     std::fs::create_dir(&media).unwrap();
 
-    let report = keys_cmd::backup(&keys, &media, &pass("pw")).unwrap();
+    let report = backup::backup(&keys, &media, &pass("pw")).unwrap();
     assert_eq!(report.copy, media.join("root.keys.tgz"));
     assert_eq!(
         std::fs::read(&report.copy).unwrap(),
@@ -66,12 +99,12 @@ fn backup_copy_is_verified_and_corruption_detected() {
 
     // Never over an existing copy.
     assert!(matches!(
-        keys_cmd::backup(&keys, &media, &pass("pw")).unwrap_err(),
+        backup::backup(&keys, &media, &pass("pw")).unwrap_err(),
         KeysError::OutputExists { .. }
     ));
     // Not into a missing directory.
     assert!(matches!(
-        keys_cmd::backup(&keys, &dir.path().join("not-mounted"), &pass("pw")).unwrap_err(),
+        backup::backup(&keys, &dir.path().join("not-mounted"), &pass("pw")).unwrap_err(),
         KeysError::NotADirectory { .. }
     ));
 
@@ -81,18 +114,18 @@ fn backup_copy_is_verified_and_corruption_detected() {
     let mut bad = original.clone();
     bad[100] ^= 0x01;
     std::fs::write(&report.copy, &bad).unwrap();
-    let err = keys_cmd::verify_copy(&original, &tarball, &report.copy, &pass("pw")).unwrap_err();
+    let err = backup::verify_copy(&original, &tarball, &report.copy, &pass("pw")).unwrap_err();
     assert!(matches!(err, KeysError::CopyMismatch { .. }), "{err}");
     assert!(err.to_string().contains("byte 100"), "{err}");
 
     // A truncated copy too.
     std::fs::write(&report.copy, &original[..original.len() - 1]).unwrap();
-    let err = keys_cmd::verify_copy(&original, &tarball, &report.copy, &pass("pw")).unwrap_err();
+    let err = backup::verify_copy(&original, &tarball, &report.copy, &pass("pw")).unwrap_err();
     assert!(err.to_string().contains("bytes"), "{err}");
 
     // The intact copy verifies.
     std::fs::write(&report.copy, &original).unwrap();
-    keys_cmd::verify_copy(&original, &tarball, &report.copy, &pass("pw")).unwrap();
+    backup::verify_copy(&original, &tarball, &report.copy, &pass("pw")).unwrap();
 }
 
 #[test]
@@ -126,7 +159,7 @@ fn encrypted_tarball_backup_stays_encrypted() {
     // Wrong passphrase: the source does not even open, nothing is copied.
     let media2 = dir.path().join("usb2");
     std::fs::create_dir(&media2).unwrap();
-    let err = keys_cmd::backup(&keys, &media2, &pass("nope")).unwrap_err();
+    let err = backup::backup(&keys, &media2, &pass("nope")).unwrap_err();
     assert!(
         matches!(
             err,
@@ -148,7 +181,7 @@ fn print_restore_round_trip_ed25519() {
     let key = ed_key(1);
     save_tarball(&keys, &[(Role::Root, &key), (Role::Targets, &ed_key(2))]);
     let sheet = dir.path().join("sheet.txt");
-    let active = keys_cmd::print_sheet(&keys, &listed(&[&key]), &sheet, &pass("pw")).unwrap();
+    let active = print_sheet(&keys, &[&key], &sheet).unwrap();
     assert_eq!(&active.keyid, key.keyid());
     assert_eq!(mode_of(&sheet), 0o600);
     let text = std::fs::read_to_string(&sheet).unwrap();
@@ -157,13 +190,13 @@ fn print_restore_round_trip_ed25519() {
     assert!(text.contains("QR code 1 of 1"));
     // Never twice to the same file.
     assert!(matches!(
-        keys_cmd::print_sheet(&keys, &listed(&[&key]), &sheet, &pass("pw")).unwrap_err(),
+        print_sheet(&keys, &[&key], &sheet).unwrap_err(),
         KeysError::OutputExists { .. }
     ));
 
     // Restore into a new, encrypted tarball.
     let restored = dir.path().join("restored.keys.tgz.age");
-    let report = keys_cmd::restore(&sheet, None, &restored, Role::Root, &pass("pw2")).unwrap();
+    let report = paper::restore(&sheet, None, &restored, Role::Root, &pass("pw2")).unwrap();
     assert!(report.created_tarball);
     assert_eq!(&report.keyid, key.keyid());
     assert_eq!(
@@ -176,7 +209,7 @@ fn print_restore_round_trip_ed25519() {
     assert!(t.contains(&format!("tufrepo/keys/fioctl-root-{}.pub", key.keyid())));
 
     // Restoring again changes nothing.
-    let err = keys_cmd::restore(&sheet, None, &restored, Role::Root, &pass("pw2")).unwrap_err();
+    let err = paper::restore(&sheet, None, &restored, Role::Root, &pass("pw2")).unwrap_err();
     assert!(matches!(err, KeysError::AlreadyHeld { .. }), "{err}");
 }
 
@@ -187,7 +220,7 @@ fn print_restore_round_trip_rsa() {
     let key = rsa_key();
     save_tarball(&keys, &[(Role::Root, &key)]);
     let sheet = dir.path().join("sheet.txt");
-    keys_cmd::print_sheet(&keys, &listed(&[&key]), &sheet, &pass("pw")).unwrap();
+    print_sheet(&keys, &[&key], &sheet).unwrap();
     let text = std::fs::read_to_string(&sheet).unwrap();
     assert!(text.contains("key type:  RSA"));
     assert!(text.contains("PKCS#1 PEM"));
@@ -201,7 +234,7 @@ fn print_restore_round_trip_rsa() {
     }
 
     let restored = dir.path().join("restored.keys.tgz");
-    let report = keys_cmd::restore(&sheet, None, &restored, Role::Root, &pass("x")).unwrap();
+    let report = paper::restore(&sheet, None, &restored, Role::Root, &pass("x")).unwrap();
     assert_eq!(&report.keyid, key.keyid());
     assert_eq!(report.keytype, "RSA");
     let t = keystore::open(&restored, &pass("x")).unwrap();
@@ -209,13 +242,13 @@ fn print_restore_round_trip_rsa() {
     assert_eq!(&found.key.to_json()[..], &key.to_json()[..]);
 
     // The scanned QR texts alone restore the key as well.
-    let qr = paper::qr_texts(&key).unwrap();
+    let qr = sheet::qr_texts(&key).unwrap();
     assert!(qr.len() > 1);
     let scanned_text: Vec<&str> = qr.iter().rev().map(|t| t.as_str()).collect();
     let scanned = dir.path().join("scanned.txt");
     std::fs::write(&scanned, scanned_text.join("\n")).unwrap();
     let restored2 = dir.path().join("restored2.keys.tgz");
-    let report = keys_cmd::restore(&scanned, None, &restored2, Role::Root, &pass("x")).unwrap();
+    let report = paper::restore(&scanned, None, &restored2, Role::Root, &pass("x")).unwrap();
     assert_eq!(&report.keyid, key.keyid());
 }
 
@@ -225,7 +258,7 @@ fn corrupted_sheet_line_is_reported_by_number() {
     let keys = dir.path().join("root.keys.tgz");
     save_tarball(&keys, &[(Role::Root, &rsa_key())]);
     let sheet = dir.path().join("sheet.txt");
-    keys_cmd::print_sheet(&keys, &listed(&[&rsa_key()]), &sheet, &pass("pw")).unwrap();
+    print_sheet(&keys, &[&rsa_key()], &sheet).unwrap();
     let text = std::fs::read_to_string(&sheet).unwrap();
 
     // Flip one hex digit in line 57.
@@ -244,7 +277,7 @@ fn corrupted_sheet_line_is_reported_by_number() {
     let bad = dir.path().join("bad.txt");
     std::fs::write(&bad, edited.join("\n")).unwrap();
     let target = dir.path().join("restored.keys.tgz");
-    let err = keys_cmd::restore(&bad, None, &target, Role::Root, &pass("x")).unwrap_err();
+    let err = paper::restore(&bad, None, &target, Role::Root, &pass("x")).unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("line 57: check code does not match"), "{msg}");
     assert!(
@@ -256,7 +289,7 @@ fn corrupted_sheet_line_is_reported_by_number() {
     // A dropped line is named too.
     let dropped: Vec<&str> = text.lines().filter(|l| !l.starts_with(" 120: ")).collect();
     std::fs::write(&bad, dropped.join("\n")).unwrap();
-    let msg = keys_cmd::restore(&bad, None, &target, Role::Root, &pass("x"))
+    let msg = paper::restore(&bad, None, &target, Role::Root, &pass("x"))
         .unwrap_err()
         .to_string();
     assert!(msg.contains("line 120 is missing"), "{msg}");
@@ -280,12 +313,12 @@ fn sheet_of_another_key_is_refused() {
     let other = ed_key(9);
     save_tarball(&keys, &[(Role::Root, &key)]);
     let sheet = dir.path().join("sheet.txt");
-    keys_cmd::print_sheet(&keys, &listed(&[&key]), &sheet, &pass("pw")).unwrap();
+    print_sheet(&keys, &[&key], &sheet).unwrap();
     let target = dir.path().join("restored.keys.tgz");
 
     // The keyid given does not match the sheet's.
-    let err = keys_cmd::restore(&sheet, Some(other.keyid()), &target, Role::Root, &pass("x"))
-        .unwrap_err();
+    let err =
+        paper::restore(&sheet, Some(other.keyid()), &target, Role::Root, &pass("x")).unwrap_err();
     assert!(err.to_string().contains("differs from the sheet"), "{err}");
 
     // The sheet's keyid line names another key than its lines (mixed-up sheets).
@@ -294,10 +327,10 @@ fn sheet_of_another_key_is_refused() {
         .replace(key.keyid().as_str(), other.keyid().as_str());
     let mixed = dir.path().join("mixed.txt");
     std::fs::write(&mixed, text).unwrap();
-    let err = keys_cmd::restore(&mixed, None, &target, Role::Root, &pass("x")).unwrap_err();
+    let err = paper::restore(&mixed, None, &target, Role::Root, &pass("x")).unwrap_err();
     match &err {
         KeysError::Sheet {
-            problem: paper::SheetError::KeyIdMismatch { expected, actual },
+            problem: sheet::SheetError::KeyIdMismatch { expected, actual },
             ..
         } => {
             assert_eq!(expected, other.keyid());
@@ -315,9 +348,9 @@ fn sheet_of_another_key_is_refused() {
         .collect();
     let groups = dir.path().join("groups.txt");
     std::fs::write(&groups, typed.join("\n")).unwrap();
-    let err = keys_cmd::restore(&groups, None, &target, Role::Root, &pass("x")).unwrap_err();
+    let err = paper::restore(&groups, None, &target, Role::Root, &pass("x")).unwrap_err();
     assert!(err.to_string().contains("--keyid"), "{err}");
-    let err = keys_cmd::restore(
+    let err = paper::restore(
         &groups,
         Some(other.keyid()),
         &target,
@@ -379,12 +412,12 @@ fn active_root_key_from_root_json() {
     assert!(!out.exists());
 
     // With --root: the key listed there.
-    let k = keys_cmd::export_root(&keys, &listed(&[&new]), &out, true, &pass("pw")).unwrap();
+    let k = export::export_root(&keys, &listed(&[&new]), &out, true, &pass("pw")).unwrap();
     assert_eq!(&k.keyid, new.keyid());
     assert_eq!(k.created_at.as_deref(), Some("2026-01-02T03:04:05Z"));
 
     // A root that lists neither key.
-    let err = keys_cmd::export_root(
+    let err = export::export_root(
         &keys,
         &listed(&[&ed_key(7)]),
         &dir.path().join("x.sec"),
@@ -434,16 +467,10 @@ fn active_root_key_from_root_json() {
     assert_eq!(active, vec![new.keyid().as_str()]);
 
     // The export and the print are in the audit log.
-    let shown = {
-        let mut out = Vec::new();
-        signer::audit::run_with_output(
-            &signer::audit::AuditCommand::Show(Default::default()),
-            &state,
-            &mut out,
-        )
-        .unwrap();
-        String::from_utf8(out).unwrap()
-    };
+    let shown = in_ctx(&state, |ctx| {
+        signer::audit::run(ctx, &signer::audit::AuditCommand::Show(Default::default()))
+    })
+    .unwrap();
     assert!(shown.contains("PRIVATE KEY EXPORTED (paper)"), "{shown}");
 }
 
@@ -575,7 +602,7 @@ fn shamir_shares_of_an_rsa_key_any_three_of_five_and_scanned_qr_texts() {
         })
         .collect();
     let scanned = dir.path().join("share-1-scanned.txt");
-    let texts = paper::qr_texts_for("SHARE", key.keyid(), &hex).unwrap();
+    let texts = sheet::qr_texts_for("SHARE", key.keyid(), &hex).unwrap();
     let lines: Vec<&str> = texts.iter().map(|t| t.as_str()).collect();
     std::fs::write(&scanned, lines.join("\n")).unwrap();
     let restored = dir.path().join("restored.keys.tgz");
@@ -598,7 +625,7 @@ fn shamir_shares_of_an_rsa_key_any_three_of_five_and_scanned_qr_texts() {
 
     // A whole-key paper sheet is not a share; two shares of five are too few.
     let paper_sheet = dir.path().join("paper.txt");
-    keys_cmd::print_sheet(&keys, &listed(&[&key]), &paper_sheet, &pass("pw")).unwrap();
+    print_sheet(&keys, &[&key], &paper_sheet).unwrap();
     let e = run(
         &state,
         &[

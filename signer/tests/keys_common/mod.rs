@@ -9,7 +9,7 @@ use std::path::Path;
 
 use age::secrecy::SecretString;
 use shared::keys::PrivateKey;
-use signer::keys_cmd::ReferenceRoot;
+use signer::keys::reference::ReferenceRoot;
 use signer::keystore::PassphraseSource;
 
 /// A PKCS#1 RSA-4096 private key (test fixture only).

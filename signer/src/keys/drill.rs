@@ -11,7 +11,6 @@
 //! backup itself is only read (a tarball is copied first and the copy opened). A passed drill
 //! is recorded in the audit log (`backup-drilled`).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::{ArgGroup, Args};
@@ -21,8 +20,12 @@ use shared::metadata::{Role, SignedRoot, Timestamp};
 use shared::tarball::KeysTarball;
 use shared::{transform, verify};
 
+use super::files::add_restored_key;
+use super::reference::{ReferenceRoot, RootArgs};
+use super::{paper, split, tarball_err, KeysError};
 use crate::audit::{self, AuditEvent};
-use crate::keys_cmd::{self, KeysError, ReferenceRoot, RootArgs};
+use crate::ctx::Ctx;
+use crate::error::SignerError;
 use crate::keystore::{self, PassphraseArgs, PassphraseSource};
 use crate::state::StateDir;
 use crate::{session, trust};
@@ -69,10 +72,11 @@ pub enum DrillError {
     Keys(#[from] KeysError),
     /// Restoring from shares failed.
     #[error(transparent)]
-    Shares(#[from] crate::keys_split::SplitError),
-    /// The factory's current root could not be established.
+    Shares(#[from] split::SplitError),
+    /// The factory's current root could not be established (boxed: a [`SignerError`] holds
+    /// a `DrillError`).
     #[error(transparent)]
-    Trust(#[from] crate::error::SignerError),
+    Trust(Box<SignerError>),
     /// The backup is not of this factory's active root key.
     #[error(
         "DRILL FAILED: {backup} holds none of the root keys of {factory}'s current root v{version} \
@@ -100,6 +104,26 @@ pub enum DrillError {
     /// Temporary directory or file problems.
     #[error("cannot use a temporary directory for the drill: {0}")]
     Temp(#[from] std::io::Error),
+}
+
+impl From<SignerError> for DrillError {
+    fn from(e: SignerError) -> DrillError {
+        DrillError::Trust(Box::new(e))
+    }
+}
+
+impl DrillError {
+    /// Whether the command line itself is wrong (exit status 2): only a usage error in
+    /// finding the factory's current root (several pins and no `--factory`). Whatever the
+    /// backup holds is a failed drill (exit status 1), even where the message of a restore
+    /// would name a flag.
+    pub fn is_usage(&self) -> bool {
+        match self {
+            DrillError::Trust(e) => e.is_usage(),
+            DrillError::Keys(KeysError::Pin(e)) => e.is_usage(),
+            _ => false,
+        }
+    }
 }
 
 /// What a passed drill showed.
@@ -193,14 +217,14 @@ fn restore_into(a: &DrillArgs, dir: &Path) -> Result<(PathBuf, KeysTarball, Stri
             path: f.clone(),
             reason: format!("not a private key file ({e})"),
         })?;
-        keys_cmd::add_restored_key(&key, &restored, Role::Root, &plain)?;
+        add_restored_key(&key, &restored, Role::Root, &plain)?;
         format!("the key file {}", f.display())
     } else if let Some(s) = &a.sheet {
-        keys_cmd::restore(s, None, &restored, Role::Root, &plain)?;
+        paper::restore(s, None, &restored, Role::Root, &plain)?;
         format!("the paper sheet {}", s.display())
     } else {
-        let (key, _) = crate::keys_split::rebuild(&a.shares, None)?;
-        keys_cmd::add_restored_key(&key, &restored, Role::Root, &plain)?;
+        let (key, _) = split::rebuild(&a.shares, None)?;
+        add_restored_key(&key, &restored, Role::Root, &plain)?;
         format!(
             "the share sheets {}",
             a.shares
@@ -240,7 +264,7 @@ pub fn drill(a: &DrillArgs, state: &StateDir, now: &Timestamp) -> Result<DrillRe
                 keyids: ids.iter().map(|k| k.short()).collect::<Vec<_>>().join(", "),
             })
         }
-        Err(e) => return Err(keys_cmd::tarball_err(&restored)(e).into()),
+        Err(e) => return Err(tarball_err(&restored)(e).into()),
     };
     // A throwaway draft of the next version, signed by the restored key only.
     let mut draft = current.clone();
@@ -283,17 +307,17 @@ pub fn drill(a: &DrillArgs, state: &StateDir, now: &Timestamp) -> Result<DrillRe
     })
 }
 
-/// Runs `signer keys drill`, printing the result.
-///
-/// A passed drill is recorded in the audit log of `state_dir`.
-pub fn run(a: &DrillArgs, state_dir: &Path, out: &mut dyn Write) -> anyhow::Result<()> {
-    audit::verify(state_dir)?;
-    let r = drill(a, &StateDir::at(state_dir), &Timestamp::now())?;
+/// Runs `signer keys drill` at the run's time, printing the result; a passed drill is
+/// recorded in the audit log.
+pub fn run(ctx: &mut Ctx<'_>, a: &DrillArgs) -> Result<DrillReport, SignerError> {
+    audit::verify(ctx.state.path())?;
+    let r = drill(a, &ctx.state, &ctx.now)?;
     if let Some(advance) = &r.advanced {
-        writeln!(out, "{}", advance.line())?;
+        ctx.ui.line(advance.line());
     }
     audit::record(
-        state_dir,
+        ctx.state.path(),
+        &ctx.now,
         AuditEvent::BackupDrilled {
             keyid: r.keyid.clone(),
             backup: r.backup.clone(),
@@ -301,19 +325,17 @@ pub fn run(a: &DrillArgs, state_dir: &Path, out: &mut dyn Write) -> anyhow::Resu
             root_version: r.version,
         },
     )?;
-    writeln!(
-        out,
+    ctx.ui.line(format!(
         "Drill passed: restored {} in a temporary directory; its key {} is a root key of {}'s \
          current root v{} (from {}).",
         r.backup, r.keyid, r.factory, r.version, r.root_source
-    )?;
-    writeln!(
-        out,
+    ));
+    ctx.ui.line(format!(
         "A throwaway draft root v{} signed with it verifies against the current root (root \
          threshold {}). The draft and the temporary directory were discarded; the backup was \
          only read.",
         r.version + 1,
         r.threshold
-    )?;
-    Ok(())
+    ));
+    Ok(r)
 }

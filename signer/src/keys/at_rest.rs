@@ -26,7 +26,6 @@
 //! encrypting, [`crate::keystore::PassphraseSource`]). The conversion is recorded in the
 //! audit log (`keys-file-converted`).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
@@ -35,8 +34,14 @@ use shared::fsutil;
 use shared::keys::KeyId;
 use zeroize::Zeroizing;
 
+use super::files::{
+    first_difference, open_back, read_back, refuse_existing, same_keys, write_secret_file,
+};
+use super::list::list_keys;
+use super::{tarball_err, KeysError};
 use crate::audit::{self, AuditEvent};
-use crate::keys_cmd::{self, KeysError};
+use crate::ctx::Ctx;
+use crate::error::SignerError;
 use crate::keystore::{self, KeystoreError, PassphraseArgs, PassphraseSource};
 
 /// Options of `signer keys encrypt` and `signer keys decrypt`.
@@ -137,6 +142,19 @@ pub enum AtRestError {
     },
 }
 
+impl AtRestError {
+    /// Whether the command line itself is wrong (exit status 2): a usage error of the keys
+    /// file. A source already in the asked form, or an `--out` whose name says the other
+    /// form, is refused naming the file and what to give instead, with exit status 1 like
+    /// the other refusals of a file given in the wrong place.
+    pub fn is_usage(&self) -> bool {
+        match self {
+            AtRestError::Keys(e) => e.is_usage(),
+            _ => false,
+        }
+    }
+}
+
 impl From<KeystoreError> for AtRestError {
     fn from(e: KeystoreError) -> AtRestError {
         AtRestError::Keys(e.into())
@@ -202,7 +220,7 @@ pub fn convert(
             form,
         });
     }
-    keys_cmd::refuse_existing(&out)?;
+    refuse_existing(&out)?;
     keystore::refuse_leftovers(&out)?;
 
     let raw = Zeroizing::new(keystore::read_raw(src)?);
@@ -212,14 +230,14 @@ pub fn convert(
         Form::Encrypted => keystore::encrypt(&out, &plain, pass, true)?,
         Form::Plain => Zeroizing::new(plain.to_vec()),
     };
-    keys_cmd::write_secret_file(&out, &bytes)?;
+    write_secret_file(&out, &bytes)?;
 
-    let checked = keys_cmd::read_back(&out).and_then(|back| {
-        let (back_plain, back_tarball) = keys_cmd::open_back(&out, &back, pass)?;
-        if let Some(reason) = keys_cmd::first_difference(&back_plain, &plain) {
+    let checked = read_back(&out).and_then(|back| {
+        let (back_plain, back_tarball) = open_back(&out, &back, pass)?;
+        if let Some(reason) = first_difference(&back_plain, &plain) {
             return Err(reason);
         }
-        match keys_cmd::same_keys(&tarball, &back_tarball, &out) {
+        match same_keys(&tarball, &back_tarball, &out) {
             Ok(true) => Ok(()),
             Ok(false) => Err("it opens to different keys".to_string()),
             Err(e) => Err(e.to_string()),
@@ -234,8 +252,8 @@ pub fn convert(
         });
     }
 
-    let keys = keys_cmd::list_keys(&tarball, None)
-        .map_err(keys_cmd::tarball_err(src))?
+    let keys = list_keys(&tarball, None)
+        .map_err(tarball_err(src))?
         .into_iter()
         .map(|k| {
             let what = format!(
@@ -267,14 +285,20 @@ pub fn convert(
     })
 }
 
-/// Runs `signer keys encrypt` (`form` = [`Form::Encrypted`]) or `signer keys decrypt`,
-/// printing to `out` and recording the conversion in the audit log of `state_dir`.
-pub fn run(
-    a: &ConvertArgs,
-    form: Form,
-    state_dir: &Path,
-    out: &mut dyn Write,
-) -> anyhow::Result<()> {
+/// Runs `signer keys encrypt`: the keys file converted to its encrypted form.
+pub fn run_encrypt(ctx: &mut Ctx<'_>, a: &ConvertArgs) -> Result<Converted, SignerError> {
+    run(ctx, a, Form::Encrypted)
+}
+
+/// Runs `signer keys decrypt`: the keys file converted to its plain form.
+pub fn run_decrypt(ctx: &mut Ctx<'_>, a: &ConvertArgs) -> Result<Converted, SignerError> {
+    run(ctx, a, Form::Plain)
+}
+
+/// Converts to `form`, records the conversion in the audit log and says what was checked
+/// and what became of the source.
+fn run(ctx: &mut Ctx<'_>, a: &ConvertArgs, form: Form) -> Result<Converted, SignerError> {
+    let state_dir = ctx.state.path();
     audit::verify(state_dir)?;
     let done = convert(
         &a.keys,
@@ -285,6 +309,7 @@ pub fn run(
     )?;
     audit::record(
         state_dir,
+        &ctx.now,
         AuditEvent::KeysFileConverted {
             source: a.keys.display().to_string(),
             output: done.out.display().to_string(),
@@ -293,19 +318,17 @@ pub fn run(
             source_removed: done.source_removed,
         },
     )?;
+    let ui = &mut *ctx.ui;
     let (src, dst) = (a.keys.display(), done.out.display());
     match form {
-        Form::Encrypted => writeln!(
-            out,
+        Form::Encrypted => ui.line(format!(
             "Encrypted {src} into {dst} (age, passphrase with scrypt; mode 0600)."
-        )?,
-        Form::Plain => writeln!(
-            out,
+        )),
+        Form::Plain => ui.line(format!(
             "Decrypted {src} into {dst} (mode 0600): its private keys are UNENCRYPTED in that file."
-        )?,
+        )),
     }
-    writeln!(
-        out,
+    ui.line(format!(
         "Verified: {dst} was read back from the medium{} and holds exactly the content of {src}, {} key(s):",
         if form == Form::Encrypted {
             ", decrypts with that passphrase"
@@ -313,42 +336,30 @@ pub fn run(
             ""
         },
         done.keys.len()
-    )?;
+    ));
     for (keyid, what) in &done.keys {
-        writeln!(out, "  {keyid} ({what})")?;
+        ui.line(format!("  {keyid} ({what})"));
     }
     match (form, done.source_removed) {
-        (_, true) => writeln!(
-            out,
+        (_, true) => ui.line(format!(
             "Removed {src}. On flash media and SSDs its bytes may stay readable until they are overwritten."
-        )?,
-        (Form::Encrypted, false) => writeln!(
-            out,
+        )),
+        (Form::Encrypted, false) => ui.line(format!(
             "{src} is kept, UNENCRYPTED: remove it yourself once you no longer need it (or convert with --remove-source)."
-        )?,
-        (Form::Plain, false) => writeln!(out, "{src} is kept.")?,
+        )),
+        (Form::Plain, false) => ui.line(format!("{src} is kept.")),
     }
-    Ok(())
+    Ok(done)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use age::secrecy::SecretString;
-    use shared::keys::PrivateKey;
+    use crate::keys::fixtures::{pass, tarball_with};
     use shared::metadata::Role;
-    use shared::tarball::KeysTarball;
-
-    fn pass(p: &str) -> PassphraseSource {
-        PassphraseSource::value(SecretString::from(p)).with_work_factor(10)
-    }
 
     fn plain_tarball(dir: &Path) -> PathBuf {
-        let mut t = KeysTarball::new();
-        t.add_private_key(Role::Root, &PrivateKey::ed25519_from_seed(&[1; 32]))
-            .unwrap();
-        t.add_private_key(Role::Targets, &PrivateKey::ed25519_from_seed(&[2; 32]))
-            .unwrap();
+        let t = tarball_with(&[(Role::Root, [1; 32]), (Role::Targets, [2; 32])]);
         let p = dir.join("root.keys.tgz");
         keystore::save_new(&p, &t, &pass("unused")).unwrap();
         p

@@ -1,10 +1,10 @@
 //! `signer keys split` and `signer keys combine`: the active root key split into printable
 //! Shamir shares for safes in different places, and restored from any K of them.
 //!
-//! The sharing itself is [`shared::shamir`] (GF(2⁸), byte by byte); the sheets are the paper
-//! sheets of [`crate::keys_cmd::paper`] (numbered hex lines with a check code each, QR
-//! codes), rendered through its [`SheetLayout`](crate::keys_cmd::paper::SheetLayout) with a
-//! share payload instead of a key.
+//! The sharing itself is [`shared::shamir`] (GF(2⁸), byte by byte), with the run's random
+//! number generator ([`Ctx::rng`]); the sheets are the paper sheets of [`super::sheet`]
+//! (numbered hex lines with a check code each, QR codes), rendered through its
+//! [`SheetLayout`](super::sheet::SheetLayout) with a share payload instead of a key.
 //!
 //! # The share payload (`offline-tuf key share v1`)
 //!
@@ -25,18 +25,24 @@
 //! for people; `combine` reads `factory:` to refuse sheets of another factory, and the keyid
 //! of the rebuilt key must equal the sheets' keyid, which catches any remaining mix-up.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use rand_core::{OsRng, RngCore};
+use rand_core::CryptoRngCore;
 use shared::keys::{KeyId, KeyType, PrivateKey};
 use shared::metadata::{Role, Timestamp};
 use shared::shamir::{self, Share};
 use zeroize::Zeroizing;
 
+use super::files::{add_restored_key, print_restored, refuse_existing, write_secret_file};
+use super::paper::read_sheet_text;
+use super::reference::{active_root_key, ReferenceRoot, RootArgs};
+use super::sheet;
+use super::KeysError;
 use crate::audit::{self, AuditEvent};
-use crate::keys_cmd::{self, paper, KeysError, OfflineRole};
+use crate::cli::RoleArg;
+use crate::ctx::Ctx;
+use crate::error::SignerError;
 use crate::keystore::{self, PassphraseArgs, PassphraseSource};
 
 /// Format line of a share sheet.
@@ -90,12 +96,18 @@ pub enum SplitError {
         /// N.
         shares: usize,
     },
-    /// The audit log refused the record.
-    #[error(transparent)]
-    Audit(#[from] audit::AuditError),
-    /// Writing the output failed.
-    #[error("cannot write the output: {0}")]
-    Output(#[from] std::io::Error),
+}
+
+impl SplitError {
+    /// Whether the command line itself is wrong (exit status 2): K and N that cannot make a
+    /// split, or a usage error of the keys file or pin.
+    pub fn is_usage(&self) -> bool {
+        match self {
+            SplitError::Parameters { .. } => true,
+            SplitError::Keys(e) => e.is_usage(),
+            _ => false,
+        }
+    }
 }
 
 /// Options of `signer keys split`.
@@ -143,7 +155,7 @@ pub struct CombineArgs {
     pub factory: Option<String>,
     /// The role the key is stored for (file name fioctl-<role>-<keyid>).
     #[arg(long, value_enum, default_value = "root")]
-    pub role: OfflineRole,
+    pub role: RoleArg,
     /// Passphrase options for an encrypted output tarball.
     #[command(flatten)]
     pub passphrase: PassphraseArgs,
@@ -183,11 +195,14 @@ pub struct SplitReport {
 }
 
 /// Splits the active root key of the tarball at `a.keys` (per `--root`, else the root pinned
-/// in the state directory `state` for `a.factory`) into `a.shares` sheets in `a.out`.
+/// in the state directory `state` for `a.factory`) into `a.shares` sheets in `a.out`,
+/// printed at `now`; the shares and the split-set id come from `rng`.
 pub fn split(
     a: &SplitArgs,
     state: &Path,
     pass: &PassphraseSource,
+    now: &Timestamp,
+    rng: &mut dyn CryptoRngCore,
 ) -> Result<SplitReport, SplitError> {
     let params = |reason: String| SplitError::Parameters {
         threshold: a.threshold,
@@ -204,29 +219,29 @@ pub fn split(
         .map(|x| a.out.join(sheet_name(&a.factory, x, a.shares)))
         .collect();
     for s in &sheets {
-        keys_cmd::refuse_existing(s)?;
+        refuse_existing(s)?;
     }
     let tarball = keystore::open(&a.keys, pass).map_err(KeysError::from)?;
-    let reference = keys_cmd::ReferenceRoot::resolve(
+    let reference = ReferenceRoot::resolve(
         state,
-        &keys_cmd::RootArgs {
+        &RootArgs {
             root: a.root.clone(),
             factory: Some(a.factory.clone()),
         },
     )?;
-    let active = keys_cmd::active_root_key(&a.keys, &tarball, &reference)?;
+    let active = active_root_key(&a.keys, &tarball, &reference)?;
     let key = &active.key;
-    let secret = paper::payload(key).map_err(|problem| KeysError::Sheet {
+    let secret = sheet::payload(key).map_err(|problem| KeysError::Sheet {
         source_file: a.keys.clone(),
         problem,
     })?;
-    let shares = shamir::split(&secret, a.threshold, a.shares, &mut OsRng)
+    let shares = shamir::split(&secret, a.threshold, a.shares, &mut &mut *rng)
         .map_err(|e| params(e.to_string()))?;
     let mut set = [0u8; 8];
-    OsRng.fill_bytes(&mut set);
+    rng.fill_bytes(&mut set);
     let set_hex = hex::encode(set);
     let keytype = key.public_key().keytype().to_string();
-    let printed = Timestamp::now().to_string();
+    let printed = now.to_string();
     let source = a
         .keys
         .file_name()
@@ -249,7 +264,7 @@ pub fn split(
         payload.extend_from_slice(&share.y);
         let hex = Zeroizing::new(hex::encode(&payload[..]));
         let (x, k, n) = (share.x, a.threshold, a.shares);
-        let sheet = paper::render_layout(&paper::SheetLayout {
+        let text = sheet::render_layout(&sheet::SheetLayout {
             title: format!("OFFLINE TUF ROOT KEY - SHARE {x} OF {n} (ANY {k} RESTORE IT)"),
             warning: vec![
                 format!(
@@ -294,7 +309,7 @@ pub fn split(
             source_file: a.keys.clone(),
             problem,
         })?;
-        if let Err(e) = keys_cmd::write_secret_file(path, sheet.as_bytes()) {
+        if let Err(e) = write_secret_file(path, text.as_bytes()) {
             // Never leave a partial set behind: a lone sheet is useless and misleading.
             for written in sheets.iter().take_while(|p| *p != path) {
                 let _ = std::fs::remove_file(written);
@@ -324,7 +339,7 @@ struct ShareSheet {
 
 fn header<'a>(text: &'a str, name: &str) -> Option<&'a str> {
     text.lines()
-        .find_map(|l| paper::header_value(l.trim(), name))
+        .find_map(|l| sheet::header_value(l.trim(), name))
 }
 
 fn read_share(path: &Path) -> Result<ShareSheet, SplitError> {
@@ -332,7 +347,7 @@ fn read_share(path: &Path) -> Result<ShareSheet, SplitError> {
         sheet: path.to_path_buf(),
         problem,
     };
-    let (text, parsed) = keys_cmd::read_sheet_text(path)?;
+    let (text, parsed) = read_sheet_text(path)?;
     let p = parsed.payload();
     if p.len() <= HEADER_LEN || p[0] != PAYLOAD_VERSION {
         return Err(bad(format!(
@@ -507,7 +522,7 @@ pub fn rebuild(
         KeyType::Ed25519 => "ED25519",
         KeyType::Rsa => "RSA",
     };
-    let key = paper::ParsedSheet::new(&first.keyid, keytype, secret)
+    let key = sheet::ParsedSheet::new(&first.keyid, keytype, secret)
         .rebuild(None)
         .map_err(|e| {
             SplitError::Set(format!(
@@ -535,18 +550,27 @@ pub fn rebuild(
 /// Rebuilds the key from the sheets and adds it to the tarball `a.out`.
 pub fn combine(a: &CombineArgs, pass: &PassphraseSource) -> Result<CombineReport, SplitError> {
     let (key, mut report) = rebuild(&a.sheets, a.factory.as_deref())?;
-    let (sec_file, created) = keys_cmd::add_restored_key(&key, &a.out, a.role.into(), pass)?;
+    let (sec_file, created) = add_restored_key(&key, &a.out, a.role.into(), pass)?;
     report.sec_file = sec_file;
     report.created_tarball = created;
     Ok(report)
 }
 
-/// Runs `keys split`, recording the export in the audit log of `state_dir`.
-pub fn run_split(a: &SplitArgs, state_dir: &Path, out: &mut dyn Write) -> anyhow::Result<()> {
+/// Runs `signer keys split`: writes the sheets, records the export in the audit log and
+/// says what to do with them.
+pub fn run_split(ctx: &mut Ctx<'_>, a: &SplitArgs) -> Result<SplitReport, SignerError> {
+    let state_dir = ctx.state.path();
     audit::verify(state_dir)?;
-    let report = split(a, state_dir, &a.passphrase.source())?;
+    let report = split(
+        a,
+        state_dir,
+        &a.passphrase.source(),
+        &ctx.now,
+        &mut *ctx.rng,
+    )?;
     audit::record(
         state_dir,
+        &ctx.now,
         AuditEvent::KeyExported {
             keyid: report.keyid.clone(),
             form: format!(
@@ -556,28 +580,29 @@ pub fn run_split(a: &SplitArgs, state_dir: &Path, out: &mut dyn Write) -> anyhow
             path: a.out.display().to_string(),
         },
     )?;
-    writeln!(
-        out,
+    ctx.ui.line(format!(
         "Split root key {} of {} into {} shares; any {} restore it, fewer reveal nothing (split set {}):",
         report.keyid, a.factory, a.shares, a.threshold, report.set
-    )?;
+    ));
     for s in &report.sheets {
-        writeln!(out, "  {} (mode 0600)", s.display())?;
+        ctx.ui.line(format!("  {} (mode 0600)", s.display()));
     }
-    writeln!(
-        out,
+    ctx.ui.line(
         "Print each sheet (monospaced font, no scaling), check a set with `signer keys combine \
-         SHEETS… --out /tmp/check.keys.tgz`, put each sheet in a different safe, then delete the files."
-    )?;
-    Ok(())
+         SHEETS… --out /tmp/check.keys.tgz`, put each sheet in a different safe, then delete the files.",
+    );
+    Ok(report)
 }
 
-/// Runs `keys combine`, recording the restore in the audit log of `state_dir`.
-pub fn run_combine(a: &CombineArgs, state_dir: &Path, out: &mut dyn Write) -> anyhow::Result<()> {
+/// Runs `signer keys combine`: rebuilds the key into the tarball, records the restore in
+/// the audit log and says which shares were used.
+pub fn run_combine(ctx: &mut Ctx<'_>, a: &CombineArgs) -> Result<CombineReport, SignerError> {
+    let state_dir = ctx.state.path();
     audit::verify(state_dir)?;
     let report = combine(a, &a.passphrase.source())?;
     audit::record(
         state_dir,
+        &ctx.now,
         AuditEvent::KeyRestored {
             keyid: report.keyid.clone(),
             role: Role::from(a.role).as_str().to_string(),
@@ -590,8 +615,7 @@ pub fn run_combine(a: &CombineArgs, state_dir: &Path, out: &mut dyn Write) -> an
                 .join(", "),
         },
     )?;
-    writeln!(
-        out,
+    ctx.ui.line(format!(
         "Every line's check code matched; shares {} of a {}-of-{} split{} rebuilt key {}, which has the sheets' keyid.",
         numbers(&report.used),
         report.threshold,
@@ -602,7 +626,7 @@ pub fn run_combine(a: &CombineArgs, state_dir: &Path, out: &mut dyn Write) -> an
             .map(|f| format!(" of {f}"))
             .unwrap_or_default(),
         report.keyid
-    )?;
-    keys_cmd::print_restored(out, report.created_tarball, &a.out, &report.sec_file)?;
-    Ok(())
+    ));
+    print_restored(ctx.ui, report.created_tarball, &a.out, &report.sec_file);
+    Ok(report)
 }

@@ -11,31 +11,48 @@ use shared::tarball::KeysTarball;
 use shared::transform;
 use shared::verify;
 
+use std::cell::RefCell;
+
+use rand::SeedableRng as _;
+
+use super::combine::combine;
+use super::expert::{add_offline_key, delete_offline_key, set_threshold};
+use super::rotate::rotate_offline_key;
+use super::sign::{sign, sign_prod_targets, sign_wave};
 use super::*;
-use crate::cli::{BundleIo, CheckArgs, KeyTypeArg, RoleArg};
+use crate::cli::{
+    AddKeyArgs, BundleIo, CheckArgs, CombineArgs, DeleteKeyArgs, KeyTypeArg, RoleArg, RotateArgs,
+    SignArgs, SignTargetsArgs, SignWaveArgs, ThresholdArgs,
+};
 use crate::keysource::{KeyArgs, KeySource};
 use crate::keystore::PassphraseArgs;
+use crate::state::StateDir;
 use crate::testutil::*;
 use crate::trust;
 
-/// A temporary offline machine: state directory with identity and a pin for "acme".
+/// A temporary offline machine: state directory with identity and a pin for "acme", and
+/// the seeded random number generator every run on it draws from (so its keys are the same
+/// in every test run, and different from one run to the next).
 struct Env {
     tmp: tempfile::TempDir,
     state: StateDir,
     recipient: String,
+    rng: RefCell<rand::rngs::StdRng>,
 }
 
 impl Env {
     fn new(f: &Factory) -> Env {
         let tmp = tempfile::tempdir().unwrap();
         let state = StateDir::at(tmp.path().join("state"));
-        let recipient = crate::identity::init(state.path(), false)
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let recipient = crate::identity::init(state.path(), false, &f.now, &mut rng)
             .unwrap()
             .recipient;
         let env = Env {
             tmp,
             state,
             recipient,
+            rng: RefCell::new(rng),
         };
         env.pin(&f.chain[0]);
         env
@@ -102,12 +119,7 @@ impl Env {
             return self.run_on_terminal(None, now, f);
         }
         let (mut ui, out) = Ui::scripted("", false, false);
-        let mut ctx = Ctx {
-            state: self.state.clone(),
-            ui: &mut ui,
-            now,
-        };
-        let r = f(&mut ctx);
+        let r = self.with_ctx(&mut ui, now, f);
         (r, out.text())
     }
 
@@ -122,13 +134,20 @@ impl Env {
             Some(a) => Ui::scripted(a, true, false),
             None => Ui::scripted("", false, true),
         };
-        let mut ctx = Ctx {
-            state: self.state.clone(),
-            ui: &mut ui,
-            now,
-        };
-        let r = f(&mut ctx);
+        let r = self.with_ctx(&mut ui, now, f);
         (r, out.text())
+    }
+
+    /// Runs `f` in a context on this machine at `now`, talking through `ui`.
+    fn with_ctx<T>(
+        &self,
+        ui: &mut Ui,
+        now: Timestamp,
+        f: impl FnOnce(&mut Ctx<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let mut rng = self.rng.borrow_mut();
+        let mut ctx = Ctx::new(self.state.clone(), ui, now, &mut *rng);
+        f(&mut ctx)
     }
 
     fn sealed_first_root(&self, f: &Factory) -> Vec<u8> {
@@ -1182,7 +1201,11 @@ fn inspect_reports_and_exit_status() {
         pin: Default::default(),
     };
     let (mut ui, out) = Ui::scripted("", false, false);
-    let code = crate::inspect::run(&env.state, &mut ui, &f.now, &args(&req, false)).unwrap();
+    let code = env
+        .with_ctx(&mut ui, f.now, |ctx| {
+            crate::inspect::run(ctx, &args(&req, false))
+        })
+        .unwrap();
     let text = out.text();
     assert_eq!(code, 0, "{text}");
     assert!(
@@ -1204,7 +1227,11 @@ fn inspect_reports_and_exit_status() {
         &altered_request(&f, |r| r.signed.expires = r.signed.expires.plus_days(-10)),
     );
     let (mut ui, out) = Ui::scripted("", false, false);
-    let code = crate::inspect::run(&env.state, &mut ui, &f.now, &args(&bad, true)).unwrap();
+    let code = env
+        .with_ctx(&mut ui, f.now, |ctx| {
+            crate::inspect::run(ctx, &args(&bad, true))
+        })
+        .unwrap();
     assert_eq!(code, crate::error::EXIT_NEEDS_CONFIRMATION);
     let v: serde_json::Value = serde_json::from_str(&out.text()).unwrap();
     assert_eq!(v["must-not-sign"], false);
@@ -1219,7 +1246,11 @@ fn inspect_reports_and_exit_status() {
     // A version that skips ahead cannot be authorized by anyone: must not sign.
     let bad = env.write("bad2", &altered_request(&f, |r| r.signed.version += 1));
     let (mut ui, out) = Ui::scripted("", false, false);
-    let code = crate::inspect::run(&env.state, &mut ui, &f.now, &args(&bad, false)).unwrap();
+    let code = env
+        .with_ctx(&mut ui, f.now, |ctx| {
+            crate::inspect::run(ctx, &args(&bad, false))
+        })
+        .unwrap();
     assert_eq!(code, crate::error::EXIT_MUST_NOT_SIGN, "{}", out.text());
     assert!(out.text().contains("Verdict: do NOT sign"));
 }
@@ -1453,12 +1484,8 @@ fn root_signature_confirmed_by_typing_the_draft_digest() {
     let typed = |answer: &str| {
         let (mut ui, shown) = Ui::scripted(answer, true, false);
         ui.set_digest_confirmation(true);
-        let mut ctx = Ctx {
-            state: env.state.clone(),
-            ui: &mut ui,
-            now: f.now,
-        };
-        (sign(&mut ctx, &args), shown.text())
+        let r = env.with_ctx(&mut ui, f.now, |ctx| sign(ctx, &args));
+        (r, shown.text())
     };
     // `yes` is not enough; the digest shown is the draft's.
     let (r, text) = typed("yes\n");
