@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use serde_json::value::RawValue;
-use shared::keys::{KeyId, KeyType, PrivateKey, Signature};
+use shared::keys::{KeyType, PrivateKey, Signature};
 use shared::metadata::{Role, Root, Timestamp};
 
 use super::docs::{RootDoc, TargetsDoc};
@@ -247,12 +247,7 @@ fn check_target_sigs(
     sigs: &BTreeMap<String, Vec<Signature>>,
     out: &mut Vec<String>,
 ) -> Result<(), ApiError> {
-    let offline: Vec<KeyId> = prod
-        .role_keyids(Role::Targets)
-        .iter()
-        .filter(|k| **k != tx.online.targets)
-        .cloned()
-        .collect();
+    let offline = prod.offline_targets_keys([&tx.online.targets]);
     for (name, list) in sigs {
         let blob = match kind {
             DocKind::Tag => f.rec.tags.get(name).map(|t| t.blob.clone()),

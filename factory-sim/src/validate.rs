@@ -461,13 +461,6 @@ pub(crate) fn project_targets(
     Ok(out)
 }
 
-fn offline_targets_keys<'r>(root: &'r Root, online: &BTreeSet<KeyId>) -> Vec<&'r KeyId> {
-    root.role_keyids(Role::Targets)
-        .iter()
-        .filter(|k| !online.contains(*k))
-        .collect()
-}
-
 /// Threshold check of one staged root against one signing root (current or new).
 fn check_threshold(which: &str, by: &str, signer: &Root, doc: &RootDoc, out: &mut Vec<Issue>) {
     let role = signer.role_keyids(Role::Root);
@@ -515,7 +508,7 @@ fn root_warnings(root: &Root, online: &BTreeSet<KeyId>, now: &Timestamp, out: &m
             "the root role has a single key: consider adding a second offline root key held by another person",
         ));
     }
-    if offline_targets_keys(root, online).is_empty() {
+    if root.offline_targets_keys(online).is_empty() {
         out.push(Issue::new(
             "no-offline-targets-key",
             "there is no offline targets key: production targets and waves cannot be signed offline \
@@ -609,10 +602,13 @@ pub(crate) fn review(
     }
     // A targets key rotation while a wave is active.
     let online = ctx.online_ids();
-    let before: BTreeSet<&KeyId> = offline_targets_keys(ctx.cur_ci.root(), &online)
+    let before: BTreeSet<KeyId> = ctx
+        .cur_ci
+        .root()
+        .offline_targets_keys(&online)
         .into_iter()
         .collect();
-    let after: BTreeSet<&KeyId> = offline_targets_keys(new, &online).into_iter().collect();
+    let after: BTreeSet<KeyId> = new.offline_targets_keys(&online).into_iter().collect();
     if before != after && !before.is_empty() {
         let active: Vec<&str> = ctx
             .f
@@ -648,8 +644,12 @@ pub(crate) fn review(
     // Production and wave targets after apply.
     let projected = project_targets(ctx.f, ctx.tx, prod.root(), blobs)?;
     let need = prod.root().threshold(Role::Targets);
-    let enforce = !offline_targets_keys(prod.root(), &online).is_empty()
-        || !offline_targets_keys(ctx.cur_for_prod().root(), &online).is_empty();
+    let enforce = !prod.root().offline_targets_keys(&online).is_empty()
+        || !ctx
+            .cur_for_prod()
+            .root()
+            .offline_targets_keys(&online)
+            .is_empty();
     for p in &projected {
         if (p.valid as u64) < need {
             let what = match p.kind {

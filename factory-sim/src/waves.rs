@@ -22,7 +22,7 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use serde_json::value::RawValue;
-use shared::keys::{KeyId, Signature};
+use shared::keys::Signature;
 use shared::metadata::{Role, SignedRoot, Targets, Timestamp};
 
 use super::docs::TargetsDoc;
@@ -47,12 +47,7 @@ fn check_offline_sigs(
     sigs: &[Signature],
 ) -> Result<(), ApiError> {
     let root = current_prod_root(rec)?.signed;
-    let offline: Vec<KeyId> = root
-        .role_keyids(Role::Targets)
-        .iter()
-        .filter(|k| **k != rec.online.targets)
-        .cloned()
-        .collect();
+    let offline = root.offline_targets_keys([&rec.online.targets]);
     if offline.is_empty() {
         return Err(ApiError::invalid(
             "This factory has no offline targets key",

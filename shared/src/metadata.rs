@@ -311,6 +311,22 @@ impl Root {
     pub fn threshold(&self, role: Role) -> u64 {
         self.role(role).map(|r| r.threshold).unwrap_or(0)
     }
+
+    /// The offline targets keys: the targets role's key ids other than the online targets
+    /// key(s) in `online` (the server's; pass an `Option` or a set; none known: every
+    /// targets key counts), in the role's order. The one definition of "offline targets key"
+    /// for every crate.
+    pub fn offline_targets_keys<'a>(
+        &self,
+        online: impl IntoIterator<Item = &'a KeyId>,
+    ) -> Vec<KeyId> {
+        let online: Vec<&KeyId> = online.into_iter().collect();
+        self.role_keyids(Role::Targets)
+            .iter()
+            .filter(|k| !online.contains(k))
+            .cloned()
+            .collect()
+    }
 }
 
 impl SignedRoot {
@@ -683,6 +699,29 @@ mod tests {
         assert_eq!(t.plus_days(365).to_string(), "2027-03-01T10:20:30Z");
         assert_eq!(t.date(), "2026-03-01");
         assert_eq!(t.days_until(&t.plus_days(10)), 10);
+    }
+
+    #[test]
+    fn offline_targets_keys_are_the_targets_keys_but_the_online_ones() {
+        let mut root = SignedRoot::from_json(AKTUALIZR_ROOT).unwrap().signed;
+        let online = root.role_keyids(Role::Targets)[0].clone();
+        let offline = root.role_keyids(Role::Root)[0].clone();
+        root.role_mut(Role::Targets)
+            .unwrap()
+            .keyids
+            .push(offline.clone());
+        assert_eq!(root.offline_targets_keys([&online]), vec![offline.clone()]);
+        assert_eq!(
+            root.offline_targets_keys(Some(&online)),
+            vec![offline.clone()]
+        );
+        // Nothing known online: every targets key counts.
+        assert_eq!(
+            root.offline_targets_keys(None),
+            [online.clone(), offline.clone()]
+        );
+        // Several online keys (the current and the staged one).
+        assert!(root.offline_targets_keys([&online, &offline]).is_empty());
     }
 
     #[test]

@@ -429,11 +429,7 @@ pub fn build_report(
         ));
     }
     let online_t = l.online.updated.get("targets");
-    let offline_targets: Vec<&KeyId> = root
-        .role_keyids(Role::Targets)
-        .iter()
-        .filter(|k| Some(*k) != online_t)
-        .collect();
+    let offline_targets = root.offline_targets_keys(online_t);
     if root.role_keyids(Role::Root).len() == 1 {
         recs.push(
             "the root role has a single offline key: add a second offline root key kept by another person \
@@ -543,7 +539,7 @@ pub fn build_report(
         .iter()
         .chain(l.current_ci.signed.role_keyids(Role::Root))
         .collect();
-    let offline_ids: BTreeSet<&KeyId> = offline_targets.iter().copied().collect();
+    let offline_ids: BTreeSet<&KeyId> = offline_targets.iter().collect();
     for HeldKeys {
         name: path,
         count,

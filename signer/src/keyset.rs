@@ -254,12 +254,7 @@ impl KeySet {
         online: &KeyId,
         which: &'static str,
     ) -> Result<Option<KeyId>> {
-        let offline: Vec<KeyId> = root
-            .role_keyids(Role::Targets)
-            .iter()
-            .filter(|k| *k != online)
-            .cloned()
-            .collect();
+        let offline = root.offline_targets_keys([online]);
         if offline.is_empty() {
             return Ok(None);
         }

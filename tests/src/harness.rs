@@ -886,11 +886,7 @@ impl World {
         view.ci_root()
             .expect("ci root")
             .signed
-            .role_keyids(Role::Targets)
-            .iter()
-            .filter(|k| **k != online)
-            .cloned()
-            .collect()
+            .offline_targets_keys([&online])
     }
 
     /// Panics unless the served targets of every production tag and of every active wave

@@ -70,13 +70,7 @@ pub fn add_offline_key(ctx: &mut Ctx<'_>, args: &AddKeyArgs) -> Result<Outcome> 
     let existing: Vec<KeyId> = match role {
         Role::Targets => {
             let online = l.online_targets()?;
-            work.ci
-                .signed
-                .role_keyids(Role::Targets)
-                .iter()
-                .filter(|k| **k != online)
-                .cloned()
-                .collect()
+            work.ci.signed.offline_targets_keys([&online])
         }
         _ => work.ci.signed.role_keyids(Role::Root).to_vec(),
     };

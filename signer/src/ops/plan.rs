@@ -270,12 +270,7 @@ impl<'l> Work<'l> {
     /// The offline targets key of `root` held in sources `idx` (exactly one).
     pub(super) fn targets_signer(&self, idx: &[usize], root: &Root) -> Result<Found> {
         let online = self.l.online_targets()?;
-        let candidates: Vec<KeyId> = root
-            .role_keyids(Role::Targets)
-            .iter()
-            .filter(|k| **k != online)
-            .cloned()
-            .collect();
+        let candidates = root.offline_targets_keys([&online]);
         if candidates.is_empty() {
             return Err(SignerError::refused(
                 "the staged root has no offline targets key yet: run `signer rotate-offline-key --role targets` first",
@@ -292,15 +287,10 @@ impl<'l> Work<'l> {
     /// The offline targets keys of the current root (its targets keys except the online
     /// one): the keys whose signatures on carried documents mean "approved offline".
     pub(super) fn current_offline_targets(&self) -> Vec<KeyId> {
-        let online = self.l.current_online_targets().cloned();
         self.l
             .current_ci
             .signed
-            .role_keyids(Role::Targets)
-            .iter()
-            .filter(|k| Some(*k) != online.as_ref())
-            .cloned()
-            .collect()
+            .offline_targets_keys(self.l.current_online_targets())
     }
 
     /// Whether carried document `dir/name` is to be signed under `how`: `Ok(true)` when a

@@ -333,12 +333,8 @@ fn lost_targets_key(l: &Loaded, lost: &KeyId, online: &KeyId) -> Result<KeyId> {
         (&l.draft_ci.signed, "the staged root", online),
         (&l.current_ci.signed, "the current root", current_online),
     ] {
-        let offline: Vec<&KeyId> = root
-            .role_keyids(Role::Targets)
-            .iter()
-            .filter(|k| *k != online)
-            .collect();
-        if !offline.contains(&lost) {
+        let offline = root.offline_targets_keys([online]);
+        if !offline.contains(lost) {
             return Err(refuse(format!(
                 "not an offline targets key of {which} (its offline targets keys: {})",
                 if offline.is_empty() {
