@@ -124,11 +124,7 @@ impl TargetsDoc {
 
     /// Adds `sig`, replacing an earlier signature by the same key id.
     pub fn merge(&mut self, sig: Signature) {
-        if let Some(old) = self.signatures.iter_mut().find(|s| s.keyid == sig.keyid) {
-            *old = sig;
-        } else {
-            self.signatures.push(sig);
-        }
+        shared::keys::merge_signatures(&mut self.signatures, [sig]);
     }
 
     /// `signed` as a raw JSON value for embedding in a response.

@@ -338,11 +338,7 @@ pub(crate) fn put(
         (&mut tx.waves_signatures, waves),
     ] {
         for (name, sigs) in new {
-            let list = staged.entry(name).or_default();
-            for sig in sigs {
-                list.retain(|s| s.keyid != sig.keyid);
-                list.push(sig);
-            }
+            shared::keys::merge_signatures(staged.entry(name).or_default(), sigs);
         }
     }
     tx.updated_by = user.polis_id.clone();

@@ -559,6 +559,19 @@ impl Signature {
     }
 }
 
+/// Adds signatures to a document's list, one per key id: a signature by a key id already in
+/// the list replaces it where it stands, a new key id is appended. The one rule every crate
+/// uses to collect signatures (targets documents, uploads, the server's merge). Signing a
+/// root in fioctl's order is [`crate::transform::add_root_signatures`].
+pub fn merge_signatures(list: &mut Vec<Signature>, new: impl IntoIterator<Item = Signature>) {
+    for sig in new {
+        match list.iter_mut().find(|s| s.keyid == sig.keyid) {
+            Some(old) => *old = sig,
+            None => list.push(sig),
+        }
+    }
+}
+
 fn bad(keytype: &'static str, part: &'static str, reason: impl fmt::Display) -> KeyError {
     KeyError::BadKey {
         keytype,
@@ -581,6 +594,18 @@ mod tests {
     }
 
     /// Vector from the formats reference (computed independently with Python `cryptography`).
+    #[test]
+    fn signatures_merge_one_per_key_id() {
+        let sig = |id: u8, s: &str| Signature {
+            keyid: KeyId::parse(&hex::encode([id; 32])).unwrap(),
+            method: "ed25519".into(),
+            sig: s.into(),
+        };
+        let mut list = vec![sig(1, "a"), sig(2, "b")];
+        merge_signatures(&mut list, [sig(2, "B"), sig(3, "c"), sig(3, "C")]);
+        assert_eq!(list, [sig(1, "a"), sig(2, "B"), sig(3, "C")]);
+    }
+
     #[test]
     fn ed25519_reference_vector() {
         let key = PrivateKey::ed25519_from_seed(&seed());

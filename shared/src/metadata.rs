@@ -220,8 +220,7 @@ impl<T: Serialize> Signed<T> {
 
     /// Appends `sig`, replacing any earlier signature by the same key id.
     pub fn add_signature(&mut self, sig: Signature) {
-        self.signatures.retain(|s| s.keyid != sig.keyid);
-        self.signatures.push(sig);
+        crate::keys::merge_signatures(&mut self.signatures, [sig]);
     }
 }
 

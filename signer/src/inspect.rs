@@ -286,10 +286,7 @@ fn targets_view(
     prod: &Root,
 ) -> Result<TargetsView> {
     let mut sigs = doc.signatures.clone();
-    for s in extra.into_iter().flatten() {
-        sigs.retain(|x| x.keyid != s.keyid);
-        sigs.push(s.clone());
-    }
+    shared::keys::merge_signatures(&mut sigs, extra.into_iter().flatten().cloned());
     let (msg, _) = l
         .bundle
         .targets_signed(&format!("{kind}/{name}.json"))

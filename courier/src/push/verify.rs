@@ -90,10 +90,7 @@ pub fn verify_targets_sigs(
     }
     // Merge the signatures only (the same rule as `Signed::add_signature`), not the document.
     let mut merged = carried.to_vec();
-    for s in sigs {
-        merged.retain(|x| x.keyid != s.keyid);
-        merged.push(s.clone());
-    }
+    shared::keys::merge_signatures(&mut merged, sigs.iter().cloned());
     Ok(verify::signature_report(&prod.signed, Role::Targets, msg, &merged).satisfied())
 }
 

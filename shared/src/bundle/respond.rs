@@ -42,14 +42,10 @@ fn new_keyids(new: &[Signature], old: &[Signature]) -> Vec<KeyId> {
         .collect()
 }
 
-/// Merges `b` into `a` by key id (a's signature wins for a key id present in both).
+/// `a` with `b`'s signatures merged in ([`crate::keys::merge_signatures`]).
 fn merge_sigs(a: &[Signature], b: &[Signature]) -> Vec<Signature> {
     let mut out = a.to_vec();
-    for s in b {
-        if !out.iter().any(|x| x.keyid == s.keyid) {
-            out.push(s.clone());
-        }
-    }
+    crate::keys::merge_signatures(&mut out, b.iter().cloned());
     out
 }
 

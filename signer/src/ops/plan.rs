@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use rand_core::CryptoRngCore;
 use shared::authority::{Authority, Change, Grant};
 use shared::bundle::Operation;
-use shared::keys::{KeyId, KeyType, Signature};
+use shared::keys::{merge_signatures, KeyId, KeyType, Signature};
 use shared::metadata::{KeyOwner, Role, Root, SignedRoot, TargetsSummary, Timestamp};
 use shared::transform;
 
@@ -405,9 +405,7 @@ impl<'l> Work<'l> {
         } else {
             &mut self.targets_sigs
         };
-        let entry = sigs.entry(name.to_string()).or_default();
-        entry.retain(|s| s.keyid != sig.keyid);
-        entry.push(sig);
+        merge_signatures(sigs.entry(name.to_string()).or_default(), [sig]);
         let document = format!("{dir}/{name}");
         self.signed.push(SigEvent {
             document: document.clone(),
