@@ -536,6 +536,53 @@ impl PrivateKey {
     }
 }
 
+/// Why a key could not sign (a hardware token refusing, a token signature that does not
+/// verify, …): the holder's own error, shown as it is.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct SignError(pub Box<dyn std::error::Error + Send + Sync>);
+
+/// Two sign errors are equal when they say the same (for comparing results in tests).
+impl PartialEq for SignError {
+    fn eq(&self, other: &SignError) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+
+impl Eq for SignError {}
+
+impl SignError {
+    /// Wraps the holder's error.
+    pub fn new(e: impl std::error::Error + Send + Sync + 'static) -> SignError {
+        SignError(Box::new(e))
+    }
+}
+
+/// Something that holds one private key and signs with it: a key in memory
+/// ([`PrivateKey`]), a key on a PKCS#11 token (the signer's), … The one signing seam: every
+/// signature the toolkit makes goes through it ([`crate::transform::sign_root`],
+/// [`crate::transform::sign_targets`], the signer's targets signing).
+pub trait KeySigner {
+    /// The key id (SHA-256 of the SubjectPublicKeyInfo DER, as in `root.json`).
+    fn keyid(&self) -> &KeyId;
+    /// The public key in fioctl key JSON form.
+    fn public_key(&self) -> &PublicKey;
+    /// Signs `msg`: `ed25519`, or `rsassa-pss-sha256` with a 32-byte salt, like a tarball key.
+    fn sign(&self, msg: &[u8]) -> Result<Signature, SignError>;
+}
+
+impl KeySigner for PrivateKey {
+    fn keyid(&self) -> &KeyId {
+        PrivateKey::keyid(self)
+    }
+    fn public_key(&self) -> &PublicKey {
+        PrivateKey::public_key(self)
+    }
+    fn sign(&self, msg: &[u8]) -> Result<Signature, SignError> {
+        Ok(PrivateKey::sign(self, msg))
+    }
+}
+
 /// A signature object: `{"keyid": .., "method": .., "sig": <base64>}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Signature {

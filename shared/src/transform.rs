@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use time::{Month, OffsetDateTime};
 
-use crate::keys::{KeyId, PrivateKey, PublicKey, Signature};
+use crate::keys::{KeyId, KeySigner, PublicKey, SignError, Signature};
 use crate::metadata::{KeyOwner, MetadataError, Role, Root, SignedRoot, SignedTargets, Timestamp};
 
 /// Lowest root threshold fioctl accepts.
@@ -22,6 +22,9 @@ pub const DEFAULT_PROD_TARGETS_THRESHOLD: u64 = 2;
 /// Why a transform is impossible.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TransformError {
+    /// A key could not sign.
+    #[error(transparent)]
+    Sign(#[from] SignError),
     /// The draft's version is not current + 1.
     #[error("the staged root has version {draft}, expected {expected} (current {current} + 1); re-pull the transaction")]
     DraftVersion {
@@ -377,9 +380,15 @@ pub fn finalize(ci: &Root, previous_prod: Option<&Root>) -> (SignedRoot, SignedR
 
 /// Signs a root with `signers` (fioctl's `signNewTufRoot` step 6): one new signature per
 /// signer in order, then every earlier signature whose key id is not among the new ones.
-pub fn sign_root(doc: &SignedRoot, signers: &[&PrivateKey]) -> Result<SignedRoot, TransformError> {
+pub fn sign_root<S: KeySigner + ?Sized>(
+    doc: &SignedRoot,
+    signers: &[&S],
+) -> Result<SignedRoot, TransformError> {
     let msg = doc.canonical_signed()?;
-    let signatures: Vec<Signature> = signers.iter().map(|s| s.sign(&msg)).collect();
+    let signatures = signers
+        .iter()
+        .map(|s| s.sign(&msg))
+        .collect::<Result<Vec<Signature>, SignError>>()?;
     Ok(add_root_signatures(doc, signatures))
 }
 
@@ -403,13 +412,17 @@ pub fn add_root_signatures(doc: &SignedRoot, new: Vec<Signature>) -> SignedRoot 
 }
 
 /// Signs a targets document's canonical `signed` bytes with `key`.
-pub fn sign_targets(doc: &SignedTargets, key: &PrivateKey) -> Result<Signature, TransformError> {
-    Ok(key.sign(&doc.canonical_signed()?))
+pub fn sign_targets<S: KeySigner + ?Sized>(
+    doc: &SignedTargets,
+    key: &S,
+) -> Result<Signature, TransformError> {
+    Ok(key.sign(&doc.canonical_signed()?)?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keys::PrivateKey;
     use crate::metadata::RoleKeys;
     use crate::verify;
 

@@ -254,6 +254,9 @@ pub enum SignerError {
     /// A PKCS#11 token refused or failed.
     #[error(transparent)]
     Pkcs11(#[from] crate::pkcs11::Pkcs11Error),
+    /// A key could not sign (a token refusing, a token signature that does not verify).
+    #[error(transparent)]
+    Sign(#[from] shared::keys::SignError),
     /// A `signer keys` command failed (list, backup, export, print, restore).
     #[error(transparent)]
     Keys(#[from] crate::keys::KeysError),

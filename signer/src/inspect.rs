@@ -28,12 +28,13 @@ use crate::authority::{self, Decision};
 use crate::cli::InspectArgs;
 use crate::ctx::Ctx;
 use crate::error::{Result, SignerError, EXIT_MUST_NOT_SIGN, EXIT_NEEDS_CONFIRMATION};
-use crate::keysource::{KeySigner, KeySource};
+use crate::keysource::KeySource;
 use crate::keystore;
 use crate::memory::FactoryMemory;
 use crate::session::{self, Loaded};
 use crate::state::StateDir;
 use crate::ui::Ui;
+use shared::keys::KeySigner;
 
 /// Days before expiry from which a root or targets document is flagged.
 pub const EXPIRY_WARNING_DAYS: i64 = 30;

@@ -3,7 +3,7 @@
 //! for a token, keeping) of new keys in the act phase.
 //!
 //! Every key found or generated is a [`HeldKey`], which signs through
-//! [`KeySigner`](crate::keysource::KeySigner) whatever holds it.
+//! [`KeySigner`](shared::keys::KeySigner) whatever holds it.
 
 use std::path::{Path, PathBuf};
 
@@ -13,9 +13,10 @@ use shared::metadata::{Role, Root};
 use shared::tarball::{KeysTarball, TarballError};
 
 use crate::error::{Result, SignerError};
-use crate::keysource::{KeySigner, KeySource, Pkcs11Uri};
+use crate::keysource::{KeySource, Pkcs11Uri};
 use crate::keystore::{self, KeystoreError, PassphraseSource};
 use crate::pkcs11::{self, Token, TokenKey, TokenRecord};
+use shared::keys::{KeySigner, SignError};
 
 /// A private key found or generated in one of the sources.
 #[derive(Debug)]
@@ -39,7 +40,7 @@ impl KeySigner for HeldKey {
             HeldKey::Token(k) => KeySigner::public_key(k),
         }
     }
-    fn sign(&self, msg: &[u8]) -> Result<Signature> {
+    fn sign(&self, msg: &[u8]) -> std::result::Result<Signature, SignError> {
         match self {
             HeldKey::Memory(k) => Ok(k.sign(msg)),
             HeldKey::Token(k) => k.sign(msg),

@@ -17,35 +17,12 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use clap::Args;
-use shared::keys::{KeyId, PrivateKey, PublicKey, Signature};
 
 use crate::error::Result;
 use crate::keystore::PassphraseArgs;
 
 /// The URI scheme that selects a PKCS#11 token.
 pub const PKCS11_SCHEME: &str = "pkcs11:";
-
-/// Something that holds one private key and signs with it.
-pub trait KeySigner {
-    /// The key id (SHA-256 of the SubjectPublicKeyInfo DER, as in `root.json`).
-    fn keyid(&self) -> &KeyId;
-    /// The public key in fioctl key JSON form.
-    fn public_key(&self) -> &PublicKey;
-    /// Signs `msg`: `ed25519` or `rsassa-pss-sha256` (salt 32), like a tarball key.
-    fn sign(&self, msg: &[u8]) -> Result<Signature>;
-}
-
-impl KeySigner for PrivateKey {
-    fn keyid(&self) -> &KeyId {
-        PrivateKey::keyid(self)
-    }
-    fn public_key(&self) -> &PublicKey {
-        PrivateKey::public_key(self)
-    }
-    fn sign(&self, msg: &[u8]) -> Result<Signature> {
-        Ok(PrivateKey::sign(self, msg))
-    }
-}
 
 /// A parsed RFC 7512 PKCS#11 URI (the attributes this signer uses).
 #[derive(Clone, PartialEq, Eq)]

@@ -41,7 +41,8 @@ use shared::metadata::{Role, Root};
 
 use crate::ctx::Ctx;
 use crate::error::SignerError;
-use crate::keysource::{KeySigner, Pkcs11Uri};
+use crate::keysource::Pkcs11Uri;
+use shared::keys::{KeySigner, SignError};
 
 /// File in the signer state directory recording which token holds which key.
 pub const TOKENS_FILE: &str = "tokens.json";
@@ -690,7 +691,14 @@ impl KeySigner for TokenKey {
         &self.public
     }
 
-    fn sign(&self, msg: &[u8]) -> crate::error::Result<Signature> {
+    fn sign(&self, msg: &[u8]) -> Result<Signature, SignError> {
+        self.sign_on_token(msg).map_err(SignError::new)
+    }
+}
+
+impl TokenKey {
+    /// Signs on the token and checks the signature like a tarball signature.
+    fn sign_on_token(&self, msg: &[u8]) -> Result<Signature, Pkcs11Error> {
         let pss = || PkcsPssParams {
             hash_alg: MechanismType::SHA256,
             mgf: PkcsMgfType::MGF1_SHA256,

@@ -16,9 +16,10 @@ use shared::transform;
 use crate::authority::{Decision, StepView};
 use crate::error::{Result, SignerError};
 use crate::keyset::{Found, HeldKey, KeySet};
-use crate::keysource::{KeySigner, KeySource};
+use crate::keysource::KeySource;
 use crate::memory::Endorsement;
 use crate::session::{Loaded, Trusted};
+use shared::keys::KeySigner;
 
 use super::sha256_hex;
 
@@ -237,16 +238,8 @@ impl<'l> Work<'l> {
         }
         let keyids: Vec<KeyId> = signers.iter().map(|k| k.keyid().clone()).collect();
         // Every signer (a tarball key or a token key) signs the canonical bytes of each root.
-        let sign_all = |doc: &SignedRoot| -> Result<SignedRoot> {
-            let msg = doc.canonical_signed()?;
-            let sigs = signers
-                .iter()
-                .map(|k| k.sign(&msg))
-                .collect::<Result<Vec<Signature>>>()?;
-            Ok(transform::add_root_signatures(doc, sigs))
-        };
-        self.ci = sign_all(&self.ci)?;
-        self.prod = sign_all(&self.prod)?;
+        self.ci = transform::sign_root(&self.ci, &signers)?;
+        self.prod = transform::sign_root(&self.prod, &signers)?;
         for (doc, root) in [("ci-root", &self.ci), ("prod-root", &self.prod)] {
             self.signed.push(SigEvent {
                 document: doc.to_string(),
