@@ -136,10 +136,10 @@ pub enum Command {
     Config(ConfigCommand),
 
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
-    Completions(shared::cli_docs::CompletionsArgs),
+    Completions(shared::cli::CompletionsArgs),
 
     /// Print the man page (or write one page per command into a directory).
-    Man(shared::cli_docs::ManArgs),
+    Man(shared::cli::ManArgs),
 }
 
 /// `courier show-root`.
@@ -159,14 +159,8 @@ pub struct ShowRootArgs {
     pub fingerprint: bool,
 }
 
-/// The offline roles whose keys can be rotated.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum OfflineRole {
-    /// The root role (signs root.json).
-    Root,
-    /// The offline targets role (signs production and wave targets).
-    Targets,
-}
+/// The offline roles whose keys can be rotated (shared with the signer).
+pub use shared::cli::OfflineRole;
 
 /// `courier rotate-offline-key`.
 #[derive(Debug, Args)]

@@ -1,9 +1,9 @@
 //! `courier completions SHELL` and `courier man`: generated from the clap definition by
-//! `shared::cli_docs` (the same for both programs), so they always match the real command
+//! `shared::cli` (the same for both programs), so they always match the real command
 //! line. Neither needs the connection settings.
 
 use clap::CommandFactory;
-use shared::cli_docs::{self, CompletionsArgs, ManArgs};
+use shared::cli::{self, CompletionsArgs, ManArgs};
 
 use crate::cli::Cli;
 use crate::error::{CourierError, Result};
@@ -11,7 +11,7 @@ use crate::Ctx;
 
 /// `courier completions SHELL`: the completion script for the shell on stdout.
 pub fn completions(ctx: &Ctx, args: &CompletionsArgs) -> Result<()> {
-    ctx.out.bytes(&cli_docs::completion_script(
+    ctx.out.bytes(&cli::completion_script(
         Cli::command(),
         "courier",
         args.shell,
@@ -26,15 +26,14 @@ pub fn man(ctx: &Ctx, args: &ManArgs) -> Result<()> {
     match &args.dir {
         None => ctx
             .out
-            .bytes(&cli_docs::man_page(Cli::command()).map_err(failed)?),
+            .bytes(&cli::man_page(Cli::command()).map_err(failed)?),
         Some(dir) => {
-            let written =
-                cli_docs::write_man_pages(Cli::command(), "courier", dir).map_err(|e| {
-                    failed(std::io::Error::new(
-                        e.kind(),
-                        format!("{}: {e}", dir.display()),
-                    ))
-                })?;
+            let written = cli::write_man_pages(Cli::command(), "courier", dir).map_err(|e| {
+                failed(std::io::Error::new(
+                    e.kind(),
+                    format!("{}: {e}", dir.display()),
+                ))
+            })?;
             ctx.out.line(&format!(
                 "Wrote {} man pages to {}.",
                 written.len(),

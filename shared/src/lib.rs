@@ -30,8 +30,8 @@ pub mod authority;
 pub mod bundle;
 pub mod canonical;
 pub mod changes;
-#[cfg(feature = "cli-docs")]
-pub mod cli_docs;
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod expiry;
 pub mod filekind;
 pub mod fsutil;

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+pub use shared::cli::OfflineRole;
 
 use shared::keys::{KeyId, KeyType};
 use shared::metadata::Role;
@@ -147,10 +148,10 @@ pub enum Command {
     Audit(crate::audit::AuditCommand),
 
     /// Print the shell completion script (bash, zsh, fish, elvish, powershell).
-    Completions(shared::cli_docs::CompletionsArgs),
+    Completions(shared::cli::CompletionsArgs),
 
     /// Print the man page, or write one page per command into a directory.
-    Man(shared::cli_docs::ManArgs),
+    Man(shared::cli::ManArgs),
 }
 
 /// `signer trust …`.
@@ -246,30 +247,6 @@ impl From<KeyTypeArg> for KeyType {
     }
 }
 
-/// An offline role on the command line (`--role root|targets`): the roles whose keys are
-/// held offline. Every signer command that names one takes this enum (the operations,
-/// `keys generate`, `keys restore --role`, `keys combine --role`).
-///
-/// The courier's `OfflineRole` is the same concept. This enum depends on nothing of the
-/// signer (clap and [`shared::metadata::Role`] only), so it can move to `shared` as the one
-/// definition for both programs; its values (`root`, `targets`) are what both accept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum RoleArg {
-    /// The root role.
-    Root,
-    /// The (production) targets role.
-    Targets,
-}
-
-impl From<RoleArg> for Role {
-    fn from(r: RoleArg) -> Role {
-        match r {
-            RoleArg::Root => Role::Root,
-            RoleArg::Targets => Role::Targets,
-        }
-    }
-}
-
 /// The bundle in, the response out.
 #[derive(Debug, Clone, Args)]
 pub struct BundleIo {
@@ -285,8 +262,8 @@ pub struct BundleIo {
 #[derive(Debug, Clone, Args)]
 pub struct RotateArgs {
     /// Which offline key to rotate.
-    #[arg(long, short = 'r', value_enum)]
-    pub role: RoleArg,
+    #[arg(long, short = 'r', value_enum, ignore_case = true)]
+    pub role: OfflineRole,
     /// The first rotation of the factory's initial (Foundries-held) root key: creates the
     /// keys file, which must not exist yet.
     #[arg(long)]
@@ -317,8 +294,8 @@ pub struct RotateArgs {
 #[derive(Debug, Clone, Args)]
 pub struct AddKeyArgs {
     /// The role that gets a new key.
-    #[arg(long, short = 'r', value_enum)]
-    pub role: RoleArg,
+    #[arg(long, short = 'r', value_enum, ignore_case = true)]
+    pub role: OfflineRole,
     /// Key sources (tarballs or PKCS#11 tokens), passphrase and PIN.
     #[command(flatten)]
     pub src: crate::keysource::KeyArgs,
@@ -338,8 +315,8 @@ pub struct AddKeyArgs {
 #[derive(Debug, Clone, Args)]
 pub struct DeleteKeyArgs {
     /// The role to remove the key from.
-    #[arg(long, short = 'r', value_enum)]
-    pub role: RoleArg,
+    #[arg(long, short = 'r', value_enum, ignore_case = true)]
+    pub role: OfflineRole,
     /// The key id to remove (64 hex digits). fioctl's spelling `--key-id` works too.
     #[arg(long, visible_alias = "key-id", value_name = "KEYID")]
     pub keyid: KeyId,
@@ -358,8 +335,8 @@ pub struct DeleteKeyArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ThresholdArgs {
     /// The role whose threshold changes.
-    #[arg(long, short = 'r', value_enum)]
-    pub role: RoleArg,
+    #[arg(long, short = 'r', value_enum, ignore_case = true)]
+    pub role: OfflineRole,
     /// The new threshold (root: at least 1; production targets: at least 2; at most the
     /// number of keys of the role).
     #[arg(value_name = "N")]
@@ -514,7 +491,7 @@ mod tests {
         let Command::RotateOfflineKey(a) = cli.command else {
             panic!()
         };
-        assert_eq!(a.role, RoleArg::Root);
+        assert_eq!(a.role, OfflineRole::Root);
         assert!(a.first_time);
         assert_eq!(a.io.out, PathBuf::from("resp.tufbundle"));
 

@@ -852,7 +852,7 @@ pub struct GenerateArgs {
     pub pkcs11: Pkcs11Uri,
     /// The role the key is for.
     #[arg(long, short = 'r', value_enum)]
-    pub role: crate::cli::RoleArg,
+    pub role: crate::cli::OfflineRole,
     /// Algorithm: Ed25519 when the token supports CKM_EDDSA (else RSA-4096 with a note), or RSA-4096.
     #[arg(long, value_enum, default_value_t)]
     pub key_type: crate::cli::KeyTypeArg,

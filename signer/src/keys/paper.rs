@@ -16,7 +16,7 @@ use super::files::{add_restored_key, print_restored, refuse_existing, write_secr
 use super::reference::{active_root_key, ActiveKeyArgs, ActiveRootKey, ReferenceRoot};
 use super::{sheet, KeysError};
 use crate::audit::{self, AuditEvent};
-use crate::cli::RoleArg;
+use crate::cli::OfflineRole;
 use crate::ctx::Ctx;
 use crate::error::SignerError;
 use crate::keystore::{self, PassphraseArgs, PassphraseSource};
@@ -56,8 +56,8 @@ pub struct RestoreArgs {
     #[arg(long, value_name = "TARBALL")]
     pub keys: PathBuf,
     /// The role the key is stored for (file name fioctl-<role>-<keyid>).
-    #[arg(long, value_enum, default_value = "root")]
-    pub role: RoleArg,
+    #[arg(long, value_enum, ignore_case = true, default_value = "root")]
+    pub role: OfflineRole,
     /// Passphrase options for encrypted tarballs.
     #[command(flatten)]
     pub passphrase: PassphraseArgs,

@@ -40,7 +40,7 @@ use super::reference::{active_root_key, ReferenceRoot, RootArgs};
 use super::sheet;
 use super::KeysError;
 use crate::audit::{self, AuditEvent};
-use crate::cli::RoleArg;
+use crate::cli::OfflineRole;
 use crate::ctx::Ctx;
 use crate::error::SignerError;
 use crate::keystore::{self, PassphraseArgs, PassphraseSource};
@@ -154,8 +154,8 @@ pub struct CombineArgs {
     #[arg(long, value_name = "NAME")]
     pub factory: Option<String>,
     /// The role the key is stored for (file name fioctl-<role>-<keyid>).
-    #[arg(long, value_enum, default_value = "root")]
-    pub role: RoleArg,
+    #[arg(long, value_enum, ignore_case = true, default_value = "root")]
+    pub role: OfflineRole,
     /// Passphrase options for an encrypted output tarball.
     #[command(flatten)]
     pub passphrase: PassphraseArgs,

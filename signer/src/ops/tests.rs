@@ -21,8 +21,8 @@ use super::rotate::rotate_offline_key;
 use super::sign::{sign, sign_prod_targets, sign_wave};
 use super::*;
 use crate::cli::{
-    AddKeyArgs, BundleIo, CheckArgs, CombineArgs, DeleteKeyArgs, KeyTypeArg, RoleArg, RotateArgs,
-    SignArgs, SignTargetsArgs, SignWaveArgs, ThresholdArgs,
+    AddKeyArgs, BundleIo, CheckArgs, CombineArgs, DeleteKeyArgs, KeyTypeArg, OfflineRole,
+    RotateArgs, SignArgs, SignTargetsArgs, SignWaveArgs, ThresholdArgs,
 };
 use crate::keysource::{KeyArgs, KeySource};
 use crate::keystore::PassphraseArgs;
@@ -98,7 +98,7 @@ impl Env {
     fn rotate(
         &self,
         now: Timestamp,
-        (role, first): (RoleArg, bool),
+        (role, first): (OfflineRole, bool),
         keys: Option<&Path>,
         tk: Option<&Path>,
         (req, out): (&Path, &Path),
@@ -163,7 +163,7 @@ fn io(bundle: &Path, out: &Path) -> BundleIo {
 }
 
 fn rotate_args(
-    role: RoleArg,
+    role: OfflineRole,
     first: bool,
     keys: Option<&Path>,
     tk: Option<&Path>,
@@ -264,7 +264,7 @@ fn first_time(f: &mut Factory) -> (Env, PathBuf) {
     let out = env.path("resp1.tufbundle");
     let (r, text) = env.rotate(
         f.now,
-        (RoleArg::Root, true),
+        (OfflineRole::Root, true),
         Some(&keys),
         None,
         (&req, &out),
@@ -286,7 +286,7 @@ fn first_time_root_rotation() {
     let req = env.write("req.tufbundle", &req);
     let keys = env.path("root.keys.tgz");
     let out = env.path("resp.tufbundle");
-    let args = rotate_args(RoleArg::Root, true, Some(&keys), None, io(&req, &out));
+    let args = rotate_args(OfflineRole::Root, true, Some(&keys), None, io(&req, &out));
 
     // No terminal and no --yes: refused, nothing written.
     let (r, _) = env.run(false, f.now, |ctx| rotate_offline_key(ctx, &args));
@@ -341,7 +341,7 @@ fn first_time_root_rotation() {
     let out2 = env.path("resp2.tufbundle");
     let (r, _) = env.rotate(
         f.now,
-        (RoleArg::Root, true),
+        (OfflineRole::Root, true),
         Some(&keys),
         None,
         (&req, &out2),
@@ -362,7 +362,7 @@ fn first_time_root_rotation() {
     let tk = env.path("targets.keys.tgz");
     let (r, text) = env.rotate(
         f.now,
-        (RoleArg::Targets, false),
+        (OfflineRole::Targets, false),
         Some(&keys),
         Some(&tk),
         (&req2, &out3),
@@ -389,7 +389,7 @@ fn first_time_refusals() {
     );
     let (r, _) = env.rotate(
         f.now,
-        (RoleArg::Root, false),
+        (OfflineRole::Root, false),
         Some(&keys),
         None,
         (&req, &out),
@@ -405,7 +405,7 @@ fn first_time_refusals() {
     );
     let (r, _) = env.rotate(
         f.now,
-        (RoleArg::Root, true),
+        (OfflineRole::Root, true),
         Some(&keys),
         None,
         (&req, &out),
@@ -421,7 +421,7 @@ fn first_time_refusals() {
     );
     let (r, _) = env.rotate(
         f.now,
-        (RoleArg::Root, true),
+        (OfflineRole::Root, true),
         Some(&keys),
         None,
         (&req, &out),
@@ -435,7 +435,7 @@ fn first_time_refusals() {
     let req = env.write("d", &f.request(vec![Operation::TargetsRotation], None));
     let (r, _) = env.rotate(
         f.now,
-        (RoleArg::Root, true),
+        (OfflineRole::Root, true),
         Some(&keys),
         None,
         (&req, &out),
@@ -635,7 +635,7 @@ fn a_staged_production_root_of_its_own_is_refused_not_replaced() {
     let before = std::fs::read(&keys).unwrap();
     let (r, _) = env.rotate(
         f.now,
-        (RoleArg::Root, false),
+        (OfflineRole::Root, false),
         Some(&keys),
         None,
         (&req, &out),
@@ -665,7 +665,7 @@ fn wrong_tarball_and_two_active_keys() {
         rotate_offline_key(
             ctx,
             &rotate_args(
-                RoleArg::Root,
+                OfflineRole::Root,
                 false,
                 Some(&wrong),
                 None,
@@ -719,7 +719,7 @@ fn leftover_temp_file_is_explained() {
     let out = env.path("o");
     let (r, _) = env.rotate(
         f.now,
-        (RoleArg::Root, false),
+        (OfflineRole::Root, false),
         Some(&keys),
         None,
         (&req, &out),
@@ -742,7 +742,7 @@ fn later_root_rotation_signs_with_old_and_new() {
     let out = env.path("o");
     let (r, text) = env.rotate(
         f.now,
-        (RoleArg::Root, false),
+        (OfflineRole::Root, false),
         Some(&keys),
         None,
         (&req, &out),
@@ -775,7 +775,7 @@ fn targets_rotations_resign_what_the_old_key_signed() {
     let out = env.path("o1");
     let (r, text) = env.rotate(
         f.now,
-        (RoleArg::Targets, false),
+        (OfflineRole::Targets, false),
         Some(&keys),
         Some(&tk),
         (&req, &out0),
@@ -849,7 +849,7 @@ fn targets_rotations_resign_what_the_old_key_signed() {
     let out = env.path("o2");
     let (r, text) = env.rotate(
         f.now,
-        (RoleArg::Targets, false),
+        (OfflineRole::Targets, false),
         Some(&keys),
         Some(&tk),
         (&req, &out),
@@ -884,7 +884,7 @@ fn targets_holder_then_root_holder() {
     // The targets holder: only --targets-keys.
     let step1 = env.path("step1");
     let args = AddKeyArgs {
-        role: RoleArg::Targets,
+        role: OfflineRole::Targets,
         key_type: KeyTypeArg::Ed25519,
         io: io(&req, &step1),
         check: CheckArgs::default(),
@@ -987,7 +987,7 @@ fn expert_operations() {
     // set-threshold: not requested → refused; requested → done and signed.
     let req = env.write("r0", &f.request(vec![Operation::SignRoot], None));
     let th = |io| ThresholdArgs {
-        role: RoleArg::Root,
+        role: OfflineRole::Root,
         threshold: 1,
         io,
         check: CheckArgs::default(),
@@ -1021,7 +1021,7 @@ fn expert_operations() {
     let tk2 = env.path("t2.tgz");
     let s1 = env.path("s1");
     let add = AddKeyArgs {
-        role: RoleArg::Targets,
+        role: OfflineRole::Targets,
         key_type: KeyTypeArg::Ed25519,
         io: io(&req, &s1),
         check: CheckArgs::default(),
@@ -1032,7 +1032,7 @@ fn expert_operations() {
     let t_new = o.created[0].0.clone();
     let s2 = env.path("s2");
     let thr = ThresholdArgs {
-        role: RoleArg::Targets,
+        role: OfflineRole::Targets,
         threshold: 3,
         io: io(&s1, &s2),
         check: CheckArgs::default(),
@@ -1051,7 +1051,7 @@ fn expert_operations() {
     // Threshold 3 with 3 keys; deleting one now would leave 2 < 3: refused by the transform.
     let s3 = env.path("s3");
     let del = DeleteKeyArgs {
-        role: RoleArg::Targets,
+        role: OfflineRole::Targets,
         keyid: t_old.clone(),
         io: io(&s2, &s3),
         check: CheckArgs::default(),
@@ -1330,7 +1330,7 @@ fn add_root_key_for_a_second_admin() {
         ),
     );
     let args = AddKeyArgs {
-        role: RoleArg::Root,
+        role: OfflineRole::Root,
         key_type: KeyTypeArg::Ed25519,
         io: io(&req, &env.path("x")),
         check: CheckArgs::default(),
@@ -1378,7 +1378,7 @@ fn altered_carried_targets_are_never_endorsed() {
     // The rotation refuses the bundle: a document's signature does not verify.
     let (r, text) = env.rotate(
         f.now,
-        (RoleArg::Targets, false),
+        (OfflineRole::Targets, false),
         Some(&keys),
         Some(&tk),
         (&req, &out),
@@ -1397,7 +1397,7 @@ fn altered_carried_targets_are_never_endorsed() {
     let req = env.write("r2", &f.request(vec![Operation::TargetsRotation], None));
     let (r, text) = env.rotate(
         f.now,
-        (RoleArg::Targets, false),
+        (OfflineRole::Targets, false),
         Some(&keys),
         Some(&tk),
         (&req, &out),
@@ -1456,7 +1456,7 @@ fn a_rotation_does_not_launder_content_re_signed_by_the_online_key() {
     let before = std::fs::read(&tk).unwrap();
     let (r, text) = env.rotate(
         f.now,
-        (RoleArg::Targets, false),
+        (OfflineRole::Targets, false),
         Some(&keys),
         Some(&tk),
         (&req, &out),

@@ -1,8 +1,27 @@
-//! Shell completions and man pages generated from a program's clap definition (feature
-//! `cli-docs`), so that both programs document their real command line the same way:
-//! `courier completions SHELL` / `signer completions SHELL` and `courier man` / `signer man`.
+//! What the two programs' command lines share (feature `cli`): the offline role argument
+//! ([`OfflineRole`]), and shell completions and man pages generated from a program's clap
+//! definition, so that both document their real command line the same way: `courier
+//! completions SHELL` / `signer completions SHELL` and `courier man` / `signer man`.
 
 use std::path::{Path, PathBuf};
+
+/// An offline role, as both programs take it (`--role root|targets`, any case).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OfflineRole {
+    /// The root role (signs root.json).
+    Root,
+    /// The offline targets role (signs production and wave targets).
+    Targets,
+}
+
+impl From<OfflineRole> for crate::metadata::Role {
+    fn from(r: OfflineRole) -> crate::metadata::Role {
+        match r {
+            OfflineRole::Root => crate::metadata::Role::Root,
+            OfflineRole::Targets => crate::metadata::Role::Targets,
+        }
+    }
+}
 
 /// Options of `completions` (both programs).
 #[derive(Debug, Clone, clap::Args)]
