@@ -450,6 +450,28 @@ impl World {
         self.run(machine, "courier", &args, cmd)
     }
 
+    /// Runs the courier on a machine where nothing is set up: no factory, no token, no
+    /// fioctl config, and an API URL where nothing listens (`http://127.0.0.1:9`), so that
+    /// anything a command says before it needs the network shows, and a command that does
+    /// reach the network fails at once.
+    pub fn courier_unconfigured<I, S>(&self, args: I) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let args: Vec<String> = args
+            .into_iter()
+            .map(|a| a.as_ref().to_string_lossy().into_owned())
+            .collect();
+        let mut cmd = Command::new(bin_path("courier"));
+        cmd.arg("--api-url")
+            .arg("http://127.0.0.1:9")
+            .args(&args)
+            .env_remove("FIOCTL_FACTORY")
+            .env_remove("FIOCTL_TOKEN");
+        self.run(&self.online2, "courier", &args, cmd)
+    }
+
     /// Runs the real `fioctl` (see [`crate::tools::FIOCTL`]) on `machine` against the
     /// simulator, with a config file naming the server, the factory and the admin's token —
     /// the way a fioctl user has it set up (the machine's home holds `fioctl.yaml`).

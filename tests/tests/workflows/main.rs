@@ -9,6 +9,7 @@ mod factory;
 mod machine;
 
 mod ceremony_aids;
+mod cli_reference;
 mod demo;
 mod e2e_anywhere;
 mod e2e_backup;
