@@ -19,6 +19,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use shared::bundle::{self, TransferBundle};
 
 use crate::error::{CourierError, Result};
 
@@ -159,27 +160,23 @@ impl StateStore {
             .join(format!("{digest}.tufbundle"))
     }
 
-    /// Keeps a copy of a request bundle (so a response can be checked against it).
-    pub fn save_request_bundle(&self, digest: &str, bytes: &[u8]) -> Result<()> {
-        if !is_digest(digest) {
-            return Err(CourierError::Other(format!(
-                "invalid request digest {digest:?}"
-            )));
+    /// Keeps a copy of a request bundle (so a response can be checked against it), streamed
+    /// to the file like the bundle itself.
+    pub fn save_request_bundle(&self, bundle: &TransferBundle) -> Result<()> {
+        let path = self.request_bundle_path(&bundle.digest().to_string());
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| CourierError::io("cannot create directory", dir, e))?;
         }
-        keep(&self.request_bundle_path(digest), bytes)
+        Ok(bundle.write_atomic(&path, bundle::WRITE_COMPRESSION)?)
     }
 
-    /// The kept copy of a request bundle, if any.
-    pub fn request_bundle(&self, digest: &str) -> Result<Option<Vec<u8>>> {
+    /// The file of the kept copy of a request bundle, if there is one.
+    pub fn request_bundle(&self, digest: &str) -> Option<PathBuf> {
         if !is_digest(digest) {
-            return Ok(None);
+            return None;
         }
-        let path = self.request_bundle_path(digest);
-        match std::fs::read(&path) {
-            Ok(b) => Ok(Some(b)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(CourierError::io("cannot read", &path, e)),
-        }
+        Some(self.request_bundle_path(digest)).filter(|p| p.is_file())
     }
 
     /// The record of the request with this digest, if this courier wrote it.
@@ -283,12 +280,13 @@ mod tests {
             wave: None,
         };
         store.record_request(&rec).unwrap();
-        store.save_request_bundle(&rec.digest, b"bundle").unwrap();
+        keep(&store.request_bundle_path(&rec.digest), b"bundle").unwrap();
         assert_eq!(
-            store.request_bundle(&rec.digest).unwrap().as_deref(),
-            Some(&b"bundle"[..])
+            store.request_bundle(&rec.digest),
+            Some(store.request_bundle_path(&rec.digest))
         );
-        assert_eq!(store.request_bundle(&"cd".repeat(32)).unwrap(), None);
+        assert_eq!(store.request_bundle(&"cd".repeat(32)), None);
+        assert_eq!(store.request_bundle("../../etc/passwd"), None);
         assert_eq!(store.find_request(&rec.digest).unwrap(), Some(rec.clone()));
         assert_eq!(store.find_request(&"cd".repeat(32)).unwrap(), None);
         assert_eq!(store.find_request("../../etc/passwd").unwrap(), None);

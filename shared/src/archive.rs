@@ -729,27 +729,59 @@ fn encode_tar(
                 first: first.to_string(),
             }));
         }
-        let mut header = tar::Header::new_ustar();
-        header
-            .set_path(m.name)
-            .map_err(|_| fail(EntryProblem::NameTooLong { max: 255 }))?;
-        // `set_path` may normalize; insist that the stored name reads back unchanged.
-        if header.path_bytes().as_ref() != m.name.as_bytes() {
-            return Err(fail(EntryProblem::NameTooLong { max: 255 }));
-        }
-        header.set_mode(m.mode & 0o7777);
-        header.set_uid(0);
-        header.set_gid(0);
-        header.set_mtime(0);
-        header.set_size(m.data.len() as u64);
-        header.set_entry_type(tar::EntryType::Regular);
-        header.set_cksum();
-        let pad = (BLOCK as usize - m.data.len() % BLOCK as usize) % BLOCK as usize;
-        if !(emit(header.as_bytes()) && emit(m.data) && emit(&ZEROS[..pad])) {
+        let header = ustar_header(m.name, m.data.len() as u64, m.mode).map_err(fail)?;
+        let pad = padding(m.data.len() as u64);
+        if !(emit(&header) && emit(m.data) && emit(&ZEROS[..pad])) {
             return Ok(false);
         }
     }
     Ok(emit(&ZEROS))
+}
+
+/// The header block [`write_tar`] writes for a regular file `name` of `size` bytes with
+/// permission bits `mode` (the name is checked as for writing; duplicates are the caller's).
+pub fn canonical_header(name: &str, size: u64, mode: u32) -> Result<[u8; 512], ArchiveError> {
+    validate_name(name)
+        .and_then(|()| ustar_header(name, size, mode))
+        .map_err(|problem| ArchiveError::Write {
+            entry: name.to_string(),
+            problem,
+        })
+}
+
+/// Bytes of zero padding after `size` bytes of member data, up to a whole block.
+pub fn padding(size: u64) -> usize {
+    ((BLOCK - size % BLOCK) % BLOCK) as usize
+}
+
+/// The name and size a tar header block declares (USTAR prefix joined), as the `tar` crate
+/// reads them; `None` when the block is not a header it can read.
+pub fn header_name_size(block: &[u8; 512]) -> Option<(Vec<u8>, u64)> {
+    let header = tar::Header::from_byte_slice(block);
+    let size = header.entry_size().ok()?;
+    Some((header.path_bytes().into_owned(), size))
+}
+
+/// The USTAR header block of a regular file (see the module documentation).
+fn ustar_header(name: &str, size: u64, mode: u32) -> Result<[u8; 512], EntryProblem> {
+    let mut header = tar::Header::new_ustar();
+    header
+        .set_path(name)
+        .map_err(|_| EntryProblem::NameTooLong { max: 255 })?;
+    // `set_path` may normalize; insist that the stored name reads back unchanged.
+    if header.path_bytes().as_ref() != name.as_bytes() {
+        return Err(EntryProblem::NameTooLong { max: 255 });
+    }
+    header.set_mode(mode & 0o7777);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(0);
+    header.set_size(size);
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_cksum();
+    let mut block = [0u8; 512];
+    block.copy_from_slice(header.as_bytes());
+    Ok(block)
 }
 
 /// Compresses a byte stream into one gzip member with [`FIXED_GZIP_HEADER`].

@@ -248,6 +248,7 @@ fn examples() -> Vec<(&'static str, TransferBundle, Compression)> {
         chain: vec![v1.to_canonical().unwrap()],
         prod_targets: BTreeMap::new(),
         waves: BTreeMap::new(),
+        docs_checked: false,
         first_root_secret: Some(first_root_secret(&ks)),
     })
     .unwrap();
@@ -361,8 +362,9 @@ fn examples() -> Vec<(&'static str, TransferBundle, Compression)> {
         ],
         transaction: transaction(false, (&ci2, Some(&prod2)), (&ci3, Some(&prod3)), &ks),
         chain: vec![v1.to_canonical().unwrap(), ci2.to_canonical().unwrap()],
-        prod_targets,
-        waves,
+        prod_targets: prod_targets.into_iter().map(|(k, v)| (k, v.into())).collect(),
+        waves: waves.into_iter().map(|(k, v)| (k, v.into())).collect(),
+        docs_checked: false,
         first_root_secret: None,
     })
     .unwrap();
@@ -371,7 +373,8 @@ fn examples() -> Vec<(&'static str, TransferBundle, Compression)> {
     let new_prod = draft3(&[&ks.online_targets, &ks.offline_targets], 2);
     let sign_doc = |b: &TransferBundle, dir: &str, name: &str| {
         let doc =
-            SignedTargets::from_json(b.member(&format!("{dir}/{name}.json")).unwrap()).unwrap();
+            SignedTargets::from_json(&b.member(&format!("{dir}/{name}.json")).unwrap().unwrap())
+                .unwrap();
         ks.offline_targets.sign(&doc.canonical_signed().unwrap())
     };
     let targets_key_added = vec![Change::KeyAdded {
@@ -656,7 +659,7 @@ fn golden_examples_validate_against_schemas() {
                 assert!(name.ends_with(".age"), "{file}: unexpected member {name}");
                 continue;
             };
-            let doc: Value = serde_json::from_slice(data).unwrap();
+            let doc: Value = serde_json::from_slice(&data.unwrap()).unwrap();
             check(v, &doc, &format!("{file}: {name}"));
             checked += 1;
             if name == "transaction.json" {

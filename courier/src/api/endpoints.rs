@@ -15,6 +15,7 @@ use serde_json::Value;
 use shared::bundle::Upload;
 use shared::keys::Signature;
 
+use super::split::{self, SplitError};
 use super::transport::{escape, ApiError, Client};
 use super::types::{
     InitResponse, RolloutOptions, RolloutResult, UpdatesState, Wave, WaveAnswer, WaveCreate,
@@ -128,34 +129,79 @@ impl Client {
             .ok_or_else(|| self.undecodable("GET", &path, "no polis-id in the answer".into()))
     }
 
-    /// `GET prod-targets/?tag=a,b` (empty list = all tags); `None` on 404 (no production targets).
+    /// `GET prod-targets/?tag=a,b` (empty list = all tags); `None` on 404 (no production
+    /// targets). Every document in memory at once: for the few documents of a check; a
+    /// request goes through [`Client::docs_each`].
     pub fn prod_targets(&self, tags: &[String]) -> Result<Option<RawDocs>, ApiError> {
-        let path = format!(
-            "{}/prod-targets/?tag={}",
-            self.factories(),
-            escape(&tags.join(","))
-        );
-        self.get_docs(&path)
+        self.get_docs(false, tags)
     }
 
     /// `GET wave-targets/?name=a,b` (empty list = all active waves); `None` on 404.
     pub fn wave_targets(&self, names: &[String]) -> Result<Option<RawDocs>, ApiError> {
-        let path = format!(
-            "{}/wave-targets/?name={}",
+        self.get_docs(true, names)
+    }
+
+    fn docs_path(&self, waves: bool, names: &[String]) -> String {
+        let (what, param) = if waves {
+            ("wave-targets", "name")
+        } else {
+            ("prod-targets", "tag")
+        };
+        format!(
+            "{}/{what}/?{param}={}",
             self.factories(),
             escape(&names.join(","))
-        );
-        self.get_docs(&path)
+        )
     }
 
     /// A map of documents where 404 means none and `null` means empty.
-    fn get_docs(&self, path: &str) -> Result<Option<RawDocs>, ApiError> {
-        match self.get_optional(path)? {
-            None => Ok(None),
-            Some(resp) => {
-                let map: Option<RawDocs> = self.decode("GET", path, &resp.body)?;
-                Ok(Some(map.unwrap_or_default()))
-            }
+    fn get_docs(&self, waves: bool, names: &[String]) -> Result<Option<RawDocs>, ApiError> {
+        let mut map = RawDocs::new();
+        let path = self.docs_path(waves, names);
+        let found = self.docs_each::<ApiError>(waves, names, &mut |name, text| {
+            let text = String::from_utf8(text)
+                .map_err(|_| self.undecodable("GET", &path, format!("{name:?} is not UTF-8")))?;
+            let raw = RawValue::from_string(text)
+                .map_err(|e| self.undecodable("GET", &path, format!("{name:?}: {e}")))?;
+            map.insert(name, raw);
+            Ok(())
+        })?;
+        Ok(found.then_some(map))
+    }
+
+    /// `GET prod-targets/?tag=…` (or `wave-targets/?name=…` when `waves`), each document
+    /// given to `on_doc` (name, text as served) as it arrives: the answer is never held
+    /// whole. `false` on 404 (none). A document larger than a bundle member may be
+    /// ([`shared::bundle::LIMITS`]) is refused.
+    pub fn docs_each<E: From<ApiError>>(
+        &self,
+        waves: bool,
+        names: &[String],
+        on_doc: &mut dyn FnMut(String, Vec<u8>) -> Result<(), E>,
+    ) -> Result<bool, E> {
+        let path = self.docs_path(waves, names);
+        let limit = usize::try_from(shared::bundle::LIMITS.max_member_size).unwrap_or(usize::MAX);
+        let mut failed: Option<E> = None;
+        let got = self.get_streamed(&path, &mut |body| {
+            split::for_each_member(body, limit, &mut |name, text| on_doc(name, text)).map_err(
+                |e| match e {
+                    SplitError::Member(e) => {
+                        failed = Some(e);
+                        ApiError::Request("stopped by the caller".into())
+                    }
+                    SplitError::Read(e) => ApiError::Network {
+                        method: "GET".into(),
+                        url: format!("{}{}", self.base_url(), path),
+                        detail: e.to_string(),
+                    },
+                    other => self.undecodable("GET", &path, other.to_string()),
+                },
+            )
+        });
+        match (got, failed) {
+            (_, Some(e)) => Err(e),
+            (Ok(found), None) => Ok(found.is_some()),
+            (Err(e), None) => Err(e.into()),
         }
     }
 

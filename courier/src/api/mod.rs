@@ -3,11 +3,13 @@
 //! * [`transport`] — the HTTP client: authentication headers, timeouts, retries of
 //!   idempotent requests, error bodies and exit codes, request logs, progress;
 //! * [`endpoints`] — one method of [`Client`] per Factory endpoint, with fioctl's paths;
+//! * [`split`] — a JSON object of documents read member by member as it arrives;
 //! * [`types`] — the JSON the API answers and the bodies the courier sends.
 //!
 //! Everything callers use is re-exported here (`crate::api::Client`, `crate::api::status`, …).
 
 pub mod endpoints;
+pub mod split;
 pub mod transport;
 pub mod types;
 

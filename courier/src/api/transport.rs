@@ -231,6 +231,13 @@ pub fn is_idempotent(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD)
 }
 
+/// What came back before its body was read: a success (the body for the caller) or a
+/// failure status with its (small) body.
+enum Answer {
+    Success(u16, Response),
+    Failure(u16, Option<Duration>, Vec<u8>),
+}
+
 /// A successful response.
 pub struct ApiResponse {
     /// HTTP status.
@@ -408,6 +415,54 @@ impl Client {
         path: &str,
         body: Option<&[u8]>,
     ) -> Result<ApiResponse, ApiError> {
+        let name = method.to_string();
+        self.send_with(method, path, body, &mut |status, resp| {
+            let url = resp.url().to_string();
+            // A body cut short is retried like a failed connection (idempotent requests).
+            let bytes = resp.bytes().map_err(|e| {
+                let err = ApiError::Network {
+                    method: name.clone(),
+                    url,
+                    detail: describe_reqwest_error(&e),
+                };
+                (err, true)
+            })?;
+            Ok(ApiResponse {
+                status,
+                body: Zeroizing::new(bytes.to_vec()),
+            })
+        })
+    }
+
+    /// `GET path` whose successful body is given to `read` as it arrives, never held whole
+    /// in memory; `None` on 404. Retried like [`Client::send`] until a body starts; a failure
+    /// while `read` consumes it is not retried (`read` may have acted on part of it).
+    pub fn get_streamed<T>(
+        &self,
+        path: &str,
+        read: &mut dyn FnMut(&mut dyn std::io::Read) -> Result<T, ApiError>,
+    ) -> Result<Option<T>, ApiError> {
+        let result = self.send_with(Method::GET, path, None, &mut |_, mut resp| {
+            read(&mut resp).map_err(|e| (e, false))
+        });
+        match result {
+            Ok(t) => Ok(Some(t)),
+            Err(e) if e.status() == Some(404) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The request loop of [`Client::send`]: `on_success` gets the status and the response
+    /// of a successful answer (its body unread) and says, when it fails, whether the request
+    /// may be sent again; any other answer is an error as described in the module
+    /// documentation.
+    fn send_with<T>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&[u8]>,
+        on_success: &mut dyn FnMut(u16, Response) -> Result<T, (ApiError, bool)>,
+    ) -> Result<T, ApiError> {
         let url = format!("{}{}", self.base, path);
         let attempts = if is_idempotent(&method) {
             self.opts.retry.attempts.max(1)
@@ -432,23 +487,37 @@ impl Client {
             }
             let outcome = req.send().and_then(|resp| {
                 let status = resp.status().as_u16();
+                if matches!(status, 200 | 201 | 202 | 204) {
+                    return Ok(Answer::Success(status, resp));
+                }
                 let retry_after = retry_after(&resp);
-                resp.bytes().map(|b| (status, retry_after, b.to_vec()))
+                resp.bytes()
+                    .map(|b| Answer::Failure(status, retry_after, b.to_vec()))
             });
             let (error, retry_after) = match outcome {
-                Ok((status, retry_after, bytes)) => {
+                Ok(Answer::Success(status, resp)) => {
+                    let size = resp.content_length();
+                    let answer = on_success(status, resp);
+                    if self.opts.verbose {
+                        self.out.log(&format!(
+                            "< {status} {method} {url} ({} ms{})",
+                            started.elapsed().as_millis(),
+                            size.map(|n| format!(", {n} bytes")).unwrap_or_default()
+                        ));
+                    }
+                    match answer {
+                        Ok(t) => return Ok(t),
+                        Err((e, false)) => return Err(e),
+                        Err((e, true)) => (e, None),
+                    }
+                }
+                Ok(Answer::Failure(status, retry_after, bytes)) => {
                     if self.opts.verbose {
                         self.out.log(&format!(
                             "< {status} {method} {url} ({} ms, {} bytes)",
                             started.elapsed().as_millis(),
                             bytes.len()
                         ));
-                    }
-                    if matches!(status, 200 | 201 | 202 | 204) {
-                        return Ok(ApiResponse {
-                            status,
-                            body: Zeroizing::new(bytes),
-                        });
                     }
                     let err = ApiError::Status {
                         method: method.to_string(),

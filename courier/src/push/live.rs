@@ -211,8 +211,8 @@ fn covers_all_docs(request: &TransferBundle) -> bool {
 pub fn check_docs(client: &Client, request: &TransferBundle) -> Result<()> {
     let all = covers_all_docs(request);
     for (waves, docs) in [
-        (false, request.prod_targets_bytes()),
-        (true, request.waves_bytes()),
+        (false, request.prod_targets_docs()),
+        (true, request.waves_docs()),
     ] {
         if docs.is_empty() && !all {
             continue;
@@ -239,7 +239,7 @@ pub fn check_docs(client: &Client, request: &TransferBundle) -> Result<()> {
             }
         }
         for (name, ours) in &docs {
-            if !same_signed(live.get(*name).map(|r| r.get().as_bytes()), ours)? {
+            if !same_signed(live.get(*name).map(|r| r.get().as_bytes()), &ours.bytes()?)? {
                 return Err(CourierError::stale(format!(
                     "the {kind} targets {name:?} changed (or disappeared) since the request was pulled"
                 )));

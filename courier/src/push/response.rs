@@ -169,10 +169,10 @@ fn compare_with_local_copy(ctx: &Ctx, resp: &TransferBundle, factory: &str) -> R
     let Some(record) = store.find_request(&digest)? else {
         return Ok(LocalCopy::Absent);
     };
-    let Some(req_bytes) = store.request_bundle(&digest)? else {
+    let Some(kept) = store.request_bundle(&digest) else {
         return Ok(LocalCopy::RecordOnly(record));
     };
-    let request = TransferBundle::from_vec(req_bytes).map_err(|e| {
+    let request = TransferBundle::read(&kept).map_err(|e| {
         CourierError::Bundle(format!(
             "the kept copy of request {} in {} is damaged: {e}",
             record.fingerprint,

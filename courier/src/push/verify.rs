@@ -131,11 +131,14 @@ pub fn verify_upload(request: &TransferBundle, upload: &Upload) -> Result<Vec<St
     ] {
         for (name, list) in sigs {
             let member = format!("{dir}{name}.json");
-            let data = request.member(&member).ok_or_else(|| {
-                CourierError::Verify(format!("{kind} {name:?} are not in the request"))
-            })?;
             let what = format!("{kind} {name:?}");
-            let carried: Carried = serde_json::from_slice(data)
+            let data = request
+                .member(&member)
+                .map_err(|e| CourierError::Verify(format!("{what}: {e}")))?
+                .ok_or_else(|| {
+                    CourierError::Verify(format!("{kind} {name:?} are not in the request"))
+                })?;
+            let carried: Carried = serde_json::from_slice(&data)
                 .map_err(|e| CourierError::Verify(format!("{what}: {e}")))?;
             let (msg, _) = request
                 .targets_signed(&member)

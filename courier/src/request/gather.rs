@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use shared::bundle::{self, Operation, RequestInput};
+use shared::bundle::{self, MemberData, Operation, RequestInput, Spool};
 use shared::keys::PublicKey;
 use shared::metadata::{Role, SignedRoot, SignedTargets};
 use shared::verify;
@@ -67,13 +67,15 @@ pub fn check_chain(ctx: &Ctx, chain: &[Vec<u8>], current: &SignedRoot) -> Result
     Ok(())
 }
 
-/// Fetches production (or wave) targets documents. `None` in the plan fetches nothing.
+/// Fetches production (or wave) targets documents into `spool`, each checked as it arrives
+/// (so an answer of any size is never held whole). `None` in the plan fetches nothing.
 fn fetch_docs(
     client: &Client,
     names: &Option<Vec<String>>,
     required: bool,
     waves: bool,
-) -> Result<BTreeMap<String, Vec<u8>>> {
+    spool: &mut Spool,
+) -> Result<BTreeMap<String, MemberData>> {
     let Some(names) = names else {
         return Ok(BTreeMap::new());
     };
@@ -82,45 +84,37 @@ fn fetch_docs(
     } else {
         "production targets"
     };
-    let answer = if waves {
-        client.wave_targets(names)?
-    } else {
-        client.prod_targets(names)?
-    };
-    let map = match answer {
-        Some(m) => m,
-        None if required => {
-            return Err(CourierError::Other(format!(
-                "Failed to fetch {what}: the factory has none{}",
-                if names.is_empty() {
-                    String::new()
-                } else {
-                    format!(" for {}", names.join(","))
-                }
-            )))
-        }
-        None => BTreeMap::new(),
-    };
-    for n in names {
-        if !map.contains_key(n) {
-            return Err(CourierError::Other(format!(
-                "the factory has no {what} for {n:?}"
-            )));
-        }
-    }
     let mut out = BTreeMap::new();
-    for (name, raw) in map {
+    let found = client.docs_each::<CourierError>(waves, names, &mut |name, text| {
         if !names.is_empty() && !names.contains(&name) {
-            continue;
+            return Ok(());
         }
         bundle::validate_doc_name(&name).map_err(|e| {
             CourierError::Server(format!("the server sent {what} with an unusable name: {e}"))
         })?;
-        SignedTargets::check_json(raw.get().as_bytes()).map_err(|e| {
+        SignedTargets::check_json(&text).map_err(|e| {
             CourierError::Server(format!("the server sent unreadable {what} {name:?}: {e}"))
         })?;
-        // The document text as served, without copying it.
-        out.insert(name, Box::<str>::from(raw).into_string().into_bytes());
+        // The document text as served.
+        out.insert(name, spool.append(&text)?);
+        Ok(())
+    })?;
+    if !found && required {
+        return Err(CourierError::Other(format!(
+            "Failed to fetch {what}: the factory has none{}",
+            if names.is_empty() {
+                String::new()
+            } else {
+                format!(" for {}", names.join(","))
+            }
+        )));
+    }
+    for n in names {
+        if !out.contains_key(n) {
+            return Err(CourierError::Other(format!(
+                "the factory has no {what} for {n:?}"
+            )));
+        }
     }
     Ok(out)
 }
@@ -140,7 +134,15 @@ fn online_key_roles(txn: &Txn) -> Vec<Role> {
 /// Gathers everything for a root-updates request of `plan` in transaction `txid`: the
 /// operations completed from what the factory serves (online keys rotated by the server,
 /// the documents to sign), the chain and documents, the kept initial root key.
-pub fn gather_request(ctx: &Ctx, client: &Client, plan: &Plan, txid: &str) -> Result<RequestInput> {
+///
+/// The documents go to `spool` (a scratch file beside the bundle to write) as they arrive.
+pub fn gather_request(
+    ctx: &Ctx,
+    client: &Client,
+    plan: &Plan,
+    txid: &str,
+    spool: &mut Spool,
+) -> Result<RequestInput> {
     let txn = Txn::fetch(client)?;
     txn.require_started()?;
     let factory = client.factory().to_string();
@@ -276,8 +278,20 @@ pub fn gather_request(ctx: &Ctx, client: &Client, plan: &Plan, txid: &str) -> Re
     let n = txn.current_ci.signed.version;
     let chain = fetch_chain(client, n)?;
     check_chain(ctx, &chain, &txn.current_ci)?;
-    let prod_targets = fetch_docs(client, &plan.docs.tags, plan.docs.tags_required, false)?;
-    let wave_docs = fetch_docs(client, &plan.docs.waves, plan.docs.waves_required, true)?;
+    let prod_targets = fetch_docs(
+        client,
+        &plan.docs.tags,
+        plan.docs.tags_required,
+        false,
+        spool,
+    )?;
+    let wave_docs = fetch_docs(
+        client,
+        &plan.docs.waves,
+        plan.docs.waves_required,
+        true,
+        spool,
+    )?;
     if plan.ops.contains(&OpArg::SignProdTargets) {
         if !prod_targets.is_empty() {
             ops.push(Operation::SignProdTargets {
@@ -306,6 +320,7 @@ pub fn gather_request(ctx: &Ctx, client: &Client, plan: &Plan, txid: &str) -> Re
         chain,
         prod_targets,
         waves: wave_docs,
+        docs_checked: true,
         first_root_secret,
     })
 }

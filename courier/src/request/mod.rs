@@ -44,6 +44,14 @@ pub fn check_new_file(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The scratch file the documents of a request to be written at `path` are gathered in: in
+/// the same directory, so that they are on the medium the bundle goes to (and a full disk
+/// shows before anything is sent). It leaves nothing behind.
+pub fn spool_beside(path: &Path) -> Result<bundle::Spool> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    Ok(bundle::Spool::new_in(dir)?)
+}
+
 /// Builds, writes, keeps and records a request bundle; prints its fingerprint.
 pub fn write_request(
     ctx: &Ctx,
@@ -53,12 +61,11 @@ pub fn write_request(
     wave: Option<WaveRecord>,
 ) -> Result<TransferBundle> {
     let b = TransferBundle::new_request(input)?;
-    let bytes = b.encoded(bundle::WRITE_COMPRESSION)?;
     check_new_file(path)?;
     let store = ctx.state()?;
     let digest = b.digest().to_string();
     // Keep the copy and the record first: a bundle on disk that push would not accept is useless.
-    store.save_request_bundle(&digest, &bytes)?;
+    store.save_request_bundle(&b)?;
     store.record_request(&RequestRecord {
         digest: digest.clone(),
         fingerprint: b.fingerprint(),
@@ -70,7 +77,7 @@ pub fn write_request(
         created_at: ctx.now.to_string(),
         wave,
     })?;
-    shared::fsutil::write_atomic_new(path, &bytes, bundle::FILE_MODE)?;
+    b.write_atomic_new(path, bundle::WRITE_COMPRESSION)?;
     ctx.out
         .line(&format!("Wrote request bundle {}", path.display()));
     ctx.out.line(&format!("  factory:     {}", b.factory()));
@@ -80,14 +87,14 @@ pub fn write_request(
     for op in b.operations() {
         ctx.out.line(&format!("  operation:   {op}"));
     }
-    let tags = b.prod_targets_bytes();
+    let tags = b.prod_targets_docs();
     if !tags.is_empty() {
         ctx.out.line(&format!(
             "  production targets: {}",
             tags.keys().copied().collect::<Vec<_>>().join(", ")
         ));
     }
-    let w = b.waves_bytes();
+    let w = b.waves_docs();
     if !w.is_empty() {
         ctx.out.line(&format!(
             "  wave targets:       {}",
@@ -124,7 +131,8 @@ pub fn pull(ctx: &Ctx, args: &PullArgs) -> Result<()> {
         }
     }
     let txid = resolve_txid(ctx, args.txid.as_deref())?;
-    let input = gather_request(ctx, &client, &plan, &txid)?;
+    let mut spool = spool_beside(&args.bundle)?;
+    let input = gather_request(ctx, &client, &plan, &txid, &mut spool)?;
     write_request(ctx, input, &args.bundle, "root-updates", None)?;
     Ok(())
 }

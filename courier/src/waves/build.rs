@@ -368,7 +368,7 @@ You can then cancel this Wave and create a new one for Target with a static delt
 /// an expert request for one wave's signature).
 pub fn wave_of(b: &TransferBundle) -> Option<String> {
     match b.operations() {
-        [Operation::SignWave { name }] if b.prod_targets_bytes().is_empty() => Some(name.clone()),
+        [Operation::SignWave { name }] if b.prod_targets_docs().is_empty() => Some(name.clone()),
         _ => None,
     }
 }

@@ -77,7 +77,8 @@ fn wave_request_input(
         transaction: txn.raw,
         chain,
         prod_targets: BTreeMap::new(),
-        waves: BTreeMap::from([(name.to_string(), doc)]),
+        waves: BTreeMap::from([(name.to_string(), doc.into())]),
+        docs_checked: false,
         first_root_secret: None,
     })
 }

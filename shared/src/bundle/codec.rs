@@ -1,15 +1,17 @@
 //! Bundle bytes: the canonical tar stream of a [`TransferBundle`] and the way back.
 //!
-//! Owns [`TransferBundle`] itself (its members are views into one shared tar stream), building
-//! a request from its parts ([`TransferBundle::new_request`]) and encoding any bundle in the
-//! canonical form (member order, fixed headers and modes, manifest checksum), reading one
-//! ([`TransferBundle::from_bytes`]: archive limits, manifest format/version/kind, the member
-//! list against the members, sizes and digests, and the **canonical re-encoding check** —
-//! the stream must be exactly what this module would write for its content), the digests
-//! (the bundle's digest and fingerprint, member digests, the digests of the canonical
-//! `signed` bytes of carried documents; the digest type itself, `Sha256Digest`, is part of the
-//! format and lives in `schema`), the accessors of the parsed content, and file I/O (bounded
-//! reading, atomic writing through [`crate::fsutil`]).
+//! Owns [`TransferBundle`] itself (its members live in one shared buffer or, for targets
+//! documents, in the file they came from: [`super::stream`]), building a request from its
+//! parts ([`TransferBundle::new_request`]) and encoding any bundle in the canonical form
+//! (member order, fixed headers and modes, manifest checksum), reading one
+//! ([`TransferBundle::read`] streams a plain-tar file; [`TransferBundle::from_bytes`] reads
+//! bytes in memory: archive limits, manifest format/version/kind, the member list against
+//! the members, sizes and digests, and the **canonical re-encoding check** — the stream must
+//! be exactly what this module would write for its content), the digests (the bundle's
+//! digest and fingerprint, member digests, the digests of the canonical `signed` bytes of
+//! carried documents; the digest type itself, `Sha256Digest`, is part of the format and lives
+//! in `schema`), the accessors of the parsed content, and file I/O (atomic, streamed writing
+//! through [`crate::fsutil`]).
 //!
 //! What the content must satisfy (layout names, operations against documents, record against
 //! upload) is [`super::validate`]'s; both building and reading call it before a bundle exists.
@@ -17,6 +19,7 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::io::{self, Read, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -25,12 +28,13 @@ use serde_json::Value;
 
 use super::error::{member_err, BundleError};
 use super::schema::*;
+use super::stream::{self, MemberBytes, MemberData, Members};
 use super::validate::{
     canonical_order, chain_index, doc_name, member_rank, validate_content, validate_doc_name,
 };
 use crate::archive::{self, Compression, Limits, MemberRef, TarStream};
 use crate::canonical;
-use crate::fsutil;
+use crate::fsutil::{self, FsError, IfExists};
 use crate::metadata::{SignedRoot, SignedTargets, TargetsSummary};
 
 /// Mode bits stored for every member.
@@ -41,9 +45,15 @@ pub const FILE_MODE: u32 = 0o600;
 /// 200 MB bundle cost more than everything else the signer does with it (BENCHMARKS.md);
 /// readers accept both forms, which have the same digest.
 pub const WRITE_COMPRESSION: Compression = Compression::None;
-/// Largest bundle file accepted, in bytes.
+// The programs record a written bundle's file digest as the bundle digest: true of plain tar.
+const _: () = assert!(matches!(WRITE_COMPRESSION, Compression::None));
+/// Largest bundle held in memory as a whole, in bytes: a gzip bundle file, or bytes given to
+/// [`TransferBundle::from_bytes`]. A plain-tar file read by [`TransferBundle::read`] has no
+/// total limit (its targets documents stay on disk); each member keeps the limit of
+/// [`LIMITS`].
 pub const MAX_FILE_SIZE: u64 = 256 * 1024 * 1024;
-/// Archive limits for bundles: 10 000 members, 32 MiB each, 256 MiB in all.
+/// Archive limits for bundles: 10 000 members, 32 MiB each, 256 MiB in all for a bundle held
+/// in memory ([`MAX_FILE_SIZE`]).
 pub const LIMITS: Limits = Limits::new(10_000, 32 * 1024 * 1024, 256 * 1024 * 1024);
 
 impl Manifest {
@@ -63,37 +73,6 @@ impl Manifest {
     }
 }
 
-/// The bytes of one member: a range of a shared buffer, which is the bundle's tar stream
-/// once the bundle is built or read (so members are not a second copy of the bundle), and
-/// shared with a response made from it.
-#[derive(Clone)]
-pub(super) struct MemberBytes {
-    buf: Arc<Vec<u8>>,
-    start: usize,
-    end: usize,
-}
-
-impl MemberBytes {
-    pub(super) fn own(data: Vec<u8>) -> MemberBytes {
-        let end = data.len();
-        MemberBytes {
-            buf: Arc::new(data),
-            start: 0,
-            end,
-        }
-    }
-}
-
-impl std::ops::Deref for MemberBytes {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        &self.buf[self.start..self.end]
-    }
-}
-
-/// Member bytes by name (except the manifest).
-pub(super) type Members = BTreeMap<String, MemberBytes>;
-
 /// Views into the canonical tar stream `tar` of the members of sizes `sizes` (manifest
 /// first, in archive order): each header is one block, each member's data is followed by
 /// zero padding to a whole block (see [`archive::write_tar`]).
@@ -105,7 +84,7 @@ fn tar_views(tar: &Arc<Vec<u8>>, sizes: &[usize]) -> Vec<MemberBytes> {
         .map(|&len| {
             let start = pos + block;
             pos = start + len.div_ceil(block) * block;
-            MemberBytes {
+            MemberBytes::Memory {
                 buf: Arc::clone(tar),
                 start,
                 end: start + len,
@@ -114,13 +93,16 @@ fn tar_views(tar: &Arc<Vec<u8>>, sizes: &[usize]) -> Vec<MemberBytes> {
         .collect()
 }
 
-/// A transfer bundle in memory, always valid and in canonical form.
+/// A transfer bundle, always valid and in canonical form. Its small members are in memory;
+/// its targets documents may stay in the file they came from ([`super::stream`]), so a
+/// bundle of any size is handled in bounded memory.
 pub struct TransferBundle {
     pub(super) manifest: Manifest,
+    /// The manifest's canonical bytes (as stored).
+    manifest_bytes: Arc<Vec<u8>>,
     pub(super) members: Members,
     pub(super) upload: Option<Upload>,
     pub(super) record: Option<Record>,
-    tar: Arc<Vec<u8>>,
     pub(super) digest: Sha256Digest,
     /// Digests of the canonical `signed` bytes of targets members computed so far (by
     /// reading a response, [`targets_signed`](Self::targets_signed) or
@@ -132,10 +114,10 @@ impl Clone for TransferBundle {
     fn clone(&self) -> Self {
         TransferBundle {
             manifest: self.manifest.clone(),
+            manifest_bytes: Arc::clone(&self.manifest_bytes),
             members: self.members.clone(),
             upload: self.upload.clone(),
             record: self.record.clone(),
-            tar: Arc::clone(&self.tar),
             digest: self.digest,
             signed_digests: Mutex::new(self.known_digests()),
         }
@@ -166,6 +148,38 @@ impl fmt::Debug for TransferBundle {
     }
 }
 
+/// One targets document of a bundle, read when asked for ([`TransferBundle::prod_targets_docs`],
+/// [`TransferBundle::waves_docs`]).
+#[derive(Clone, Copy)]
+pub struct Doc<'a> {
+    name: &'a str,
+    data: &'a MemberBytes,
+}
+
+impl<'a> Doc<'a> {
+    /// The document's bytes (read from the bundle file and checked against the digest they
+    /// had when the bundle was read, when they were left there).
+    pub fn bytes(&self) -> Result<Cow<'a, [u8]>, BundleError> {
+        self.data.load(self.name)
+    }
+
+    /// Its size in bytes.
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Whether it is empty (never, for a valid bundle).
+    pub fn is_empty(&self) -> bool {
+        self.data.len() == 0
+    }
+}
+
+impl fmt::Debug for Doc<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Doc({}, {} bytes)", self.name, self.len())
+    }
+}
+
 /// Digest of the canonical `signed` bytes of a document.
 pub(super) fn signed_digest<T: Serialize>(
     doc: &crate::metadata::Signed<T>,
@@ -188,7 +202,8 @@ pub(super) fn targets_signed_bytes(member: &str, data: &[u8]) -> Result<Vec<u8>,
 }
 
 impl TransferBundle {
-    /// Builds a request bundle from its parts, validating every member.
+    /// Builds a request from its parts, validating every member. Targets documents may come
+    /// from a [`Spool`](super::Spool), so a request of any size is built in bounded memory.
     pub fn new_request(input: RequestInput) -> Result<TransferBundle, BundleError> {
         let mut members = BTreeMap::new();
         members.insert(TRANSACTION.to_string(), MemberBytes::own(input.transaction));
@@ -198,16 +213,13 @@ impl TransferBundle {
                 MemberBytes::own(root),
             );
         }
-        for (tag, doc) in input.prod_targets {
+        for (tag, MemberData(doc)) in input.prod_targets {
             validate_doc_name(&tag).map_err(|e| BundleError::Invalid(format!("tag {e}")))?;
-            members.insert(
-                format!("{PROD_TARGETS_DIR}{tag}.json"),
-                MemberBytes::own(doc),
-            );
+            members.insert(format!("{PROD_TARGETS_DIR}{tag}.json"), doc);
         }
-        for (wave, doc) in input.waves {
+        for (wave, MemberData(doc)) in input.waves {
             validate_doc_name(&wave).map_err(|e| BundleError::Invalid(format!("wave {e}")))?;
-            members.insert(format!("{WAVES_DIR}{wave}.json"), MemberBytes::own(doc));
+            members.insert(format!("{WAVES_DIR}{wave}.json"), doc);
         }
         if let Some(secret) = input.first_root_secret {
             members.insert(FIRST_ROOT_SECRET.to_string(), MemberBytes::own(secret));
@@ -227,10 +239,15 @@ impl TransferBundle {
             checksum: None,
             extensions: BTreeMap::new(),
         };
-        TransferBundle::assemble(manifest, members, Known::default())
+        let known = Known {
+            docs_checked: input.docs_checked,
+            ..Known::default()
+        };
+        TransferBundle::assemble(manifest, members, known)
     }
 
-    /// Validates content, fills in the member list and checksum, and encodes.
+    /// Validates content, fills in the member list and checksum, and computes the digest of
+    /// the canonical stream (members kept in files are read for it and checked).
     pub(super) fn assemble(
         mut manifest: Manifest,
         members: Members,
@@ -241,48 +258,52 @@ impl TransferBundle {
             .iter()
             .map(|name| {
                 let data = &members[*name];
-                match known.members.get(name) {
-                    Some(&m) if m.size == data.len() as u64 => m.clone(),
-                    _ => MemberDigest {
+                Ok(match (known.members.get(name), data.known_digest()) {
+                    (Some(&m), _) if m.size == data.len() as u64 => m.clone(),
+                    (_, Some(sha256)) => MemberDigest {
                         name: (*name).to_string(),
-                        sha256: Sha256Digest::of(data),
+                        sha256,
                         size: data.len() as u64,
                     },
-                }
+                    _ => MemberDigest {
+                        name: (*name).to_string(),
+                        sha256: data.digest(name)?,
+                        size: data.len() as u64,
+                    },
+                })
             })
-            .collect();
+            .collect::<Result<_, BundleError>>()?;
         let content = validate_content(&manifest, &members, &mut known)?;
         let manifest_bytes = manifest.seal()?;
-        let tar = Arc::new(encode(&manifest_bytes, &order, &members)?);
-        // Members become views into the stream: the separate copies are dropped.
-        let sizes: Vec<usize> = std::iter::once(manifest_bytes.len())
-            .chain(order.iter().map(|n| members[*n].len()))
-            .collect();
-        let views = tar_views(&tar, &sizes);
-        let order: Vec<String> = order.into_iter().map(str::to_string).collect();
-        let members: Members = order.into_iter().zip(views.into_iter().skip(1)).collect();
+        let digest = stream::stream_digest(&manifest_bytes, &order, &members)?;
         Ok(TransferBundle::validated(
-            manifest, members, content, tar, known,
+            manifest,
+            manifest_bytes,
+            members,
+            content,
+            digest,
+            known,
         ))
     }
 
-    /// The bundle whose canonical tar stream is `tar` (holding `manifest` and `members`),
-    /// from what [`validate_content`] found in it (`upload` and `record` of a response, the
-    /// digests it computed in `known`).
+    /// The bundle holding `manifest` (stored as `manifest_bytes`) and `members`, whose
+    /// canonical tar stream has digest `digest`, from what [`validate_content`] found in it
+    /// (`upload` and `record` of a response, the digests it computed in `known`).
     fn validated(
         manifest: Manifest,
+        manifest_bytes: Vec<u8>,
         members: Members,
         (upload, record): (Option<Upload>, Option<Record>),
-        tar: Arc<Vec<u8>>,
+        digest: Sha256Digest,
         known: Known<'_>,
     ) -> TransferBundle {
         TransferBundle {
-            digest: Sha256Digest::of(&tar),
+            digest,
             manifest,
+            manifest_bytes: Arc::new(manifest_bytes),
             members,
             upload,
             record,
-            tar,
             signed_digests: Mutex::new(known.signed_digests),
         }
     }
@@ -306,9 +327,11 @@ impl TransferBundle {
             )));
         }
         let data = self
-            .member(member)
-            .ok_or_else(|| BundleError::MissingMember(member.to_string()))?;
-        let bytes = targets_signed_bytes(member, data)?;
+            .members
+            .get(member)
+            .ok_or_else(|| BundleError::MissingMember(member.to_string()))?
+            .load(member)?;
+        let bytes = targets_signed_bytes(member, &data)?;
         let digest = Sha256Digest::of(&bytes);
         if let Ok(mut memo) = self.signed_digests.lock() {
             memo.insert(member.to_string(), digest);
@@ -329,7 +352,8 @@ impl TransferBundle {
         }
     }
 
-    /// Parses and fully validates a bundle (gzip or plain; see the module documentation).
+    /// Parses and fully validates a bundle held in memory (gzip or plain; see the module
+    /// documentation), at most [`MAX_FILE_SIZE`] bytes.
     pub fn from_bytes(bytes: &[u8]) -> Result<TransferBundle, BundleError> {
         TransferBundle::parse(Cow::Borrowed(bytes))
     }
@@ -370,6 +394,7 @@ impl TransferBundle {
             ));
         }
         drop(refs);
+        let digest = Sha256Digest::of(&tar);
         // The stream is canonical: members are views into it; the copies `read_tar` made go.
         let sizes: Vec<usize> = read.iter().map(|m| m.data.len()).collect();
         let names: Vec<String> = read.into_iter().map(|m| m.name).collect();
@@ -389,7 +414,8 @@ impl TransferBundle {
                 "first member is {first:?}, expected {MANIFEST}"
             )));
         }
-        let manifest = parse_manifest(&first_data)?;
+        let manifest_bytes = first_data.in_memory().unwrap_or_default().to_vec();
+        let manifest = parse_manifest(&manifest_bytes)?;
         let mut members = BTreeMap::new();
         let mut order = Vec::new();
         for (name, data) in iter {
@@ -420,13 +446,39 @@ impl TransferBundle {
                     actual: data.len() as u64,
                 });
             }
-            let actual = Sha256Digest::of(data);
+            let actual = data.digest(&entry.name)?;
             if actual != entry.sha256 {
                 return Err(BundleError::DigestMismatch {
                     name: entry.name.clone(),
                     expected: entry.sha256,
                     actual,
                 });
+            }
+        }
+        TransferBundle::checked_read(
+            manifest,
+            manifest_bytes,
+            order,
+            members,
+            digest,
+            Known::default(),
+        )
+    }
+
+    /// The checks every read makes once the members are known to be the listed ones with
+    /// their sizes and digests: every listed member present, names in the layout, members in
+    /// canonical order and listed in archive order, then the content ([`validate_content`]).
+    fn checked_read(
+        manifest: Manifest,
+        manifest_bytes: Vec<u8>,
+        order: Vec<String>,
+        members: Members,
+        digest: Sha256Digest,
+        mut known: Known<'_>,
+    ) -> Result<TransferBundle, BundleError> {
+        for entry in &manifest.members {
+            if !members.contains_key(&entry.name) {
+                return Err(BundleError::MissingMember(entry.name.clone()));
             }
         }
         for name in &order {
@@ -449,41 +501,141 @@ impl TransferBundle {
                 "members are not listed in archive order".into(),
             ));
         }
-        let mut known = Known::default();
         let content = validate_content(&manifest, &members, &mut known)?;
         Ok(TransferBundle::validated(
-            manifest, members, content, tar, known,
+            manifest,
+            manifest_bytes,
+            members,
+            content,
+            digest,
+            known,
         ))
     }
 
-    /// Reads and validates a bundle file.
+    /// Reads and validates a bundle file. A plain-tar file is read in one pass and its
+    /// targets documents stay in it (read again, and checked, when used), so its size is
+    /// limited by the disk, not by memory; a gzip file is read into memory (at most
+    /// [`MAX_FILE_SIZE`] bytes).
     pub fn read(path: impl AsRef<Path>) -> Result<TransferBundle, BundleError> {
-        let bytes = fsutil::read_limited(path, MAX_FILE_SIZE)?;
-        TransferBundle::from_vec(bytes)
+        let path = path.as_ref();
+        let read_err = |source| {
+            BundleError::File(FsError::Read {
+                path: path.to_path_buf(),
+                source,
+            })
+        };
+        let mut magic = [0u8; 2];
+        let n = std::fs::File::open(path)
+            .and_then(|f| f.take(2).read(&mut magic))
+            .map_err(read_err)?;
+        if n == 2 && Compression::detect(&magic) == Compression::Gzip {
+            return TransferBundle::from_vec(fsutil::read_limited(path, MAX_FILE_SIZE)?);
+        }
+        match stream::scan_file(path, &LIMITS) {
+            Ok(scan) => {
+                let manifest_bytes = canonical::to_canonical(&scan.manifest)
+                    .map_err(|e| BundleError::Manifest(e.to_string()))?;
+                let known = Known {
+                    docs_checked: true,
+                    ..Known::default()
+                };
+                TransferBundle::checked_read(
+                    scan.manifest,
+                    manifest_bytes,
+                    scan.order,
+                    scan.members,
+                    scan.digest,
+                    known,
+                )
+            }
+            // The precise reason, from the strict reader, when the file fits in memory.
+            Err(e) => match fsutil::read_limited(path, MAX_FILE_SIZE) {
+                Ok(bytes) => Err(TransferBundle::from_vec(bytes).err().unwrap_or(e)),
+                Err(_) => Err(e),
+            },
+        }
     }
 
     /// The bundle file bytes, plain tar or gzip. Both forms have the same digest.
     pub fn to_bytes(&self, compression: Compression) -> Result<Vec<u8>, BundleError> {
-        Ok(self.encoded(compression)?.into_owned())
-    }
-
-    /// The bundle file bytes like [`to_bytes`](Self::to_bytes), borrowing the tar stream
-    /// instead of copying it when `compression` is [`Compression::None`].
-    pub fn encoded(&self, compression: Compression) -> Result<Cow<'_, [u8]>, BundleError> {
+        let mut tar = Vec::new();
+        self.write_stream(&mut tar)?;
         match compression {
-            Compression::None => Ok(Cow::Borrowed(&self.tar[..])),
-            Compression::Gzip => Ok(Cow::Owned(archive::gzip(&self.tar)?.to_vec())),
+            Compression::None => Ok(tar),
+            Compression::Gzip => Ok(archive::gzip(&tar)?.to_vec()),
         }
     }
 
-    /// Writes the bundle file atomically (mode `0600`), replacing an existing file.
+    /// Writes the canonical tar stream to `out` (members kept in files are copied in pieces
+    /// and checked: on an error, what was written must be discarded).
+    pub fn write_stream(&self, out: &mut dyn Write) -> Result<(), BundleError> {
+        let order: Vec<&str> = self.manifest.members.iter().map(|m| m.name.as_str()).collect();
+        stream::encode_stream(&self.manifest_bytes, &order, &self.members, &mut |piece| {
+            out.write_all(piece)
+        })
+    }
+
+    /// Writes the bundle file atomically (mode `0600`), replacing an existing file. The
+    /// stream is written as it is produced: the bundle is never held whole in memory.
     pub fn write_atomic(
         &self,
         path: impl AsRef<Path>,
         compression: Compression,
     ) -> Result<(), BundleError> {
-        let bytes = self.encoded(compression)?;
-        Ok(fsutil::write_atomic(path, &bytes, FILE_MODE)?)
+        self.write_file(path.as_ref(), compression, IfExists::Replace)
+    }
+
+    /// Like [`write_atomic`](Self::write_atomic), but never over an existing file
+    /// ([`FsError::AlreadyExists`]).
+    pub fn write_atomic_new(
+        &self,
+        path: impl AsRef<Path>,
+        compression: Compression,
+    ) -> Result<(), BundleError> {
+        self.write_file(path.as_ref(), compression, IfExists::Refuse)
+    }
+
+    fn write_file(
+        &self,
+        path: &Path,
+        compression: Compression,
+        if_exists: IfExists,
+    ) -> Result<(), BundleError> {
+        let mut failure = None;
+        let written = fsutil::write_atomic_with(path, FILE_MODE, if_exists, |file| {
+            let result = match compression {
+                Compression::None => {
+                    let mut out = io::BufWriter::with_capacity(1 << 20, &mut *file);
+                    self.write_stream(&mut out)
+                        .and_then(|()| out.flush().map_err(BundleError::Write))
+                }
+                Compression::Gzip => {
+                    let mut gz = flate2::GzBuilder::new()
+                        .mtime(0)
+                        .operating_system(0xff)
+                        .write(
+                            io::BufWriter::with_capacity(1 << 20, &mut *file),
+                            flate2::Compression::new(6),
+                        );
+                    self.write_stream(&mut gz).and_then(|()| {
+                        gz.finish()
+                            .and_then(|mut w| w.flush())
+                            .map_err(BundleError::Write)
+                    })
+                }
+            };
+            result.map_err(|e| {
+                let message = e.to_string();
+                failure = Some(e);
+                io::Error::other(message)
+            })
+        });
+        match (written, failure) {
+            (Ok(()), _) => Ok(()),
+            // A member that changed on the medium, say: the bundle's own error.
+            (Err(_), Some(e)) if !matches!(e, BundleError::Write(_)) => Err(e),
+            (Err(e), _) => Err(e.into()),
+        }
     }
 
     /// The bundle's identity: SHA-256 of its uncompressed tar stream.
@@ -536,14 +688,20 @@ impl TransferBundle {
             .collect()
     }
 
-    /// The raw bytes of a member (not the manifest).
-    pub fn member(&self, name: &str) -> Option<&[u8]> {
-        self.members.get(name).map(|d| &d[..])
+    /// The raw bytes of a member (not the manifest); a targets document left in the bundle
+    /// file is read (and checked) now.
+    pub fn member(&self, name: &str) -> Result<Option<Cow<'_, [u8]>>, BundleError> {
+        self.members.get(name).map(|d| d.load(name)).transpose()
+    }
+
+    /// A member that is always held in memory (everything but targets documents).
+    fn small_member(&self, name: &str) -> Option<&[u8]> {
+        self.members.get(name).and_then(MemberBytes::in_memory)
     }
 
     /// Raw `transaction.json`.
     pub fn transaction_bytes(&self) -> &[u8] {
-        self.member(TRANSACTION).unwrap_or_default()
+        self.small_member(TRANSACTION).unwrap_or_default()
     }
 
     /// Parsed `transaction.json`.
@@ -556,7 +714,7 @@ impl TransferBundle {
         let mut out: Vec<(u64, &[u8])> = self
             .members
             .iter()
-            .filter_map(|(n, d)| chain_index(n).map(|i| (i, &d[..])))
+            .filter_map(|(n, d)| Some((chain_index(n)?, d.in_memory()?)))
             .collect();
         out.sort_by_key(|(i, _)| *i);
         out
@@ -573,23 +731,20 @@ impl TransferBundle {
             .collect()
     }
 
-    /// Raw production targets per tag.
-    pub fn prod_targets_bytes(&self) -> BTreeMap<&str, &[u8]> {
+    /// Production targets per tag, read when asked for ([`Doc::bytes`]).
+    pub fn prod_targets_docs(&self) -> BTreeMap<&str, Doc<'_>> {
         self.docs(PROD_TARGETS_DIR)
     }
 
-    /// Raw wave targets per wave.
-    pub fn waves_bytes(&self) -> BTreeMap<&str, &[u8]> {
+    /// Wave targets per wave, read when asked for ([`Doc::bytes`]).
+    pub fn waves_docs(&self) -> BTreeMap<&str, Doc<'_>> {
         self.docs(WAVES_DIR)
     }
 
-    /// Parsed production targets per tag.
+    /// Parsed production targets per tag (every document in memory at once: for small
+    /// bundles and tests; the programs go through [`prod_targets_docs`](Self::prod_targets_docs)).
     pub fn prod_targets(&self) -> Result<BTreeMap<String, SignedTargets>, BundleError> {
-        read_docs(
-            PROD_TARGETS_DIR,
-            self.prod_targets_bytes(),
-            SignedTargets::from_json,
-        )
+        read_docs(PROD_TARGETS_DIR, self.prod_targets_docs(), SignedTargets::from_json)
     }
 
     /// Production targets per tag, summarized without parsing whole documents
@@ -597,31 +752,32 @@ impl TransferBundle {
     pub fn prod_targets_summaries(&self) -> Result<BTreeMap<String, TargetsSummary>, BundleError> {
         read_docs(
             PROD_TARGETS_DIR,
-            self.prod_targets_bytes(),
+            self.prod_targets_docs(),
             TargetsSummary::from_json,
         )
     }
 
     /// Wave targets per wave, summarized like [`TransferBundle::prod_targets_summaries`].
     pub fn waves_summaries(&self) -> Result<BTreeMap<String, TargetsSummary>, BundleError> {
-        read_docs(WAVES_DIR, self.waves_bytes(), TargetsSummary::from_json)
+        read_docs(WAVES_DIR, self.waves_docs(), TargetsSummary::from_json)
     }
 
-    /// Parsed wave targets per wave.
+    /// Parsed wave targets per wave (all in memory at once, like
+    /// [`prod_targets`](Self::prod_targets)).
     pub fn waves(&self) -> Result<BTreeMap<String, SignedTargets>, BundleError> {
-        read_docs(WAVES_DIR, self.waves_bytes(), SignedTargets::from_json)
+        read_docs(WAVES_DIR, self.waves_docs(), SignedTargets::from_json)
     }
 
-    fn docs(&self, dir: &str) -> BTreeMap<&str, &[u8]> {
+    fn docs(&self, dir: &str) -> BTreeMap<&str, Doc<'_>> {
         self.members
             .iter()
-            .filter_map(|(n, d)| doc_name(n, dir).map(|t| (t, &d[..])))
+            .filter_map(|(n, d)| doc_name(n, dir).map(|t| (t, Doc { name: n, data: d })))
             .collect()
     }
 
     /// The age-encrypted initial root key, if present.
     pub fn first_root_secret(&self) -> Option<&[u8]> {
-        self.member(FIRST_ROOT_SECRET)
+        self.small_member(FIRST_ROOT_SECRET)
     }
 
     /// The PUT body (responses).
@@ -635,32 +791,9 @@ impl TransferBundle {
     }
 }
 
-/// The canonical tar stream: manifest first, then `order`.
-fn encode(manifest: &[u8], order: &[&str], members: &Members) -> Result<Vec<u8>, BundleError> {
-    let mut refs = Vec::with_capacity(order.len() + 1);
-    refs.push(MemberRef {
-        name: MANIFEST,
-        data: manifest,
-        mode: MEMBER_MODE,
-    });
-    for name in order {
-        let data = members
-            .get(*name)
-            .ok_or_else(|| BundleError::MissingMember((*name).to_string()))?;
-        refs.push(MemberRef {
-            name,
-            data,
-            mode: MEMBER_MODE,
-        });
-    }
-    let mut out = Vec::new();
-    archive::write_tar_into(&refs, &mut out)?;
-    Ok(out)
-}
-
 /// Parses `manifest.json` with precise errors for format, version and kind, then checks
 /// canonical form and checksum.
-fn parse_manifest(bytes: &[u8]) -> Result<Manifest, BundleError> {
+pub(super) fn parse_manifest(bytes: &[u8]) -> Result<Manifest, BundleError> {
     let value: Value = serde_json::from_slice(bytes)
         .map_err(|e| BundleError::NotABundle(format!("manifest.json is not JSON: {e}")))?;
     let obj = value
@@ -712,12 +845,12 @@ fn parse_manifest(bytes: &[u8]) -> Result<Manifest, BundleError> {
 /// the member in an error.
 fn read_docs<T>(
     dir: &str,
-    docs: BTreeMap<&str, &[u8]>,
+    docs: BTreeMap<&str, Doc<'_>>,
     read: fn(&[u8]) -> Result<T, crate::metadata::MetadataError>,
 ) -> Result<BTreeMap<String, T>, BundleError> {
     docs.into_iter()
         .map(|(n, d)| {
-            read(d)
+            read(&d.bytes()?)
                 .map(|t| (n.to_string(), t))
                 .map_err(|e| member_err(&format!("{dir}{n}.json"), e))
         })
@@ -729,6 +862,7 @@ mod tests {
     use super::*;
     use crate::archive::ArchiveError;
     use crate::bundle::fixtures::*;
+    use crate::bundle::Spool;
     use proptest::prelude::*;
     use serde_json::json;
 
@@ -780,6 +914,117 @@ mod tests {
         let b = request();
         b.write_atomic(&p, Compression::Gzip).unwrap();
         assert_eq!(TransferBundle::read(&p).unwrap().digest(), b.digest());
+    }
+
+    #[test]
+    fn plain_file_is_read_in_one_pass_and_documents_stay_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("req.tufbundle");
+        let b = request();
+        b.write_atomic(&p, Compression::None).unwrap();
+        let back = TransferBundle::read(&p).unwrap();
+        assert_eq!(back.digest(), b.digest());
+        assert_eq!(back.manifest(), b.manifest());
+        let doc = "prod-targets/production.json";
+        assert!(back.members[doc].in_memory().is_none(), "left in the file");
+        assert!(back.members[TRANSACTION].in_memory().is_some());
+        assert_eq!(back.targets_signed(doc).unwrap(), b.targets_signed(doc).unwrap());
+        assert_eq!(back.to_bytes(Compression::None).unwrap(), std::fs::read(&p).unwrap());
+        // Written again from the file, streamed: the same bytes.
+        let copy = dir.path().join("copy.tufbundle");
+        back.write_atomic_new(&copy, Compression::None).unwrap();
+        assert_eq!(std::fs::read(&copy).unwrap(), std::fs::read(&p).unwrap());
+        assert!(matches!(
+            back.write_atomic_new(&copy, Compression::None),
+            Err(BundleError::File(FsError::AlreadyExists { .. }))
+        ));
+    }
+
+    #[test]
+    fn a_document_that_changes_on_the_medium_after_the_read_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("req.tufbundle");
+        request().write_atomic(&p, Compression::None).unwrap();
+        let back = TransferBundle::read(&p).unwrap();
+        // The medium now serves other bytes for the document (same length).
+        let doc = "prod-targets/production.json";
+        let mut bytes = std::fs::read(&p).unwrap();
+        let original = back.member(doc).unwrap().unwrap().into_owned();
+        let at = bytes
+            .windows(original.len())
+            .position(|w| w == original.as_slice())
+            .unwrap();
+        let inner = original.iter().position(|&c| c == b'1').unwrap();
+        bytes[at + inner] = b'2';
+        std::fs::write(&p, &bytes).unwrap();
+        for err in [
+            back.targets_signed(doc).unwrap_err(),
+            back.member(doc).unwrap_err(),
+            back.write_atomic(dir.path().join("out.tufbundle"), Compression::None)
+                .unwrap_err(),
+        ] {
+            assert!(
+                matches!(&err, BundleError::ChangedOnMedium { name, .. } if name == doc),
+                "{err}"
+            );
+            assert!(err.to_string().contains("changed after the bundle was checked"));
+        }
+        assert!(!dir.path().join("out.tufbundle").exists(), "nothing written");
+        // Read afresh, the change is a plain digest mismatch.
+        assert!(matches!(
+            TransferBundle::read(&p),
+            Err(BundleError::DigestMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn the_one_pass_reader_refuses_on_its_own() {
+        // What `read` sees before it asks the strict reader for the precise message.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("b.tufbundle");
+        let plain = request().to_bytes(Compression::None).unwrap();
+        let header_of_second = 512 + plain[124..135].len(); // inside the manifest data
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("empty", Vec::new()),
+            ("cut in the middle", plain[..plain.len() / 2].to_vec()),
+            ("no end marker", plain[..plain.len() - 1024].to_vec()),
+            ("data after the end", [plain.clone(), vec![0; 512]].concat()),
+            ("a changed header", {
+                let mut b = plain.clone();
+                b[100] ^= 1; // the mode field of the manifest's header
+                b
+            }),
+            ("a changed manifest", {
+                let mut b = plain.clone();
+                b[header_of_second] ^= 1;
+                b
+            }),
+        ];
+        for (name, bytes) in cases {
+            std::fs::write(&p, &bytes).unwrap();
+            assert!(stream::scan_file(&p, &LIMITS).is_err(), "{name}: accepted");
+            assert!(TransferBundle::read(&p).is_err(), "{name}: accepted");
+        }
+    }
+
+    #[test]
+    fn a_request_from_a_spool_is_the_same_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut input = request_input();
+        let mut spool = Spool::new_in(dir.path()).unwrap();
+        for doc in input.prod_targets.values_mut().chain(input.waves.values_mut()) {
+            let bytes = doc.0.load("doc").unwrap().into_owned();
+            *doc = spool.append(&bytes).unwrap();
+        }
+        assert!(!spool.is_empty());
+        let spooled = TransferBundle::new_request(input).unwrap();
+        assert_eq!(spooled.digest(), request().digest());
+        assert_eq!(
+            spooled.to_bytes(Compression::None).unwrap(),
+            request().to_bytes(Compression::None).unwrap()
+        );
+        // The spool has no name: nothing is left in the directory.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 
     #[test]
@@ -913,9 +1158,10 @@ mod tests {
             mode: MEMBER_MODE,
         }];
         let names = b.member_names();
-        refs.extend(names.iter().map(|n| MemberRef {
+        let datas: Vec<_> = names.iter().map(|n| b.member(n).unwrap().unwrap()).collect();
+        refs.extend(names.iter().zip(&datas).map(|(n, d)| MemberRef {
             name: n,
-            data: b.member(n).unwrap(),
+            data: d,
             mode: MEMBER_MODE,
         }));
         let bad = archive::write_tar(&refs).unwrap();
@@ -1008,6 +1254,18 @@ mod tests {
         }
 
         #[test]
+        fn prop_any_single_byte_change_of_a_file_is_refused(pos in any::<prop::sample::Index>(), delta in 1u8..=255) {
+            let plain = request().to_bytes(Compression::None).unwrap();
+            let mut bad = plain.clone();
+            let i = pos.index(bad.len());
+            bad[i] = bad[i].wrapping_add(delta);
+            let dir = tempfile::tempdir().unwrap();
+            let p = dir.path().join("b.tufbundle");
+            std::fs::write(&p, &bad).unwrap();
+            prop_assert!(stream::scan_file(&p, &LIMITS).is_err(), "byte {} accepted", i);
+        }
+
+        #[test]
         fn prop_mutated_gzip_never_panics(pos in any::<prop::sample::Index>(), byte in any::<u8>(), cut in any::<prop::sample::Index>()) {
             let gz = request().to_bytes(Compression::Gzip).unwrap();
             let mut bad = gz.clone();
@@ -1038,7 +1296,7 @@ mod tests {
             let back = TransferBundle::from_bytes(&b.to_bytes(c).unwrap()).unwrap();
             prop_assert_eq!(back.digest(), b.digest());
             prop_assert_eq!(back.manifest(), b.manifest());
-            prop_assert_eq!(back.prod_targets_bytes().len(), tags.len());
+            prop_assert_eq!(back.prod_targets_docs().len(), tags.len());
         }
     }
 }

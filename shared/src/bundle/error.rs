@@ -70,6 +70,18 @@ pub enum BundleError {
         /// Real digest.
         actual: Sha256Digest,
     },
+    /// A member left in the bundle file read differently the second time: the medium
+    /// changed (or lies) after the bundle was checked.
+    #[error("member {name} of {path} changed after the bundle was checked (its sha256 no longer matches manifest.json): the medium is failing or was tampered with; nothing was signed or written from it; copy the bundle again from a trusted copy")]
+    ChangedOnMedium {
+        /// Member name.
+        name: String,
+        /// The file it is in.
+        path: std::path::PathBuf,
+    },
+    /// Writing the bundle stream failed.
+    #[error("cannot write the bundle: {0}")]
+    Write(std::io::Error),
     /// A member's content is invalid.
     #[error("member {name}: {reason}")]
     Member {

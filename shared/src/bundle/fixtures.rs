@@ -91,8 +91,9 @@ pub(super) fn request_input() -> RequestInput {
         ],
         transaction: transaction(&r2, &r3),
         chain: vec![r1.to_canonical().unwrap(), r2.to_canonical().unwrap()],
-        prod_targets: BTreeMap::from([("production".to_string(), targets_doc(&k1))]),
-        waves: BTreeMap::from([("wave1".to_string(), targets_doc(&k1))]),
+        prod_targets: BTreeMap::from([("production".to_string(), targets_doc(&k1).into())]),
+        waves: BTreeMap::from([("wave1".to_string(), targets_doc(&k1).into())]),
+        docs_checked: false,
         first_root_secret: None,
     }
 }
@@ -156,7 +157,7 @@ pub(super) fn repack(
     let mut members: Vec<(String, Vec<u8>)> = b
         .member_names()
         .iter()
-        .map(|n| (n.to_string(), b.member(n).unwrap().to_vec()))
+        .map(|n| (n.to_string(), b.member(n).unwrap().unwrap().to_vec()))
         .collect();
     edit(obj, &mut members);
     if !keep_checksum {

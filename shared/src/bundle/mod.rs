@@ -60,6 +60,9 @@
 //!   transaction, upload and record with their serde;
 //! * `codec` — [`TransferBundle`]: the canonical tar stream, reading and the canonical
 //!   re-encoding check, digests and fingerprint, accessors, file I/O;
+//! * `stream` — where members live (memory, or the file they came from), reading a
+//!   plain-tar file in one pass, the [`Spool`] requests are assembled from, the streamed
+//!   encoding;
 //! * `validate` — structural validation of content, layout, operations and steps;
 //! * `respond` — responses: [`TransferBundle::respond`], step attestations, [`combine`];
 //! * `error` — [`BundleError`].
@@ -70,11 +73,13 @@ mod error;
 mod fixtures;
 mod respond;
 mod schema;
+mod stream;
 mod validate;
 
-pub use codec::{TransferBundle, FILE_MODE, LIMITS, MAX_FILE_SIZE, MEMBER_MODE, WRITE_COMPRESSION};
+pub use codec::{Doc, TransferBundle, FILE_MODE, LIMITS, MAX_FILE_SIZE, MEMBER_MODE, WRITE_COMPRESSION};
 pub use error::BundleError;
 pub use respond::combine;
+pub use stream::{MemberData, Spool};
 pub use schema::{
     BundleKind, Manifest, MemberDigest, Operation, Record, RequestInput, RootPair, Sha256Digest,
     SignedDocument, Step, StepAuth, StepInput, StepOutput, StepSummary, Transaction, Upload,

@@ -9,7 +9,8 @@
 
 use std::collections::BTreeMap;
 
-use super::codec::{signed_digest, Known, MemberBytes, Members};
+use super::codec::{signed_digest, Known};
+use super::stream::{MemberBytes, Members};
 use super::error::BundleError;
 use super::schema::*;
 use super::TransferBundle;
@@ -138,7 +139,7 @@ impl TransferBundle {
         for (dir, new, old) in groups {
             for (name, sigs) in new {
                 let member = format!("{dir}{name}.json");
-                if self.member(&member).is_none() {
+                if !self.members.contains_key(&member) {
                     return Err(BundleError::Invalid(format!(
                         "upload has signatures for {name:?} but the bundle has no {member}"
                     )));
@@ -332,11 +333,13 @@ fn same_request_part(a: &TransferBundle, b: &TransferBundle) -> Result<(), Bundl
             "the requested operations differ".into(),
         ));
     }
-    fn request_part(t: &TransferBundle) -> BTreeMap<&str, &[u8]> {
-        t.members
+    // Both bundles were validated: each member's bytes are the size and digest listed.
+    fn request_part(t: &TransferBundle) -> BTreeMap<&str, (u64, Sha256Digest)> {
+        t.manifest
+            .members
             .iter()
-            .filter(|(n, _)| n.as_str() != UPLOAD && n.as_str() != RECORD)
-            .map(|(n, d)| (n.as_str(), &d[..]))
+            .filter(|m| m.name != UPLOAD && m.name != RECORD)
+            .map(|m| (m.name.as_str(), (m.size, m.sha256)))
             .collect()
     }
     let (pa, pb) = (request_part(a), request_part(b));

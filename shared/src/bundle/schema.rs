@@ -15,6 +15,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::error::{member_err, BundleError};
+use super::stream::MemberData;
 use crate::attestation::{Attestation, IdentityKey};
 use crate::authority::Change;
 use crate::keys::{KeyId, Signature};
@@ -529,10 +530,16 @@ pub struct RequestInput {
     pub transaction: Vec<u8>,
     /// Root chain: element `i` is `chain/<i+1>.root.json` (at least one).
     pub chain: Vec<Vec<u8>>,
-    /// Production targets per tag (`prod-targets/<tag>.json`).
-    pub prod_targets: BTreeMap<String, Vec<u8>>,
+    /// Production targets per tag (`prod-targets/<tag>.json`): bytes, or a [`Spool`]'s.
+    ///
+    /// [`Spool`]: super::Spool
+    pub prod_targets: BTreeMap<String, MemberData>,
     /// Wave targets per wave (`waves/<name>.json`).
-    pub waves: BTreeMap<String, Vec<u8>>,
+    pub waves: BTreeMap<String, MemberData>,
+    /// Whether the caller already checked every targets document to parse
+    /// ([`SignedTargets::check_json`](crate::metadata::SignedTargets::check_json)) as it
+    /// arrived; otherwise building the request checks them. (Any reader checks them again.)
+    pub docs_checked: bool,
     /// The age-encrypted initial root key (first-time rotation only).
     pub first_root_secret: Option<Vec<u8>>,
 }

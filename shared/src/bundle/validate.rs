@@ -12,7 +12,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::codec::{signed_digest, targets_signed_bytes, Known, Members};
+use super::codec::{signed_digest, targets_signed_bytes, Known};
+use super::stream::Members;
 use super::error::{member_err, BundleError};
 use super::schema::*;
 use crate::keys::Signature;
@@ -185,9 +186,10 @@ pub(super) fn validate_content(
     // transaction.json
     let tx_bytes = members
         .get(TRANSACTION)
-        .ok_or_else(|| BundleError::MissingMember(TRANSACTION.into()))?;
+        .ok_or_else(|| BundleError::MissingMember(TRANSACTION.into()))?
+        .load(TRANSACTION)?;
     let tx: Transaction =
-        serde_json::from_slice(tx_bytes).map_err(|e| member_err(TRANSACTION, e))?;
+        serde_json::from_slice(&tx_bytes).map_err(|e| member_err(TRANSACTION, e))?;
     for pair in [&tx.current, &tx.updated].into_iter().flatten() {
         pair.ci_root()?;
         pair.prod_root()?;
@@ -203,8 +205,9 @@ pub(super) fn validate_content(
         let name = format!("{CHAIN_DIR}{v}.root.json");
         let data = members
             .get(&name)
-            .ok_or_else(|| BundleError::MissingMember(name.clone()))?;
-        let root = SignedRoot::from_json(data).map_err(|e| member_err(&name, e))?;
+            .ok_or_else(|| BundleError::MissingMember(name.clone()))?
+            .load(&name)?;
+        let root = SignedRoot::from_json(&data).map_err(|e| member_err(&name, e))?;
         if root.signed.version != v {
             return Err(member_err(
                 &name,
@@ -216,7 +219,7 @@ pub(super) fn validate_content(
     if !known.docs_checked {
         for (name, data) in members {
             if doc_name(name, PROD_TARGETS_DIR).is_some() || doc_name(name, WAVES_DIR).is_some() {
-                SignedTargets::check_json(data).map_err(|e| member_err(name, e))?;
+                SignedTargets::check_json(&data.load(name)?).map_err(|e| member_err(name, e))?;
             }
         }
     }
@@ -253,7 +256,7 @@ pub(super) fn validate_content(
                 "{FIRST_ROOT_SECRET} is only allowed with first-time-root-rotation"
             )));
         }
-        Some(secret) if !looks_like_age(secret) => {
+        Some(secret) if !looks_like_age(&secret.load(FIRST_ROOT_SECRET)?) => {
             return Err(member_err(
                 FIRST_ROOT_SECRET,
                 "is not an age-encrypted file; the initial root key must never travel in clear",
@@ -284,14 +287,16 @@ pub(super) fn validate_content(
         BundleKind::Response => {
             let upload_bytes = members
                 .get(UPLOAD)
-                .ok_or_else(|| BundleError::MissingMember(UPLOAD.into()))?;
+                .ok_or_else(|| BundleError::MissingMember(UPLOAD.into()))?
+                .load(UPLOAD)?;
             let upload: Upload =
-                serde_json::from_slice(upload_bytes).map_err(|e| member_err(UPLOAD, e))?;
+                serde_json::from_slice(&upload_bytes).map_err(|e| member_err(UPLOAD, e))?;
             let record_bytes = members
                 .get(RECORD)
-                .ok_or_else(|| BundleError::MissingMember(RECORD.into()))?;
+                .ok_or_else(|| BundleError::MissingMember(RECORD.into()))?
+                .load(RECORD)?;
             let record: Record =
-                serde_json::from_slice(record_bytes).map_err(|e| member_err(RECORD, e))?;
+                serde_json::from_slice(&record_bytes).map_err(|e| member_err(RECORD, e))?;
             if upload.txid != manifest.txid {
                 return Err(member_err(
                     UPLOAD,
@@ -432,7 +437,8 @@ fn check_record_digests(
                     let digest = match signed_digests.get(&member) {
                         Some(d) => *d,
                         None => {
-                            let d = Sha256Digest::of(&targets_signed_bytes(&member, data)?);
+                            let data = data.load(&member)?;
+                            let d = Sha256Digest::of(&targets_signed_bytes(&member, &data)?);
                             signed_digests.insert(member, d);
                             d
                         }
@@ -519,7 +525,7 @@ mod tests {
         }];
         assert!(TransferBundle::new_request(input).is_err());
         let mut input = request_input();
-        input.prod_targets.insert("../x".into(), b"{}".to_vec());
+        input.prod_targets.insert("../x".into(), b"{}".to_vec().into());
         assert!(TransferBundle::new_request(input).is_err());
         let mut input = request_input();
         input.chain.swap(0, 1);

@@ -3,7 +3,6 @@
 //! is refused) and the result shown before it is written.
 
 use shared::bundle::{self, TransferBundle};
-use shared::fsutil;
 
 use crate::audit::{self, AuditEvent};
 use crate::authority::{self, Decision};
@@ -12,7 +11,7 @@ use crate::ctx::Ctx;
 use crate::error::{Result, SignerError};
 use crate::session;
 
-use super::{report_status, sha256_hex, Outcome};
+use super::{report_status, Outcome};
 
 /// `signer combine`.
 pub fn combine(ctx: &mut Ctx<'_>, args: &CombineArgs) -> Result<Outcome> {
@@ -57,17 +56,16 @@ pub fn combine(ctx: &mut Ctx<'_>, args: &CombineArgs) -> Result<Outcome> {
         l.bundle.fingerprint()
     ));
     ctx.ui.confirm("Proceed?")?;
-    let bytes = l
-        .bundle
-        .encoded(bundle::WRITE_COMPRESSION)
+    l.bundle
+        .write_atomic(&args.out, bundle::WRITE_COMPRESSION)
         .map_err(SignerError::bundle)?;
-    fsutil::write_atomic(&args.out, &bytes, bundle::FILE_MODE)?;
     audit::record(
         ctx.state.path(),
         &ctx.now,
         AuditEvent::BundleWritten {
             path: args.out.display().to_string(),
-            sha256: sha256_hex(&bytes),
+            // The file is the plain tar stream the bundle digest covers.
+            sha256: l.bundle.digest().to_string(),
         },
     )?;
     ctx.ui.line(format!(

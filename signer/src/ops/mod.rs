@@ -356,16 +356,13 @@ fn finish(
                 &signing_identity,
             )
             .map_err(SignerError::bundle)?;
-        let bytes = response
-            .encoded(bundle::WRITE_COMPRESSION)
-            .map_err(SignerError::bundle)?;
         fsutil::crash_point("signer:before-response-write");
-        fsutil::write_atomic(out, &bytes, bundle::FILE_MODE)?;
-        // A plain-tar file is the stream the response digest covers.
-        let file_sha256 = match &bytes {
-            std::borrow::Cow::Borrowed(_) => response.digest().to_string(),
-            std::borrow::Cow::Owned(b) => sha256_hex(b),
-        };
+        // Streamed to the file: the request's documents are copied (and checked) piece by
+        // piece. The file is the plain tar stream, whose digest is the response's.
+        response
+            .write_atomic(out, bundle::WRITE_COMPRESSION)
+            .map_err(SignerError::bundle)?;
+        let file_sha256 = response.digest().to_string();
         Ok((response, file_sha256))
     })();
     let (response, file_sha256) = match acted {

@@ -326,13 +326,14 @@ impl Factory {
             prod_targets: self
                 .prod_targets
                 .iter()
-                .map(|(t, d)| (t.clone(), d.to_canonical().unwrap()))
+                .map(|(t, d)| (t.clone(), d.to_canonical().unwrap().into()))
                 .collect(),
             waves: self
                 .waves
                 .iter()
-                .map(|(t, d)| (t.clone(), d.to_canonical().unwrap()))
+                .map(|(t, d)| (t.clone(), d.to_canonical().unwrap().into()))
                 .collect(),
+            docs_checked: false,
             first_root_secret: secret,
         })
         .unwrap()

@@ -27,7 +27,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Parser;
-use shared::archive::Compression;
 use shared::bundle::{self, TransferBundle};
 
 /// Benchmarks of courier and signer on a large simulated factory.
@@ -539,10 +538,13 @@ fn measure(work: &Path, shape: &Shape, reps: usize, full: bool) -> Result<Result
             // The targets documents of the request, as files (the baselines' input).
             let b = TransferBundle::read(&req)?;
             res.bundle_file = std::fs::metadata(&req)?.len();
-            res.bundle_tar = b.to_bytes(Compression::None)?.len() as u64;
+            let mut tar_len = CountingSink(0);
+            b.write_stream(&mut tar_len)?;
+            res.bundle_tar = tar_len.0;
             std::fs::create_dir_all(&docs_dir)?;
-            for (kind, map) in [("prod", b.prod_targets_bytes()), ("wave", b.waves_bytes())] {
-                for (name, bytes) in map {
+            for (kind, map) in [("prod", b.prod_targets_docs()), ("wave", b.waves_docs())] {
+                for (name, doc) in map {
+                    let bytes = doc.bytes()?;
                     res.docs += 1;
                     res.docs_bytes += bytes.len() as u64;
                     res.largest_doc = res.largest_doc.max(bytes.len() as u64);
@@ -554,7 +556,7 @@ fn measure(work: &Path, shape: &Shape, reps: usize, full: bool) -> Result<Result
             for name in b.member_names() {
                 let dest = members_dir.join(name);
                 std::fs::create_dir_all(dest.parent().context("member dir")?)?;
-                std::fs::write(&dest, b.member(name).context("member")?)?;
+                std::fs::write(&dest, b.member(name)?.context("member")?)?;
             }
         }
 
@@ -921,6 +923,19 @@ fn machine() -> BTreeMap<&'static str, String> {
     m.insert("memory", mem);
     m.insert("kernel", tool_version("uname", "-sr"));
     m
+}
+
+/// Counts the bytes written to it.
+struct CountingSink(u64);
+
+impl std::io::Write for CountingSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 fn loadavg() -> String {

@@ -391,7 +391,7 @@ fn production_targets_signing_in_a_transaction() {
     assert!(out.contains("sign-prod-targets production"), "{out}");
     let b = TransferBundle::read(&req).unwrap();
     assert_eq!(
-        b.prod_targets_bytes().keys().copied().collect::<Vec<_>>(),
+        b.prod_targets_docs().keys().copied().collect::<Vec<_>>(),
         vec!["production"]
     );
     let mut upload = sign_staged(&b, &[&root_key]);
