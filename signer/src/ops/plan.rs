@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use rand_core::CryptoRngCore;
 use shared::authority::{Authority, Change, Grant};
 use shared::bundle::Operation;
-use shared::keys::{merge_signatures, KeyId, KeyType, Signature};
+use shared::keys::{merge_signatures, KeyId, KeyType, PublicKey, Signature};
 use shared::metadata::{KeyOwner, Role, Root, SignedRoot, TargetsSummary, Timestamp};
 use shared::transform;
 
@@ -286,19 +286,9 @@ impl<'l> Work<'l> {
             .offline_targets_keys(self.l.current_online_targets())
     }
 
-    /// Whether carried document `dir/name` is to be signed under `how`: `Ok(true)` when a
-    /// signature by one of the offline keys verifies (or, explicit, when every signature by
-    /// a current targets key verifies); `Ok(false)` when it carries no signature by those
-    /// offline keys; an error naming the document when a signature that should verify
-    /// does not — its content was changed after it was signed.
-    fn carried_ok(
-        &self,
-        dir: &str,
-        name: &str,
-        doc: &TargetsSummary,
-        msg: &[u8],
-        how: &Carried,
-    ) -> Result<bool> {
+    /// The targets keys of the current roots (CI and production), by key id: the keys
+    /// whose signatures on a carried document must verify.
+    fn current_targets_keys(&self) -> BTreeMap<KeyId, PublicKey> {
         let roots = std::iter::once(&self.l.current_ci.signed)
             .chain(self.l.current_prod.as_ref().map(|p| &p.signed));
         let mut keys = BTreeMap::new();
@@ -309,46 +299,7 @@ impl<'l> Work<'l> {
                 }
             }
         }
-        // Every signature it carries by a targets key of the current roots must verify: one
-        // that does not means the content changed after that key signed it.
-        let offline: &[KeyId] = match how {
-            Carried::SignedBy(ids) => ids,
-            Carried::Explicit => &[],
-        };
-        let mut valid_offline = 0;
-        for sig in doc
-            .signatures
-            .iter()
-            .filter(|s| keys.contains_key(&s.keyid))
-        {
-            let ok = keys
-                .get(&sig.keyid)
-                .is_some_and(|k| k.verify(msg, sig).is_ok());
-            let is_offline = offline.contains(&sig.keyid);
-            if !ok {
-                return Err(SignerError::Refused(format!(
-                    "{dir}/{name}.json: its signature by {} {} does not verify: the content was changed after that key signed it{}. Nothing was signed; do not use this bundle",
-                    if is_offline {
-                        "the offline targets key"
-                    } else {
-                        "targets key"
-                    },
-                    sig.keyid.short(),
-                    if is_offline {
-                        " (e.g. re-signed by the online key alone)"
-                    } else {
-                        ""
-                    }
-                )));
-            }
-            if is_offline {
-                valid_offline += 1;
-            }
-        }
-        Ok(match how {
-            Carried::SignedBy(_) => valid_offline > 0,
-            Carried::Explicit => true,
-        })
+        keys
     }
 
     /// Signs production targets `tag` (or wave `name` when `wave`) with `key`, after
@@ -361,25 +312,28 @@ impl<'l> Work<'l> {
         key: &HeldKey,
         how: &Carried,
     ) -> Result<bool> {
+        let keys = self.current_targets_keys();
+        let checked = check_doc(self.l, &keys, wave, name, how, key)?;
+        self.record_doc(wave, name, key, checked)
+    }
+
+    /// Takes in the outcome of [`check_doc`] for one document: its signature, the plan line,
+    /// the audit event and the endorsement, or the line saying why it is left unsigned.
+    fn record_doc(
+        &mut self,
+        wave: bool,
+        name: &str,
+        key: &HeldKey,
+        checked: CheckedDoc,
+    ) -> Result<bool> {
         let l = self.l;
         let (docs, dir) = if wave {
             (&l.waves, "waves")
         } else {
             (&l.prod_targets, "prod-targets")
         };
-        let doc: &TargetsSummary = docs.get(name).ok_or_else(|| {
-            SignerError::Usage(format!(
-                "the bundle has no {dir}/{name}.json (it has: {})",
-                docs.keys().cloned().collect::<Vec<_>>().join(", ")
-            ))
-        })?;
-        // Canonicalize once, from the member text: the check, the signature and the audit
-        // digest cover the same bytes (and the response reuses their digest).
-        let (msg, digest) = l
-            .bundle
-            .targets_signed(&format!("{dir}/{name}.json"))
-            .map_err(SignerError::bundle)?;
-        if !self.carried_ok(dir, name, doc, &msg, how)? {
+        let doc = summary(docs, dir, name)?;
+        let Some(sig) = checked.sig else {
             self.left.push(format!(
                 "{dir}/{name} (version {}, {} targets) unsigned: it carries no verified signature by an offline targets key, so nothing offline approved its content. Review it, then sign it explicitly (`signer {}`)",
                 doc.version,
@@ -391,8 +345,8 @@ impl<'l> Work<'l> {
                 }
             ));
             return Ok(false);
-        }
-        let sig = key.sign(&msg)?;
+        };
+        let digest = checked.digest;
         let sigs = if wave {
             &mut self.waves_sigs
         } else {
@@ -432,16 +386,33 @@ impl<'l> Work<'l> {
     }
 
     /// Re-signs the carried documents with `key` under `how` (rotations and additions of
-    /// an offline targets key).
+    /// an offline targets key). The documents are independent: with a key in memory they
+    /// are read, canonicalized, checked and signed on every core (each thread holding one
+    /// document at a time); the results are taken in, in name order, so the plan and the
+    /// response do not depend on the threads.
     fn sign_carried(&mut self, key: &HeldKey, resign_by: &[KeyId]) -> Result<()> {
         let how = Carried::SignedBy(resign_by.to_vec());
-        let tags: Vec<String> = self.l.prod_targets.keys().cloned().collect();
-        let waves: Vec<String> = self.l.waves.keys().cloned().collect();
-        for t in &tags {
-            self.sign_targets(false, t, key, &how)?;
-        }
-        for w in &waves {
-            self.sign_targets(true, w, key, &how)?;
+        let docs: Vec<(bool, String)> = self
+            .l
+            .prod_targets
+            .keys()
+            .map(|t| (false, t.clone()))
+            .chain(self.l.waves.keys().map(|w| (true, w.clone())))
+            .collect();
+        let keys = self.current_targets_keys();
+        let l = self.l;
+        let checked: Vec<Result<CheckedDoc>> = match key {
+            HeldKey::Memory(k) => parallel_map(&docs, |(wave, name)| {
+                check_doc(l, &keys, *wave, name, &how, k)
+            }),
+            // A token signs one request at a time.
+            HeldKey::Token(_) => docs
+                .iter()
+                .map(|(wave, name)| check_doc(l, &keys, *wave, name, &how, key))
+                .collect(),
+        };
+        for ((wave, name), checked) in docs.iter().zip(checked) {
+            self.record_doc(*wave, name, key, checked?)?;
         }
         if self.l.waves.values().any(|w| !w.signatures.is_empty()) {
             self.plan.push(
@@ -664,4 +635,130 @@ fn check_new_key(root: &Root, new_id: &KeyId, dest: &KeySource) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// One carried document checked under a [`Carried`] rule, and signed when the rule allows
+/// it ([`check_doc`]).
+pub(super) struct CheckedDoc {
+    /// SHA-256 of its canonical `signed` bytes (what the signature covers).
+    digest: shared::bundle::Sha256Digest,
+    /// The new signature; `None` when the document is left unsigned.
+    sig: Option<Signature>,
+}
+
+/// The summary of carried document `dir/name`, or the usage error listing what the bundle has.
+fn summary<'a>(
+    docs: &'a BTreeMap<String, TargetsSummary>,
+    dir: &str,
+    name: &str,
+) -> Result<&'a TargetsSummary> {
+    docs.get(name).ok_or_else(|| {
+        SignerError::Usage(format!(
+            "the bundle has no {dir}/{name}.json (it has: {})",
+            docs.keys().cloned().collect::<Vec<_>>().join(", ")
+        ))
+    })
+}
+
+/// Checks production targets `name` (or wave `name` when `wave`) under `how`, and signs it
+/// with `key` when `how` allows: the document is read from the bundle and canonicalized
+/// once, so the check, the signature and the digest cover the same bytes. Safe to run on
+/// any thread (nothing is recorded: [`Work::record_doc`] takes the result in).
+///
+/// Under `how`: every signature it carries by a current targets key (`keys`) must verify —
+/// one that does not means its content was changed after that key signed it, an error
+/// naming the document; with [`Carried::SignedBy`] it is signed only when a signature by one
+/// of those offline keys verifies (otherwise it is left, `sig: None`).
+fn check_doc<K: KeySigner + ?Sized>(
+    l: &Loaded,
+    keys: &BTreeMap<KeyId, PublicKey>,
+    wave: bool,
+    name: &str,
+    how: &Carried,
+    key: &K,
+) -> Result<CheckedDoc> {
+    let (docs, dir) = if wave {
+        (&l.waves, "waves")
+    } else {
+        (&l.prod_targets, "prod-targets")
+    };
+    let doc = summary(docs, dir, name)?;
+    let (msg, digest) = l
+        .bundle
+        .targets_signed(&format!("{dir}/{name}.json"))
+        .map_err(SignerError::bundle)?;
+    let offline: &[KeyId] = match how {
+        Carried::SignedBy(ids) => ids,
+        Carried::Explicit => &[],
+    };
+    let mut valid_offline = 0;
+    for sig in doc
+        .signatures
+        .iter()
+        .filter(|s| keys.contains_key(&s.keyid))
+    {
+        let ok = keys
+            .get(&sig.keyid)
+            .is_some_and(|k| k.verify(&msg, sig).is_ok());
+        let is_offline = offline.contains(&sig.keyid);
+        if !ok {
+            return Err(SignerError::Refused(format!(
+                "{dir}/{name}.json: its signature by {} {} does not verify: the content was changed after that key signed it{}. Nothing was signed; do not use this bundle",
+                if is_offline {
+                    "the offline targets key"
+                } else {
+                    "targets key"
+                },
+                sig.keyid.short(),
+                if is_offline {
+                    " (e.g. re-signed by the online key alone)"
+                } else {
+                    ""
+                }
+            )));
+        }
+        if is_offline {
+            valid_offline += 1;
+        }
+    }
+    let approved = match how {
+        Carried::SignedBy(_) => valid_offline > 0,
+        Carried::Explicit => true,
+    };
+    let sig = if approved { Some(key.sign(&msg)?) } else { None };
+    Ok(CheckedDoc { digest, sig })
+}
+
+/// `f` over `items` on up to as many threads as the machine has cores (at most 8), each
+/// taking the next item when it is done; the results come back in the order of `items`.
+fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8)
+        .min(items.len());
+    if threads <= 1 {
+        return items.iter().map(f).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut results: Vec<(usize, R)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(item) = items.get(i) else { break };
+                        done.push((i, f(item)));
+                    }
+                    done
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
 }
