@@ -5,7 +5,7 @@
 //! * [`endpoints`] — one method of [`Client`] per Factory endpoint, with fioctl's paths;
 //! * [`types`] — the JSON the API answers and the bodies the courier sends.
 //!
-//! Everything callers use is re-exported here (`crate::api::Client`, `crate::api::status`, …).
+//! Everything callers use is re-exported here (`crate::api::Client`, `crate::api::Wave`, …).
 
 pub mod endpoints;
 pub mod transport;
@@ -17,8 +17,7 @@ pub use transport::{
     ApiResponse, Client, ClientOptions, RetryPolicy,
 };
 pub use types::{
-    status, InitResponse, Issue, Issues, RolloutOptions, RolloutResult, RootPair, UpdatesState,
-    Wave, WaveCreate, WaveList, WaveSign, WaveTargets,
+    InitResponse, RolloutOptions, RolloutResult, Wave, WaveCreate, WaveList, WaveSign, WaveTargets,
 };
 
 /// A tiny HTTP server for the client's unit tests: it answers each connection with the next

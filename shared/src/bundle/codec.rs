@@ -32,6 +32,7 @@ use crate::archive::{self, Compression, Limits, MemberRef, TarStream};
 use crate::canonical;
 use crate::fsutil;
 use crate::metadata::{SignedRoot, SignedTargets, TargetsSummary};
+use crate::transaction::{ParsedTransaction, Transaction};
 
 /// Mode bits stored for every member.
 pub const MEMBER_MODE: u32 = 0o644;
@@ -546,9 +547,16 @@ impl TransferBundle {
         self.member(TRANSACTION).unwrap_or_default()
     }
 
-    /// Parsed `transaction.json`.
+    /// Parsed `transaction.json` (the wire form).
     pub fn transaction(&self) -> Result<Transaction, BundleError> {
-        serde_json::from_slice(self.transaction_bytes()).map_err(|e| member_err(TRANSACTION, e))
+        Transaction::from_json(self.transaction_bytes()).map_err(|e| member_err(TRANSACTION, e))
+    }
+
+    /// `transaction.json` with its roots parsed under fioctl's rules
+    /// ([`ParsedTransaction::from_json`]; reading the bundle checked them already).
+    pub fn parsed_transaction(&self) -> Result<ParsedTransaction, BundleError> {
+        ParsedTransaction::from_json(self.transaction_bytes().to_vec())
+            .map_err(|e| member_err(TRANSACTION, e))
     }
 
     /// Raw root chain members: (version, bytes), version 1 first.
@@ -762,7 +770,10 @@ mod tests {
             assert_eq!(back.chain().unwrap().len(), 2);
             assert_eq!(back.prod_targets().unwrap().len(), 1);
             assert_eq!(back.waves().unwrap().len(), 1);
-            assert_eq!(back.transaction().unwrap().status, "STARTED");
+            assert_eq!(
+                back.transaction().unwrap().status,
+                crate::transaction::TxStatus::Started
+            );
             assert_eq!(back.request_digest(), b.digest());
         }
         // Same content, same identity: rebuilding gives the same bytes.
