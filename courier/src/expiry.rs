@@ -16,7 +16,6 @@ use shared::expiry::{self, Horizons};
 use shared::metadata::{TargetsSummary, Timestamp};
 
 use crate::error::{CourierError, Result};
-use crate::transaction::Txn;
 use crate::Ctx;
 
 /// Options of `courier expiry`.
@@ -66,7 +65,7 @@ pub fn run(ctx: &Ctx, args: &ExpiryArgs) -> Result<()> {
         None => ctx.now,
     };
     let client = ctx.client()?;
-    let txn = Txn::fetch(&client)?;
+    let txn = client.updates()?;
     let mut docs = expiry::root_docs("", &txn.current_ci, txn.current_prod.as_ref());
     let parse_all = |served: Option<BTreeMap<String, Box<RawValue>>>| {
         served

@@ -21,8 +21,9 @@
 //!   `shared::fsutil`);
 //! * [`api`] — the Factory API client ([`api::transport`], [`api::endpoints`],
 //!   [`api::types`]);
-//! * [`transaction`] — the root updates transaction: its state parsed with fioctl's rules
-//!   ([`transaction::Txn`]), starting and applying it;
+//! * [`transaction`] — changing the root updates transaction: fioctl's "not started"
+//!   refusals, the txid to send, starting and applying it (the transaction itself, parsed
+//!   with fioctl's rules, is `shared::transaction::ParsedTransaction`);
 //! * [`request`] — building request bundles (what the signer needs): `updates pull`,
 //!   `prod-targets pull`, and the requests of `rotate-offline-key`;
 //! * [`push`] — verifying and uploading a response (`updates push`): reading it, the signer

@@ -6,12 +6,12 @@ use serde::Serialize;
 use shared::canonical;
 use shared::keys::KeyType;
 use shared::metadata::{Role, Root, SignedRoot, Timestamp};
+use shared::transaction::{ParsedTransaction, TxStatus};
 use shared::verify;
 
-use crate::api::{one_line, status};
+use crate::api::one_line;
 use crate::cli::ReviewArgs;
 use crate::error::{CourierError, Result};
-use crate::transaction::Txn;
 use crate::Ctx;
 
 /// How serious a local finding is.
@@ -166,7 +166,7 @@ fn check_signed(staged: &SignedRoot, base: &SignedRoot, what: &str, findings: &m
 }
 
 /// All local recommendations for a transaction state.
-pub fn recommendations(txn: &Txn, now: &Timestamp) -> Vec<Finding> {
+pub fn recommendations(txn: &ParsedTransaction, now: &Timestamp) -> Vec<Finding> {
     let mut f = Vec::new();
     match &txn.updated_ci {
         None => {
@@ -244,8 +244,8 @@ pub fn review(ctx: &Ctx, args: &ReviewArgs) -> Result<()> {
         ));
     }
     let client = ctx.client()?;
-    let txn = Txn::fetch(&client)?;
-    let s = &txn.state;
+    let txn = client.updates()?;
+    let s = &txn.wire;
     if args.raw || args.diff {
         let Some(ci) = &txn.updated_ci else {
             return Err(CourierError::Other(
@@ -297,7 +297,7 @@ pub fn review(ctx: &Ctx, args: &ReviewArgs) -> Result<()> {
         return Ok(());
     }
     let mut lines: Vec<String> = Vec::new();
-    if s.status == status::NONE {
+    if s.status == TxStatus::None {
         lines.push("There are no TUF root updates in progress.".into());
         if !s.issues.warnings.is_empty() {
             lines.push(String::new());
@@ -351,7 +351,7 @@ pub fn review(ctx: &Ctx, args: &ReviewArgs) -> Result<()> {
             lines.push(format!(" - [{tag}] {}", f.message));
         }
     }
-    if s.status == status::APPLYING {
+    if s.status == TxStatus::Applying {
         lines.push(String::new());
         lines.push(
             "These changes are currently being applied. No more changes can be staged.".into(),
@@ -360,7 +360,7 @@ pub fn review(ctx: &Ctx, args: &ReviewArgs) -> Result<()> {
             "If the previous `courier updates apply` command failed, please, try to run it again."
                 .into(),
         );
-    } else if s.status == status::STARTED {
+    } else if s.status == TxStatus::Started {
         lines.push(String::new());
         lines.push(
             "Once you are satisfied with your TUF updates, please, run `courier updates apply`."

@@ -1,8 +1,10 @@
-//! The factory's root updates transaction, as the courier sees and changes it.
+//! The factory's root updates transaction, as the courier changes it. The transaction
+//! itself — its status, wire form, roots parsed under fioctl's rules and the production root
+//! fioctl derives when none is staged — is [`shared::transaction`]; `Client::updates` reads
+//! it ([`ParsedTransaction`]). Here:
 //!
-//! * [`Txn`]: the answer of `GET root/updates` with its roots parsed, under fioctl's
-//!   consistency rules (status, current and staged roots, the production root fioctl derives
-//!   when none is staged); every command that reads the transaction reads it through this;
+//! * [`require_started`]: fioctl's refusals of a change when no transaction is open or it is
+//!   being applied, with the courier's commands;
 //! * [`resolve_txid`]: the transaction id a command sends (flag, else the one this courier
 //!   started);
 //! * [`start_transaction`]: `POST root/updates`, keeping the first-time initial root key
@@ -10,129 +12,28 @@
 //! * [`apply`]: `POST root/updates/apply` with fioctl's reading of the outcome (`updates
 //!   apply`, `updates push --apply`).
 
-use shared::metadata::{Role, SignedRoot};
+use shared::metadata::SignedRoot;
+use shared::transaction::{ParsedTransaction, TxStatus};
 
-use crate::api::{self, status, Client, UpdatesState};
+use crate::api::Client;
 use crate::error::{CourierError, Result};
 use crate::state::TransactionNote;
 use crate::Ctx;
 
-/// The transaction state with its roots parsed.
-#[derive(Clone, Debug)]
-pub struct Txn {
-    /// The answer exactly as received.
-    pub raw: Vec<u8>,
-    /// The answer, typed.
-    pub state: UpdatesState,
-    /// The published CI root.
-    pub current_ci: SignedRoot,
-    /// The published production root (absent before the first offline rotation).
-    pub current_prod: Option<SignedRoot>,
-    /// The staged CI root (absent when status is NONE).
-    pub updated_ci: Option<SignedRoot>,
-    /// The staged production root (absent until one is staged).
-    pub updated_prod: Option<SignedRoot>,
-}
-
-fn parse_root(text: &str, what: &str) -> Result<Option<SignedRoot>> {
-    if text.is_empty() {
-        return Ok(None);
-    }
-    SignedRoot::from_json(text.as_bytes())
-        .map(Some)
-        .map_err(|e| CourierError::Server(format!("the server sent an unreadable {what}: {e}")))
-}
-
-impl Txn {
-    /// Parses the state, with fioctl's consistency rules.
-    pub fn parse(raw: Vec<u8>, state: UpdatesState) -> Result<Txn> {
-        if ![status::NONE, status::STARTED, status::APPLYING].contains(&state.status.as_str()) {
-            return Err(CourierError::Server(format!(
-                "Unexpected TUF root updates status: {:?}",
-                api::one_line(&state.status)
-            )));
-        }
-        let current_ci = parse_root(&state.current.ci_root, "current CI root")?
-            .ok_or_else(|| CourierError::Server("Current TUF CI root not set".into()))?;
-        let current_prod = parse_root(&state.current.prod_root, "current production root")?;
-        let (updated_ci, updated_prod) = if state.status == status::NONE {
-            (None, None)
-        } else {
-            let ci = parse_root(&state.updated.ci_root, "staged CI root")?
-                .ok_or_else(|| CourierError::Server("Updated TUF CI root not set".into()))?;
-            (
-                Some(ci),
-                parse_root(&state.updated.prod_root, "staged production root")?,
-            )
-        };
-        Ok(Txn {
-            raw,
-            state,
-            current_ci,
-            current_prod,
-            updated_ci,
-            updated_prod,
-        })
-    }
-
-    /// Fetches and parses the state.
-    pub fn fetch(client: &Client) -> Result<Txn> {
-        let (raw, state) = client.updates()?;
-        Txn::parse(raw, state)
-    }
-
-    /// Fails unless changes can be staged (status STARTED), with fioctl's messages.
-    pub fn require_started(&self) -> Result<()> {
-        match self.state.status.as_str() {
-            status::STARTED => Ok(()),
-            status::NONE => Err(CourierError::Other(
-                "There are no TUF root updates in progress. Please, run `courier updates init` (or \
-                 `courier rotate-offline-key`) to start over."
-                    .into(),
-            )),
-            _ => Err(CourierError::Other(
-                "No modifications to TUF root updates allowed while they are being applied. If the previous \
-                 apply failed, run `courier updates apply` again."
-                    .into(),
-            )),
-        }
-    }
-
-    /// The staged production root, or the one fioctl would derive from the staged CI root.
-    pub fn effective_updated_prod(&self) -> Option<SignedRoot> {
-        let ci = self.updated_ci.as_ref()?;
-        Some(self.updated_prod.clone().unwrap_or_else(|| {
-            shared::transform::derive_prod_root(
-                ci,
-                shared::transform::DEFAULT_PROD_TARGETS_THRESHOLD,
-            )
-        }))
-    }
-
-    /// Whether the staged CI root has other offline targets keys (targets keys but the
-    /// online one) than the current one: a targets key rotation, addition or removal, which
-    /// the server refuses to apply while a wave is active.
-    pub fn changes_offline_targets_keys(&self) -> bool {
-        let Some(staged) = &self.updated_ci else {
-            return false;
-        };
-        let offline = |root: &SignedRoot, online: Option<&String>| {
-            root.signed
-                .role_keyids(Role::Targets)
-                .iter()
-                .filter(|k| Some(&k.to_string()) != online)
-                .cloned()
-                .collect::<std::collections::BTreeSet<_>>()
-        };
-        offline(
-            &self.current_ci,
-            self.state.current.online_keys.get("targets"),
-        ) != offline(staged, self.state.updated.online_keys.get("targets"))
-    }
-
-    /// The base the staged production root is compared with (current prod, else current CI).
-    pub fn current_prod_or_ci(&self) -> &SignedRoot {
-        self.current_prod.as_ref().unwrap_or(&self.current_ci)
+/// Fails unless changes can be staged (status `STARTED`), with fioctl's messages.
+pub fn require_started(txn: &ParsedTransaction) -> Result<()> {
+    match txn.status() {
+        TxStatus::Started => Ok(()),
+        TxStatus::None => Err(CourierError::Other(
+            "There are no TUF root updates in progress. Please, run `courier updates init` (or \
+             `courier rotate-offline-key`) to start over."
+                .into(),
+        )),
+        TxStatus::Applying => Err(CourierError::Other(
+            "No modifications to TUF root updates allowed while they are being applied. If the previous \
+             apply failed, run `courier updates apply` again."
+                .into(),
+        )),
     }
 }
 
@@ -213,14 +114,15 @@ pub fn start_transaction(
 pub fn apply(ctx: &Ctx, client: &Client, txid: &str) -> Result<()> {
     let factory = client.factory().to_string();
     // The version the apply should publish, to recognize an apply whose answer was lost.
-    let staged_version = Txn::fetch(client)
+    let staged_version = client
+        .updates()
         .ok()
         .and_then(|t| t.updated_ci.map(|r| r.signed.version));
     if let Err(e) = client.apply(txid) {
         let status = e.status();
         if status == Some(404) {
-            if let Ok(txn) = Txn::fetch(client) {
-                if txn.state.status == status::NONE {
+            if let Ok(txn) = client.updates() {
+                if txn.status() == TxStatus::None {
                     return Err(CourierError::Other(
                         "There are no TUF root updates in progress.".into(),
                     ));
@@ -243,9 +145,8 @@ pub fn apply(ctx: &Ctx, client: &Client, txid: &str) -> Result<()> {
         }
         let applied = status.is_none_or(|s| s >= 500)
             && staged_version.is_some()
-            && Txn::fetch(client).is_ok_and(|t| {
-                t.state.status == status::NONE
-                    && Some(t.current_ci.signed.version) == staged_version
+            && client.updates().is_ok_and(|t| {
+                t.status() == TxStatus::None && Some(t.current_ci.signed.version) == staged_version
             });
         if !applied {
             return Err(CourierError::Uncertain(format!(
@@ -285,7 +186,7 @@ pub fn apply(ctx: &Ctx, client: &Client, txid: &str) -> Result<()> {
 /// When the staged roots change the offline targets keys and waves are active (the server
 /// refuses to apply that), what to do about them with the courier; `None` otherwise.
 fn active_waves_blocking(client: &Client) -> Option<String> {
-    if !Txn::fetch(client).ok()?.changes_offline_targets_keys() {
+    if !client.updates().ok()?.changes_offline_targets_keys() {
         return None;
     }
     let active: Vec<String> = client.wave_targets(&[]).ok()??.into_keys().collect();
@@ -302,47 +203,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn txn_rules_match_fioctl() {
+    fn changes_need_a_started_transaction() {
         let root = r#"{"signatures":[],"signed":{"_type":"Root","consistent_snapshot":false,"expires":"2030-01-01T00:00:00Z","keys":{},"roles":{},"version":1}}"#;
-        let mk = |status: &str, cur: &str, upd: &str| {
-            let state: UpdatesState = serde_json::from_value(serde_json::json!({
-                "status": status, "current": {"ci-root": cur}, "updated": {"ci-root": upd}
-            }))
-            .unwrap();
-            Txn::parse(Vec::new(), state)
+        let txn = |status: &str| {
+            ParsedTransaction::from_json(
+                serde_json::to_vec(&serde_json::json!({
+                    "status": status, "current": {"ci-root": root}, "updated": {"ci-root": root}
+                }))
+                .unwrap(),
+            )
+            .unwrap()
         };
-        assert!(mk("NONE", root, "").unwrap().updated_ci.is_none());
-        assert!(mk("NONE", "", "")
-            .unwrap_err()
-            .to_string()
-            .contains("Current TUF CI root not set"));
-        assert!(mk("STARTED", root, "")
-            .unwrap_err()
-            .to_string()
-            .contains("Updated TUF CI root not set"));
-        assert!(mk("WEIRD", root, root)
-            .unwrap_err()
-            .to_string()
-            .contains("Unexpected"));
-        let t = mk("STARTED", root, root).unwrap();
-        t.require_started().unwrap();
-        assert_eq!(
-            t.effective_updated_prod()
-                .unwrap()
-                .signed
-                .threshold(Role::Targets),
-            0
-        );
-        assert!(mk("APPLYING", root, root)
-            .unwrap()
-            .require_started()
-            .is_err());
-        assert!(mk("NONE", root, "")
-            .unwrap()
-            .require_started()
-            .unwrap_err()
-            .to_string()
-            .contains("no TUF root updates"));
+        require_started(&txn("STARTED")).unwrap();
+        let none = require_started(&txn("NONE")).unwrap_err().to_string();
+        assert!(none.contains("no TUF root updates") && none.contains("courier updates init"));
+        let applying = require_started(&txn("APPLYING")).unwrap_err().to_string();
+        assert!(applying.contains("being applied") && applying.contains("courier updates apply"));
     }
 
     #[test]

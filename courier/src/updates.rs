@@ -6,12 +6,13 @@
 //! and applying it) is [`crate::transaction`].
 
 use shared::metadata::{Role, SignedRoot};
+use shared::transaction::TxStatus;
 use shared::verify;
 
-use crate::api::{one_line, status};
+use crate::api::one_line;
 use crate::cli::{CancelArgs, InitArgs, JsonArg, OnlineRole, RotateOnlineKeyArgs, TxidArg};
 use crate::error::{CourierError, Result};
-use crate::transaction::{self, resolve_txid, Txn};
+use crate::transaction::{self, require_started, resolve_txid};
 use crate::Ctx;
 
 /// `courier updates init`.
@@ -65,8 +66,8 @@ fn root_json(r: &SignedRoot) -> serde_json::Value {
 /// `courier updates status`.
 pub fn status(ctx: &Ctx, args: &JsonArg) -> Result<()> {
     let client = ctx.client()?;
-    let txn = Txn::fetch(&client)?;
-    let s = &txn.state;
+    let txn = client.updates()?;
+    let s = &txn.wire;
     if args.json {
         let staged_sigs = txn.updated_ci.as_ref().map(|ci| {
             let prod = txn.effective_updated_prod();
@@ -84,12 +85,12 @@ pub fn status(ctx: &Ctx, args: &JsonArg) -> Result<()> {
             "current": {
                 "ci-root": root_json(&txn.current_ci),
                 "prod-root": txn.current_prod.as_ref().map(root_json),
-                "online-keys": s.current.online_keys,
+                "online-keys": txn.current_online_keys(),
             },
             "updated": txn.updated_ci.as_ref().map(|ci| serde_json::json!({
                 "ci-root": root_json(ci),
                 "prod-root": txn.updated_prod.as_ref().map(root_json),
-                "online-keys": s.updated.online_keys,
+                "online-keys": txn.updated_online_keys(),
             })),
             "signatures": staged_sigs,
             "change-meta": s.change_meta,
@@ -100,8 +101,8 @@ pub fn status(ctx: &Ctx, args: &JsonArg) -> Result<()> {
         return Ok(());
     }
     let mut lines = vec![format!("Factory:      {}", client.factory())];
-    let mut st = s.status.clone();
-    if s.first_time && s.status != status::NONE {
+    let mut st = s.status.to_string();
+    if s.first_time && s.status != TxStatus::None {
         st.push_str(" (first-time rotation)");
     }
     lines.push(format!("Status:       {st}"));
@@ -140,29 +141,24 @@ pub fn status(ctx: &Ctx, args: &JsonArg) -> Result<()> {
             ));
         }
     }
-    let online = if s.status == status::NONE {
-        &s.current.online_keys
-    } else {
-        &s.updated.online_keys
-    };
+    let online = txn.updated_online_keys();
     for role in ["targets", "snapshot", "timestamp"] {
         if let Some(id) = online.get(role) {
-            let changed = s.status != status::NONE && s.current.online_keys.get(role) != Some(id);
+            let changed = txn.current_online_keys().get(role) != Some(id);
             lines.push(format!(
                 "Online {role:<9} {id}{}",
                 if changed { " (new)" } else { "" }
             ));
         }
     }
-    if let Some(by) = s.change_meta.get("updated-by").and_then(|v| v.as_str()) {
-        let at = s
-            .change_meta
-            .get("updated-at")
-            .and_then(|v| v.as_str())
-            .unwrap_or("");
-        lines.push(format!("Last change:  {} {}", one_line(by), one_line(at)));
+    if let Some(meta) = s.change_meta.as_ref().filter(|m| !m.updated_by.is_empty()) {
+        lines.push(format!(
+            "Last change:  {} {}",
+            one_line(&meta.updated_by),
+            one_line(&meta.updated_at)
+        ));
     }
-    if s.status != status::NONE {
+    if s.status != TxStatus::None {
         lines.push(format!(
             "Staged changes: {}, errors: {}, warnings: {} (details: `courier updates review`)",
             s.amendments.len(),
@@ -222,10 +218,12 @@ pub fn rotate_online_key(ctx: &Ctx, args: &RotateOnlineKeyArgs) -> Result<()> {
     roles.dedup();
     let names: Vec<String> = roles.iter().map(|r| r.as_str().to_string()).collect();
     // Preliminary check for a clearer message before the server generates keys.
-    Txn::fetch(&client)?.require_started()?;
+    require_started(&client.updates()?)?;
     ctx.out.line("= Generating new online TUF keys");
     client.gen_online_keys(&txid, args.key_type.api_name(), &names)?;
-    let txn = Txn::fetch(&client).map_err(|e| e.context("Failed to fetch new online TUF keys"))?;
+    let txn = client
+        .updates()
+        .map_err(|e| CourierError::from(e).context("Failed to fetch new online TUF keys"))?;
     for role in [
         OnlineRole::Targets,
         OnlineRole::Snapshot,
@@ -233,11 +231,9 @@ pub fn rotate_online_key(ctx: &Ctx, args: &RotateOnlineKeyArgs) -> Result<()> {
     ] {
         if roles.contains(&role) {
             let id = txn
-                .state
-                .updated
-                .online_keys
+                .updated_online_keys()
                 .get(role.as_str())
-                .cloned()
+                .map(|k| k.to_string())
                 .unwrap_or_default();
             ctx.out
                 .line(&format!("= New online {} keyid: {id}", role.as_str()));

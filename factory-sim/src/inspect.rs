@@ -5,10 +5,11 @@ use std::path::Path;
 
 use shared::keys::{KeyId, PrivateKey, Signature};
 use shared::metadata::{SignedRoot, SignedTargets};
+use shared::transaction::TxStatus;
 
 use super::docs::TargetsDoc;
 use super::error::SimError;
-use super::state::{Factory, FactoryRecord, OnlineKeyIds, TxStatus, WaveStatus};
+use super::state::{Factory, FactoryRecord, OnlineKeyIds, WaveStatus};
 
 /// Signatures and the exact canonical `signed` bytes of a targets document.
 pub type SignedBytes = (Vec<Signature>, Vec<u8>);

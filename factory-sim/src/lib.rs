@@ -117,8 +117,8 @@
 //!   targets threshold 2); its finalize step keeps the staged production threshold, so a
 //!   threshold of 3 survives any fioctl change only when the server stages the production
 //!   root at `init` — which is what this server does. The courier and the signer derive the
-//!   same document (`shared::transform::derive_prod_root`), checked against fioctl's `review
-//!   --raw --prod`.
+//!   same document (`shared::transaction::derive_missing_prod_root`, the one rule), checked
+//!   against fioctl's `review --raw --prod`.
 //! * **fioctl quirks users see**, not simulator differences: `delete-offline-key --keys`
 //!   prints an empty `= Delete keyid:` line (it prints the `--key-id` flag) and then the
 //!   removed key as `= Removing unused key`; fioctl 9b0a6e7 has no `updates status` command
@@ -145,7 +145,8 @@ pub use faults::{FaultConfig, FaultKind, RequestRecord};
 pub use init::{add_user, init_factory, InitOptions, InitReport, OfflineHistory};
 pub use inspect::{FactoryView, SignedBytes, TxInfo, WaveInfo};
 pub use server::{SimConfig, SimServer};
-pub use state::{OnlineKeyIds, TxStatus, WaveStatus};
+pub use shared::transaction::TxStatus;
+pub use state::{OnlineKeyIds, WaveStatus};
 pub use validate::{EXPIRY_WARNING_DAYS, MAX_EXPIRY_DAYS, MIN_PROD_TARGETS_THRESHOLD};
 
 /// Loads the factories of `cfg.state_dir` and returns the server future, which serves

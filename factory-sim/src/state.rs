@@ -20,6 +20,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use shared::keys::{KeyId, PrivateKey, Signature};
 use shared::metadata::{Role, Timestamp};
+use shared::transaction::TxStatus;
 
 use super::error::{ApiError, SimError};
 use super::store::{self, Blobs};
@@ -62,6 +63,14 @@ impl OnlineKeyIds {
     /// All three key ids.
     pub fn all(&self) -> [&KeyId; 3] {
         [&self.targets, &self.snapshot, &self.timestamp]
+    }
+
+    /// The API's `online-keys` map: lower-case role name → key id.
+    pub fn to_map(&self) -> BTreeMap<String, KeyId> {
+        [Role::Targets, Role::Snapshot, Role::Timestamp]
+            .into_iter()
+            .filter_map(|r| Some((r.as_str().to_string(), self.get(r)?.clone())))
+            .collect()
     }
 }
 
@@ -167,26 +176,6 @@ pub(crate) struct CiRecord {
     pub manifest: String,
     /// Signatures over `manifest`.
     pub signatures: Vec<Signature>,
-}
-
-/// Status of a root-update transaction.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum TxStatus {
-    /// Open for staging.
-    Started,
-    /// Validated and being published (a failed publish stays here; apply can be re-run).
-    Applying,
-}
-
-impl TxStatus {
-    /// `STARTED` or `APPLYING`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TxStatus::Started => "STARTED",
-            TxStatus::Applying => "APPLYING",
-        }
-    }
 }
 
 /// The open root-update transaction.

@@ -9,12 +9,13 @@ use serde_json::json;
 use serde_json::value::RawValue;
 use shared::keys::{KeyType, PrivateKey, Signature};
 use shared::metadata::{Role, Root, Timestamp};
+use shared::transaction::{ChangeMeta, Issue, Issues, RootPair, Transaction, TxStatus};
 
 use super::docs::{RootDoc, TargetsDoc};
 use super::error::ApiError;
 use super::reply::Reply;
-use super::state::{Factory, FactoryRecord, TxRecord, TxStatus, UserRecord, WaveStatus};
-use super::validate::{self, Context, DocKind, Issue, MIN_PROD_TARGETS_THRESHOLD};
+use super::state::{Factory, FactoryRecord, TxRecord, UserRecord, WaveStatus};
+use super::validate::{self, Context, DocKind, MIN_PROD_TARGETS_THRESHOLD};
 
 fn parse_stored(text: &str) -> Result<RootDoc, ApiError> {
     RootDoc::parse(text.as_bytes())
@@ -55,54 +56,66 @@ fn bad_json(what: &str, e: impl std::fmt::Display) -> ApiError {
     ApiError::bad_request(format!("invalid {what} body: {e}"))
 }
 
-fn issues_json(list: &[Issue]) -> serde_json::Value {
-    serde_json::to_value(list).unwrap_or_default()
-}
-
 fn commit(f: &mut Factory, rec: FactoryRecord) -> Result<(), ApiError> {
     f.commit(rec).map_err(ApiError::from)
 }
 
-/// `GET R/root/updates`.
+/// `GET R/root/updates`: the transaction in the API's wire form
+/// ([`shared::transaction::Transaction`], what the courier reads and a request bundle
+/// carries), with the server's amendments and findings.
 pub(crate) fn get(f: &Factory, now: &Timestamp) -> Result<Reply, ApiError> {
     let rec = &f.rec;
-    let current = json!({
-        "ci-root": rec.current_ci(),
-        "prod-root": rec.current_prod().unwrap_or(""),
-        "online-keys": rec.online,
-    });
-    let Some(tx) = &rec.tx else {
-        return Ok(Reply::ok(json!({
-            "status": "NONE",
-            "first-time": false,
-            "current": current,
-            "updated": null,
-            "change-meta": null,
-            "amendments": [],
-            "issues": {"errors": [], "warnings": issues_json(&validate::current_warnings(rec, now))},
-        })));
+    let current = RootPair {
+        ci_root: rec.current_ci().to_string(),
+        prod_root: rec.current_prod().unwrap_or("").to_string(),
+        online_keys: rec.online.to_map(),
+        extra: BTreeMap::new(),
     };
-    let ctx = Context::new(rec, tx)?;
-    let ci = parse_stored(&tx.ci)?;
-    let prod = tx.prod.as_deref().map(parse_stored).transpose()?;
-    let (findings, _) = validate::review(&ctx, &ci, prod.as_ref(), &f.blobs(), now)?;
-    let amendments = validate::amendments(&ctx, &ci, prod.as_ref());
-    Ok(Reply::ok(json!({
-        "status": tx.status.as_str(),
-        "first-time": tx.first_time,
-        "current": current,
-        "updated": {
-            "ci-root": tx.ci,
-            "prod-root": tx.prod.as_deref().unwrap_or(""),
-            "online-keys": tx.online,
+    let answer = match &rec.tx {
+        None => Transaction {
+            status: TxStatus::None,
+            first_time: false,
+            current: Some(current),
+            updated: None,
+            change_meta: None,
+            amendments: Vec::new(),
+            issues: Issues {
+                errors: Vec::new(),
+                warnings: validate::current_warnings(rec, now),
+            },
+            extra: BTreeMap::new(),
         },
-        "change-meta": {
-            "created-by": tx.created_by, "created-at": tx.created_at,
-            "updated-by": tx.updated_by, "updated-at": tx.updated_at,
-        },
-        "amendments": issues_json(&amendments),
-        "issues": {"errors": issues_json(&findings.errors), "warnings": issues_json(&findings.warnings)},
-    })))
+        Some(tx) => {
+            let ctx = Context::new(rec, tx)?;
+            let ci = parse_stored(&tx.ci)?;
+            let prod = tx.prod.as_deref().map(parse_stored).transpose()?;
+            let (issues, _) = validate::review(&ctx, &ci, prod.as_ref(), &f.blobs(), now)?;
+            Transaction {
+                status: tx.status,
+                first_time: tx.first_time,
+                current: Some(current),
+                updated: Some(RootPair {
+                    ci_root: tx.ci.clone(),
+                    prod_root: tx.prod.clone().unwrap_or_default(),
+                    online_keys: tx.online.to_map(),
+                    extra: BTreeMap::new(),
+                }),
+                change_meta: Some(ChangeMeta {
+                    created_by: tx.created_by.clone(),
+                    created_at: tx.created_at.to_string(),
+                    updated_by: tx.updated_by.clone(),
+                    updated_at: tx.updated_at.to_string(),
+                    extra: BTreeMap::new(),
+                }),
+                amendments: validate::amendments(&ctx, &ci, prod.as_ref()),
+                issues,
+                extra: BTreeMap::new(),
+            }
+        }
+    };
+    serde_json::to_value(&answer)
+        .map(Reply::ok)
+        .map_err(|e| ApiError::internal(e.to_string()))
 }
 
 #[derive(Deserialize)]

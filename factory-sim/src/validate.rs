@@ -29,9 +29,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
 use shared::keys::{KeyId, PrivateKey, PublicKey, Signature};
 use shared::metadata::{Role, Root, Timestamp};
+use shared::transaction::{Issue, Issues};
 
 use super::docs::{RootDoc, TargetsDoc};
 use super::error::SimError;
@@ -44,38 +44,6 @@ pub const MAX_EXPIRY_DAYS: i64 = 1096;
 pub const EXPIRY_WARNING_DAYS: i64 = 30;
 /// Lowest production targets threshold the server accepts.
 pub const MIN_PROD_TARGETS_THRESHOLD: u64 = 2;
-
-/// One finding, in the `{"kind", "message", "args"}` shape of `GET root/updates`.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-pub(crate) struct Issue {
-    pub kind: String,
-    pub message: String,
-    pub args: BTreeMap<String, String>,
-}
-
-impl Issue {
-    /// A finding without arguments.
-    pub fn new(kind: &str, message: impl Into<String>) -> Issue {
-        Issue {
-            kind: kind.to_string(),
-            message: message.into(),
-            args: BTreeMap::new(),
-        }
-    }
-
-    /// Adds an argument.
-    pub fn arg(mut self, k: &str, v: impl ToString) -> Issue {
-        self.args.insert(k.to_string(), v.to_string());
-        self
-    }
-}
-
-/// Errors (block apply) and warnings (recommendations).
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Findings {
-    pub errors: Vec<Issue>,
-    pub warnings: Vec<Issue>,
-}
 
 /// Distinct key ids among `allowed` with a valid signature over `msg`. A key counts only if
 /// its entry in `keys` really has that key id (SPKI SHA-256).
@@ -555,8 +523,8 @@ pub(crate) fn review(
     prod: Option<&RootDoc>,
     blobs: &Blobs,
     now: &Timestamp,
-) -> Result<(Findings, Vec<Projected>), SimError> {
-    let mut fx = Findings::default();
+) -> Result<(Issues, Vec<Projected>), SimError> {
+    let mut fx = Issues::default();
     let Some(prod) = prod else {
         fx.errors.push(Issue::new(
             "no-prod-root",

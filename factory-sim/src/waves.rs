@@ -24,13 +24,14 @@ use serde_json::json;
 use serde_json::value::RawValue;
 use shared::keys::Signature;
 use shared::metadata::{Role, SignedRoot, Targets, Timestamp};
+use shared::transaction::TxStatus;
 
 use super::docs::TargetsDoc;
 use super::error::ApiError;
 use super::reply::Reply;
 use super::state::{
-    DeviceRecord, Factory, FactoryRecord, RolloutRecord, TagRecord, TxStatus, UserRecord,
-    WaveRecord, WaveStatus,
+    DeviceRecord, Factory, FactoryRecord, RolloutRecord, TagRecord, UserRecord, WaveRecord,
+    WaveStatus,
 };
 use super::validate::valid_signers;
 

@@ -17,6 +17,7 @@
 //! * [`tarball`] — offline keys tarballs in fioctl's layout, key search like `findTufSigners`;
 //! * [`bundle`] — transfer bundles (request/response), fingerprints, signer steps, combining;
 //! * [`attestation`] — signer identities and the signatures over response steps;
+//! * [`transaction`] — the factory's root updates transaction: status, wire form, roots parsed under fioctl's rules, the derived production root;
 //! * [`status`] — the missing-signature checklist of a transaction (ceremony aid);
 //! * [`expiry`] — the expiry radar: days left, horizons, RFC 5545 reminders (ceremony aid);
 //! * [`shamir`] — Shamir secret sharing over GF(2⁸) (split backups of the root key);
@@ -40,6 +41,7 @@ pub mod metadata;
 pub mod shamir;
 pub mod status;
 pub mod tarball;
+pub mod transaction;
 pub mod transform;
 pub mod verify;
 

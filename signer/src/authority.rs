@@ -178,8 +178,8 @@ impl Decision {
         confirmed: &[Change],
     ) -> Decision {
         let diff: DraftDiff = authority::diff_drafts(
-            &l.current_ci.signed,
-            l.current_prod.as_ref().map(|p| &p.signed),
+            &l.tx.current_ci.signed,
+            l.tx.current_prod.as_ref().map(|p| &p.signed),
             draft_ci,
             draft_prod,
         );

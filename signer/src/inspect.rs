@@ -22,6 +22,7 @@ use shared::changes::{root_changes, RootChanges};
 use shared::expiry;
 use shared::keys::{KeyId, KeyType};
 use shared::metadata::{Role, Root, SignedRoot, TargetsSummary, Timestamp};
+use shared::transaction::TxStatus;
 use shared::verify;
 
 use crate::authority::{self, Decision};
@@ -122,7 +123,7 @@ pub struct Report {
     /// Signer steps already recorded.
     pub steps: Vec<String>,
     /// Transaction status.
-    pub status: String,
+    pub status: TxStatus,
     /// Trust.
     pub trust: TrustView,
     /// Staged roots.
@@ -321,7 +322,7 @@ pub fn build_report(
 
     // Trust.
     let mut trust = TrustView {
-        current_version: l.current_ci.signed.version,
+        current_version: l.tx.current_ci.signed.version,
         ..TrustView::default()
     };
     let memory = FactoryMemory::load(state.path(), l.bundle.factory())?;
@@ -337,10 +338,10 @@ pub fn build_report(
             errors.push(format!("trust: {e}"));
         }
     }
-    if l.current_ci.signed.expires <= *now {
+    if l.tx.current_ci.signed.expires <= *now {
         let line = format!(
             "the current root v{} expired at {}: devices refuse an expired root; the staged root must renew it: {}",
-            l.current_ci.signed.version, l.current_ci.signed.expires, expiry::RENEW_ROOT
+            l.tx.current_ci.signed.version, l.tx.current_ci.signed.expires, expiry::RENEW_ROOT
         );
         if allow_expired {
             warnings.push(format!("{line} (accepted with --allow-expired)"));
@@ -369,14 +370,14 @@ pub fn build_report(
     let mut needs_confirmation = false;
     let steps = authority::steps(l, state.path())?;
     if l.has_draft {
-        let (ci_view, ci_shown) = draft_view("ci-root", &l.current_ci, &l.draft_ci, color)?;
-        let prod_base = l.current_prod.as_ref().unwrap_or(&l.current_ci);
+        let (ci_view, ci_shown) = draft_view("ci-root", &l.tx.current_ci, &l.draft_ci, color)?;
+        let prod_base = l.tx.current_prod.as_ref().unwrap_or(&l.tx.current_ci);
         let (prod_view, prod_shown) = draft_view("prod-root", prod_base, &l.draft_prod, color)?;
         drafts.push(ci_view);
         drafts.push(prod_view);
         shown_diffs.push(ci_shown);
         shown_diffs.push(prod_shown);
-        key_changes = key_changes_table(&l.current_ci.signed, &l.draft_ci.signed);
+        key_changes = key_changes_table(&l.tx.current_ci.signed, &l.draft_ci.signed);
         let decision = Decision::new(
             l,
             &steps,
@@ -394,7 +395,7 @@ pub fn build_report(
     } else {
         warnings.push(format!(
             "the transaction status is {:?}: there is no staged root (only production/wave targets can be signed)",
-            l.tx.status
+            l.tx.status().as_str()
         ));
     }
 
@@ -426,7 +427,7 @@ pub fn build_report(
             expiry::RENEW_ROOT
         ));
     }
-    let online_t = l.online.updated.get("targets");
+    let online_t = l.tx.updated_online_keys().get(Role::Targets.as_str());
     let offline_targets = root.offline_targets_keys(online_t);
     if root.role_keyids(Role::Root).len() == 1 {
         recs.push(
@@ -435,7 +436,7 @@ pub fn build_report(
                 .to_string(),
         );
     }
-    if l.current_prod.is_none()
+    if l.tx.current_prod.is_none()
         && !l
             .bundle
             .operations()
@@ -535,7 +536,7 @@ pub fn build_report(
     let root_ids: BTreeSet<&KeyId> = root
         .role_keyids(Role::Root)
         .iter()
-        .chain(l.current_ci.signed.role_keyids(Role::Root))
+        .chain(l.tx.current_ci.signed.role_keyids(Role::Root))
         .collect();
     let offline_ids: BTreeSet<&KeyId> = offline_targets.iter().collect();
     for HeldKeys {
@@ -588,7 +589,7 @@ pub fn build_report(
         created: m.created,
         operations: m.operations.iter().map(ToString::to_string).collect(),
         steps,
-        status: l.tx.status.clone(),
+        status: l.tx.status(),
         trust,
         drafts,
         key_changes,
@@ -767,7 +768,7 @@ impl HeldKeys {
             KeySource::Pkcs11(uri) => {
                 let token = crate::pkcs11::Token::open(uri, pin_file, "")?;
                 let mut private = BTreeSet::new();
-                for root in [&l.current_ci.signed, &l.draft_ci.signed] {
+                for root in [&l.tx.current_ci.signed, &l.draft_ci.signed] {
                     let ids: Vec<KeyId> = root.keys.keys().cloned().collect();
                     for k in token.find(root, &ids)? {
                         private.insert(k.keyid().clone());

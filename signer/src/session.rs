@@ -6,10 +6,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use shared::bundle::{BundleKind, Operation, Transaction, TransferBundle};
+use shared::bundle::{BundleKind, Operation, TransferBundle};
 use shared::keys::{KeyId, Signature};
 use shared::metadata::{Role, SignedRoot, TargetsSummary, Timestamp};
-use shared::transform::{derive_prod_root, DEFAULT_PROD_TARGETS_THRESHOLD};
+use shared::transaction::{derive_missing_prod_root, ParsedTransaction, TxStatus};
 use shared::verify;
 
 use crate::audit::{self, AuditEvent};
@@ -19,16 +19,6 @@ use crate::state::StateDir;
 use crate::trust::{self, Pin, TrustCheck};
 use crate::wrong_file::{self, Expected};
 
-/// The online keys the transaction names (what the server says; shown, and used to find
-/// the online targets key among the targets keys).
-#[derive(Clone, Debug, Default)]
-pub struct OnlineKeys {
-    /// `current.online-keys`.
-    pub current: BTreeMap<String, KeyId>,
-    /// `updated.online-keys`.
-    pub updated: BTreeMap<String, KeyId>,
-}
-
 /// A bundle read from disk, with its parts parsed.
 #[derive(Debug)]
 pub struct Loaded {
@@ -36,23 +26,21 @@ pub struct Loaded {
     pub path: PathBuf,
     /// The bundle.
     pub bundle: TransferBundle,
-    /// `transaction.json`.
-    pub tx: Transaction,
+    /// `transaction.json` with its roots parsed under fioctl's rules: the current (applied)
+    /// roots, the staged ones, the online key ids (current and staged).
+    pub tx: ParsedTransaction,
     /// The root chain, version 1 first.
     pub chain: Vec<SignedRoot>,
-    /// The current (applied) CI root.
-    pub current_ci: SignedRoot,
-    /// The current production root (none before the first rotation).
-    pub current_prod: Option<SignedRoot>,
-    /// Online key ids (current and staged).
-    pub online: OnlineKeys,
     /// Whether there is a draft to work on (a STARTED transaction).
     pub has_draft: bool,
     /// The CI draft: the previous step's upload, else the server's staged root (or the
     /// current root when no transaction is open).
     pub draft_ci: SignedRoot,
-    /// The production draft (derived from the CI draft when the server staged none, with
-    /// fioctl's production targets threshold 2, as `genProdTufRoot` does).
+    /// The production draft: the previous step's upload, else the server's staged one, else
+    /// the one fioctl derives from the CI draft
+    /// ([`ParsedTransaction::effective_updated_prod`]); with no transaction open, the
+    /// production root in force (derived the same way from the current CI root before the
+    /// first rotation).
     pub draft_prod: SignedRoot,
     /// Production targets per tag, summarized (their canonical bytes come from the bundle's
     /// member text: [`TransferBundle::targets_signed`]).
@@ -105,45 +93,20 @@ pub fn load(path: &Path) -> Result<Loaded> {
 /// Like [`load`] for a bundle already in memory.
 pub fn from_bundle(path: &Path, bundle: TransferBundle) -> Result<Loaded> {
     let err = |e: &dyn std::fmt::Display| bundle_err(path, e);
-    let tx = bundle.transaction().map_err(|e| err(&e))?;
+    let tx = bundle.parsed_transaction().map_err(|e| err(&e))?;
     let chain = bundle.chain().map_err(|e| err(&e))?;
-    let current = tx
-        .current
-        .as_ref()
-        .ok_or_else(|| err(&"transaction.json has no current roots"))?;
-    let current_ci = current
-        .ci_root()
-        .map_err(|e| err(&e))?
-        .ok_or_else(|| err(&"transaction.json: current ci-root is empty"))?;
-    let current_prod = current.prod_root().map_err(|e| err(&e))?;
-    let online = OnlineKeys {
-        current: current.online_keys.clone(),
-        updated: tx
-            .updated
-            .as_ref()
-            .map(|u| u.online_keys.clone())
-            .unwrap_or_else(|| current.online_keys.clone()),
-    };
-    let staged = match &tx.updated {
-        Some(u) if tx.status == "STARTED" => u.ci_root().map_err(|e| err(&e))?.map(|ci| (ci, u)),
+    let staged = match (tx.status(), &tx.updated_ci, tx.effective_updated_prod()) {
+        (TxStatus::Started, Some(ci), Some(prod)) => Some((ci.clone(), prod)),
         _ => None,
     };
     let has_draft = staged.is_some();
-    let (mut draft_ci, mut draft_prod) = match staged {
-        Some((ci, u)) => {
-            let prod = match u.prod_root().map_err(|e| err(&e))? {
-                Some(p) => p,
-                None => derive_prod_root(&ci, DEFAULT_PROD_TARGETS_THRESHOLD),
-            };
-            (ci, prod)
-        }
-        None => {
-            let prod = current_prod
-                .clone()
-                .unwrap_or_else(|| derive_prod_root(&current_ci, DEFAULT_PROD_TARGETS_THRESHOLD));
-            (current_ci.clone(), prod)
-        }
-    };
+    let (mut draft_ci, mut draft_prod) = staged.unwrap_or_else(|| {
+        let prod = tx
+            .current_prod
+            .clone()
+            .unwrap_or_else(|| derive_missing_prod_root(&tx.current_ci));
+        (tx.current_ci.clone(), prod)
+    });
     let (mut targets_sigs, mut waves_sigs) = (BTreeMap::new(), BTreeMap::new());
     if let Some(up) = bundle.upload() {
         draft_ci = up.ci_root.clone();
@@ -158,9 +121,6 @@ pub fn from_bundle(path: &Path, bundle: TransferBundle) -> Result<Loaded> {
         bundle,
         tx,
         chain,
-        current_ci,
-        current_prod,
-        online,
         has_draft,
         draft_ci,
         draft_prod,
@@ -172,8 +132,8 @@ pub fn from_bundle(path: &Path, bundle: TransferBundle) -> Result<Loaded> {
 impl Loaded {
     /// The staged online targets key id (required by targets operations).
     pub fn online_targets(&self) -> Result<KeyId> {
-        self.online
-            .updated
+        self.tx
+            .updated_online_keys()
             .get(Role::Targets.as_str())
             .cloned()
             .ok_or_else(|| {
@@ -186,10 +146,10 @@ impl Loaded {
 
     /// The current online targets key id (falls back to the staged one).
     pub fn current_online_targets(&self) -> Option<&KeyId> {
-        self.online
-            .current
+        self.tx
+            .current_online_keys()
             .get(Role::Targets.as_str())
-            .or_else(|| self.online.updated.get(Role::Targets.as_str()))
+            .or_else(|| self.tx.updated_online_keys().get(Role::Targets.as_str()))
     }
 
     /// Refuses unless a transaction is open (status `STARTED`) with a staged root.
@@ -201,7 +161,7 @@ impl Loaded {
             return Err(SignerError::refused(format!(
                 "the transaction status in this bundle is {:?}: there is no staged root to change or sign. \
                  Start a transaction on the online machine (courier) and bring a new request",
-                self.tx.status
+                self.tx.status().as_str()
             )));
         }
         if let Err(e) = verify::verify_ci_prod_pair(&self.draft_ci.signed, &self.draft_prod.signed)
@@ -242,14 +202,14 @@ impl Loaded {
     /// Checks that the current production root (if any) is the CI root's twin and signed by
     /// its own root keys.
     pub fn check_current_prod(&self) -> Result<()> {
-        if let Some(p) = &self.current_prod {
-            if p.signed.version != self.current_ci.signed.version {
+        if let Some(p) = &self.tx.current_prod {
+            if p.signed.version != self.tx.current_ci.signed.version {
                 return Err(SignerError::refused(format!(
                     "the current production root has version {}, the current CI root {}",
-                    p.signed.version, self.current_ci.signed.version
+                    p.signed.version, self.tx.current_ci.signed.version
                 )));
             }
-            verify::verify_ci_prod_pair(&self.current_ci.signed, &p.signed)?;
+            verify::verify_ci_prod_pair(&self.tx.current_ci.signed, &p.signed)?;
             let msg = p.canonical_signed()?;
             verify::verify_role(
                 &p.signed,
@@ -277,7 +237,7 @@ pub fn trust(
     let check = trust::check_chain(
         &pin.root,
         &loaded.chain,
-        &loaded.current_ci,
+        &loaded.tx.current_ci,
         now,
         allow_expired,
     )?;
@@ -286,7 +246,7 @@ pub fn trust(
     for root in &loaded.chain {
         memory.check("ci-root", root, state.path())?;
     }
-    if let Some(p) = &loaded.current_prod {
+    if let Some(p) = &loaded.tx.current_prod {
         memory.check("prod-root", p, state.path())?;
     }
     let mut trusted = Trusted {
@@ -312,7 +272,7 @@ impl Trusted {
             self.memory.remember("ci-root", root, How::Pinned, *now)?;
             changed |= self.memory.roots.len() != before;
         }
-        if let Some(p) = &loaded.current_prod {
+        if let Some(p) = &loaded.tx.current_prod {
             let before = self.memory.roots.len();
             self.memory.remember("prod-root", p, How::Pinned, *now)?;
             changed |= self.memory.roots.len() != before;
@@ -329,10 +289,10 @@ impl Trusted {
             factory: loaded.bundle.factory().to_string(),
             pin: self.pin_path.clone(),
             from,
-            to: loaded.current_ci.signed.version,
+            to: loaded.tx.current_ci.signed.version,
             fingerprint: self.check.current_fingerprint.clone(),
         };
-        trust::advance(&self.pin_path, &self.pin, &loaded.current_ci, now)?;
+        trust::advance(&self.pin_path, &self.pin, &loaded.tx.current_ci, now)?;
         audit::record(
             state.path(),
             now,
@@ -341,7 +301,7 @@ impl Trusted {
                 pin: advance.pin.display().to_string(),
                 from_version: advance.from,
                 to_version: advance.to,
-                sha256: crate::memory::root_digest(&loaded.current_ci)?,
+                sha256: crate::memory::root_digest(&loaded.tx.current_ci)?,
             },
         )?;
         self.advanced = Some(advance);
@@ -377,7 +337,7 @@ mod tests {
         let sealed = crate::identity::encrypt_to(&recipient, &f.first_root.to_json()).unwrap();
         let b = f.request(vec![Operation::FirstTimeRootRotation], Some(sealed));
         let l = from_bundle(Path::new("r"), b).unwrap();
-        assert!(l.current_prod.is_none());
+        assert!(l.tx.current_prod.is_none());
         assert_eq!(l.draft_prod.signed.threshold(Role::Targets), 2);
         assert_eq!(l.draft_ci.signed.threshold(Role::Targets), 1);
     }

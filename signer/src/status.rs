@@ -56,9 +56,9 @@ pub fn checklist(l: &Loaded) -> Result<Checklist> {
     let meta = |e: shared::metadata::MetadataError| SignerError::Other(e.to_string());
     let mut c = Checklist::default();
     if l.has_draft || l.bundle.upload().is_some() {
-        c.add_root("CI root", &l.draft_ci, &l.current_ci.signed)
+        c.add_root("CI root", &l.draft_ci, &l.tx.current_ci.signed)
             .map_err(meta)?;
-        let prev_prod = l.current_prod.as_ref().unwrap_or(&l.current_ci);
+        let prev_prod = l.tx.current_prod.as_ref().unwrap_or(&l.tx.current_ci);
         c.add_root("production root", &l.draft_prod, &prev_prod.signed)
             .map_err(meta)?;
     }
@@ -168,7 +168,7 @@ pub fn expiry_section(l: &Loaded, now: &Timestamp) -> Vec<String> {
         warn_days: EXPIRY_WARN_DAYS,
         critical_days: EXPIRY_CRITICAL_DAYS,
     };
-    let mut docs = expiry::root_docs("current ", &l.current_ci, l.current_prod.as_ref());
+    let mut docs = expiry::root_docs("current ", &l.tx.current_ci, l.tx.current_prod.as_ref());
     if l.has_draft || l.bundle.upload().is_some() {
         docs.extend(expiry::root_docs(
             "staged ",

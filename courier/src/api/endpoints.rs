@@ -14,12 +14,12 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 use shared::bundle::Upload;
 use shared::keys::Signature;
+use shared::transaction::ParsedTransaction;
 
 use super::split::{self, SplitError};
 use super::transport::{escape, ApiError, Client};
 use super::types::{
-    InitResponse, RolloutOptions, RolloutResult, UpdatesState, Wave, WaveAnswer, WaveCreate,
-    WaveList, WaveSign,
+    InitResponse, RolloutOptions, RolloutResult, Wave, WaveAnswer, WaveCreate, WaveList, WaveSign,
 };
 
 /// A map of document name → document as served (`prod-targets/`, `wave-targets/`,
@@ -55,12 +55,14 @@ impl Client {
         Ok(self.get_optional(&path)?.map(|r| r.body.to_vec()))
     }
 
-    /// `GET R/root/updates`: the transaction state, raw and parsed.
-    pub fn updates(&self) -> Result<(Vec<u8>, UpdatesState), ApiError> {
+    /// `GET R/root/updates`: the transaction as received, with its roots parsed under
+    /// fioctl's rules ([`ParsedTransaction::from_json`]); an answer that breaks them is an
+    /// [`ApiError::Decode`] naming the rule.
+    pub fn updates(&self) -> Result<ParsedTransaction, ApiError> {
         let path = format!("{}/root/updates", self.repo());
         let resp = self.get(&path)?;
-        let state: UpdatesState = self.decode("GET", &path, &resp.body)?;
-        Ok((resp.body.to_vec(), state))
+        ParsedTransaction::from_json(resp.body.to_vec())
+            .map_err(|e| self.undecodable("GET", &path, e.to_string()))
     }
 
     /// `POST R/root/updates`: starts a transaction.

@@ -6,7 +6,7 @@
 //! * [`split`] — a JSON object of documents read member by member as it arrives;
 //! * [`types`] — the JSON the API answers and the bodies the courier sends.
 //!
-//! Everything callers use is re-exported here (`crate::api::Client`, `crate::api::status`, …).
+//! Everything callers use is re-exported here (`crate::api::Client`, `crate::api::Wave`, …).
 
 pub mod endpoints;
 pub mod split;
@@ -19,8 +19,7 @@ pub use transport::{
     ApiResponse, Client, ClientOptions, RetryPolicy,
 };
 pub use types::{
-    status, InitResponse, Issue, Issues, RolloutOptions, RolloutResult, RootPair, UpdatesState,
-    Wave, WaveCreate, WaveList, WaveSign, WaveTargets,
+    InitResponse, RolloutOptions, RolloutResult, Wave, WaveCreate, WaveList, WaveSign, WaveTargets,
 };
 
 /// A tiny HTTP server for the client's unit tests: it answers each connection with the next

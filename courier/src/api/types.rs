@@ -1,100 +1,18 @@
 //! The JSON the Factory API speaks: answers as the courier reads them (members it does not
 //! use are ignored, `null` reads as empty) and the bodies it sends, in Go's member order.
+//! The root updates transaction (`GET root/updates`) is [`shared::transaction`]'s.
 //!
 //! Documents the courier must keep byte for byte (roots, targets, the initial root key) are
 //! kept as the server wrote them ([`RawValue`], byte vectors), never re-encoded.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
 use shared::keys::Signature;
+use shared::transaction::null_default;
 use zeroize::Zeroizing;
-
-fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Default + Deserialize<'de>,
-{
-    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
-}
-
-/// `current` / `updated` of the transaction state.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct RootPair {
-    /// The CI root, JSON-encoded inside a string; empty = absent.
-    #[serde(rename = "ci-root", default, deserialize_with = "null_default")]
-    pub ci_root: String,
-    /// The production root, JSON-encoded inside a string; empty = absent.
-    #[serde(rename = "prod-root", default, deserialize_with = "null_default")]
-    pub prod_root: String,
-    /// Lower-case role → online key id.
-    #[serde(rename = "online-keys", default, deserialize_with = "null_default")]
-    pub online_keys: BTreeMap<String, String>,
-}
-
-/// An amendment or issue reported by the server.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Issue {
-    /// Server-defined kind.
-    #[serde(default, deserialize_with = "null_default")]
-    pub kind: String,
-    /// Text for people.
-    #[serde(default, deserialize_with = "null_default")]
-    pub message: String,
-    /// Server-defined arguments.
-    #[serde(default)]
-    pub args: Value,
-}
-
-/// `issues` of the transaction state.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Issues {
-    /// Must be fixed before apply.
-    #[serde(default, deserialize_with = "null_default")]
-    pub errors: Vec<Issue>,
-    /// Recommendations.
-    #[serde(default, deserialize_with = "null_default")]
-    pub warnings: Vec<Issue>,
-}
-
-/// The answer of `GET R/root/updates`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct UpdatesState {
-    /// `NONE`, `STARTED` or `APPLYING`.
-    #[serde(default, deserialize_with = "null_default")]
-    pub status: String,
-    /// Whether the transaction is the first-time rotation.
-    #[serde(rename = "first-time", default, deserialize_with = "null_default")]
-    pub first_time: bool,
-    /// The published roots.
-    #[serde(default, deserialize_with = "null_default")]
-    pub current: RootPair,
-    /// The staged roots.
-    #[serde(default, deserialize_with = "null_default")]
-    pub updated: RootPair,
-    /// Who changed the transaction when.
-    #[serde(rename = "change-meta", default)]
-    pub change_meta: Value,
-    /// The staged changes.
-    #[serde(default, deserialize_with = "null_default")]
-    pub amendments: Vec<Issue>,
-    /// Problems and recommendations.
-    #[serde(default, deserialize_with = "null_default")]
-    pub issues: Issues,
-}
-
-/// The status values of a transaction.
-pub mod status {
-    /// No transaction.
-    pub const NONE: &str = "NONE";
-    /// A transaction is open for changes.
-    pub const STARTED: &str = "STARTED";
-    /// The transaction is being applied.
-    pub const APPLYING: &str = "APPLYING";
-}
 
 /// The answer of `POST R/root/updates`.
 pub struct InitResponse {
@@ -299,18 +217,6 @@ mod tests {
         assert!(!format!("{r:?}").contains("\"ab\""));
         let r = InitResponse::parse(br#"{"txid":"t2","first_root.sec":null}"#).unwrap();
         assert!(r.first_root_sec.is_none() && r.first_root_pub.is_none());
-    }
-
-    #[test]
-    fn updates_state_tolerates_nulls() {
-        let s: UpdatesState = serde_json::from_str(
-            r#"{"status":"NONE","current":{"ci-root":"{}","prod-root":null,"online-keys":null},"updated":null,"amendments":null,"issues":{"errors":null,"warnings":[{"message":"w"}]}}"#,
-        )
-        .unwrap();
-        assert_eq!(s.status, status::NONE);
-        assert_eq!(s.current.ci_root, "{}");
-        assert!(s.updated.ci_root.is_empty());
-        assert_eq!(s.issues.warnings[0].message, "w");
     }
 
     #[test]

@@ -28,11 +28,11 @@ use std::collections::BTreeSet;
 
 use shared::bundle::{Operation, TransferBundle, Upload};
 use shared::metadata::{Role, SignedRoot, SignedTargets};
+use shared::transaction::{ParsedTransaction, TxStatus};
 
-use crate::api::{self, Client};
+use crate::api::Client;
 use crate::error::{CourierError, Result};
 use crate::request::fetch_chain;
-use crate::transaction::Txn;
 
 /// How the server's transaction compares with the one a request was made for.
 #[derive(Debug, PartialEq, Eq)]
@@ -56,7 +56,11 @@ pub struct Applied {
 /// production roots of the upload's version have exactly the upload's signed content, a
 /// stale-bundle error when that version was published with other content, `None` when the
 /// version is not published yet.
-pub fn already_applied(client: &Client, live: &Txn, upload: &Upload) -> Result<Option<Applied>> {
+pub fn already_applied(
+    client: &Client,
+    live: &ParsedTransaction,
+    upload: &Upload,
+) -> Result<Option<Applied>> {
     let version = upload.ci_root.signed.version;
     let current = live.current_ci.signed.version;
     if current < version {
@@ -90,12 +94,10 @@ pub fn already_applied(client: &Client, live: &Txn, upload: &Upload) -> Result<O
 }
 
 /// The snapshot member of `request` as a transaction.
-fn snapshot(request: &TransferBundle) -> Result<Txn> {
-    let raw = request.transaction_bytes().to_vec();
-    let state: api::UpdatesState = serde_json::from_slice(&raw).map_err(|e| {
-        CourierError::Bundle(format!("the request's transaction.json is unreadable: {e}"))
-    })?;
-    Txn::parse(raw, state)
+fn snapshot(request: &TransferBundle) -> Result<ParsedTransaction> {
+    request
+        .parsed_transaction()
+        .map_err(|e| CourierError::Bundle(format!("the request's {e}")))
 }
 
 /// The answer without `issues`, for comparing a snapshot with the live answer.
@@ -106,17 +108,20 @@ fn without_issues(raw: &[u8]) -> Option<serde_json::Value> {
 }
 
 /// Compares the live transaction with the request's snapshot ("is the bundle stale?").
-pub fn check_fresh(request: &TransferBundle, live: &Txn, upload: &Upload) -> Result<Freshness> {
+pub fn check_fresh(
+    request: &TransferBundle,
+    live: &ParsedTransaction,
+    upload: &Upload,
+) -> Result<Freshness> {
     let snap = snapshot(request)?;
-    let status = &live.state.status;
-    if status != api::status::STARTED {
-        return Err(CourierError::stale(match status.as_str() {
-            api::status::NONE => {
-                "the transaction was applied or canceled since the request was pulled".to_string()
-            }
-            api::status::APPLYING => "the transaction is being applied".to_string(),
-            other => format!("the transaction status is {other}"),
-        }));
+    match live.status() {
+        TxStatus::Started => {}
+        TxStatus::None => {
+            return Err(CourierError::stale(
+                "the transaction was applied or canceled since the request was pulled",
+            ))
+        }
+        TxStatus::Applying => return Err(CourierError::stale("the transaction is being applied")),
     }
     if live.current_ci != snap.current_ci || live.current_prod != snap.current_prod {
         return Err(CourierError::stale(format!(
@@ -124,13 +129,19 @@ pub fn check_fresh(request: &TransferBundle, live: &Txn, upload: &Upload) -> Res
             live.current_ci.signed.version, snap.current_ci.signed.version
         )));
     }
-    let meta = |t: &Txn| t.state.change_meta.get("created-at").cloned();
+    let meta = |t: &ParsedTransaction| {
+        t.wire
+            .change_meta
+            .as_ref()
+            .map(|m| m.created_at.clone())
+            .filter(|at| !at.is_empty())
+    };
     if meta(live).is_some() && meta(live) != meta(&snap) {
         return Err(CourierError::stale(
             "the transaction was restarted since the request was pulled (it was created at another time)",
         ));
     }
-    if live.state.updated.online_keys != snap.state.updated.online_keys {
+    if live.updated_online_keys() != snap.updated_online_keys() {
         return Err(CourierError::stale(
             "the staged online keys changed since the request was pulled",
         ));
@@ -159,7 +170,11 @@ pub fn check_fresh(request: &TransferBundle, live: &Txn, upload: &Upload) -> Res
 
 /// Checks that the request's root chain is `1..=N`, N the factory's current version, and the
 /// one the factory serves.
-pub fn check_chain(client: &Client, request: &TransferBundle, live: &Txn) -> Result<()> {
+pub fn check_chain(
+    client: &Client,
+    request: &TransferBundle,
+    live: &ParsedTransaction,
+) -> Result<()> {
     let carried = request.chain_bytes();
     let current = live.current_ci.signed.version;
     let versions: Vec<u64> = carried.iter().map(|(v, _)| *v).collect();
@@ -267,7 +282,7 @@ fn same_signed(served: Option<&[u8]>, ours: &[u8]) -> Result<bool> {
 
 /// Checks that the upload's roots are built on the live transaction's staged drafts: same
 /// version and the same `x-changelog`, the server's stamp of this transaction.
-pub fn check_drafts(live: &Txn, upload: &Upload) -> Result<()> {
+pub fn check_drafts(live: &ParsedTransaction, upload: &Upload) -> Result<()> {
     let (Some(ci), Some(prod)) = (live.updated_ci.as_ref(), live.effective_updated_prod()) else {
         return Err(CourierError::stale("the factory has no staged roots"));
     };

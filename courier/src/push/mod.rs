@@ -29,12 +29,13 @@ pub mod verify;
 use std::path::Path;
 
 use shared::bundle::{TransferBundle, Upload};
+use shared::transaction::{ParsedTransaction, TxStatus};
 
 use crate::api::{self, Client};
 use crate::cli::PushArgs;
 use crate::error::{CourierError, Result};
 use crate::state::RequestRecord;
-use crate::transaction::{self, Txn};
+use crate::transaction;
 use crate::waves::build::wave_of;
 use crate::Ctx;
 use live::Freshness;
@@ -70,7 +71,7 @@ pub fn push(ctx: &Ctx, args: &PushArgs) -> Result<()> {
         ctx.out
             .warning(&format!("uploading although these lack signatures: {list}"));
     }
-    let live = Txn::fetch(&client)?;
+    let live = client.updates()?;
     if let Some(applied) = live::already_applied(&client, &live, &upload)? {
         ctx.out.line(&format!(
             "This response was already applied as version {}{}; nothing was uploaded.",
@@ -112,7 +113,12 @@ pub fn push(ctx: &Ctx, args: &PushArgs) -> Result<()> {
 /// Uploads the signed roots and targets signatures (one `PUT`, never repeated) and says what
 /// was uploaded. A failed `PUT` whose upload the server nevertheless holds (its answer was
 /// lost) counts as done.
-pub fn upload_once(ctx: &Ctx, client: &Client, upload: &Upload, before: &Txn) -> Result<()> {
+pub fn upload_once(
+    ctx: &Ctx,
+    client: &Client,
+    upload: &Upload,
+    before: &ParsedTransaction,
+) -> Result<()> {
     ctx.out.line("= Uploading the signed TUF root");
     if let Err(e) = client.put_updates(upload) {
         put_failure(client, e, upload, before)?;
@@ -160,7 +166,7 @@ fn refuse_wave_response(
         None => wave_of(resp).filter(|name| {
             let no_txn = resp
                 .transaction()
-                .is_ok_and(|t| t.status != api::status::STARTED);
+                .is_ok_and(|t| t.status != TxStatus::Started);
             let new_wave = resp
                 .waves()
                 .ok()
@@ -181,14 +187,19 @@ fn refuse_wave_response(
 
 /// Explains a failed PUT: a refusal changed nothing; otherwise re-reads the state to tell
 /// whether the upload took effect (`Ok` when it did: the answer was lost).
-fn put_failure(client: &Client, e: api::ApiError, upload: &Upload, before: &Txn) -> Result<()> {
+fn put_failure(
+    client: &Client,
+    e: api::ApiError,
+    upload: &Upload,
+    before: &ParsedTransaction,
+) -> Result<()> {
     if matches!(e.status(), Some(s) if s < 500) {
         return Err(CourierError::from(e)
             .context("the server refused the upload; the transaction is unchanged"));
     }
     let roots_change = before.updated_ci.as_ref() != Some(&upload.ci_root)
         || before.updated_prod.as_ref() != Some(&upload.prod_root);
-    match Txn::fetch(client) {
+    match client.updates() {
         Ok(live)
             if roots_change
                 && live.updated_ci.as_ref() == Some(&upload.ci_root)

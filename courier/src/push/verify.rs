@@ -97,20 +97,16 @@ pub fn verify_targets_sigs(
 /// Local verification of a response's upload against its request. Returns the list of
 /// documents that do not yet meet their thresholds.
 pub fn verify_upload(request: &TransferBundle, upload: &Upload) -> Result<Vec<String>> {
-    let tx = request.transaction()?;
-    let current = tx
-        .current
-        .as_ref()
-        .ok_or_else(|| CourierError::Bundle("the request has no current roots".into()))?;
-    let cur_ci = current
-        .ci_root()?
-        .ok_or_else(|| CourierError::Bundle("the request has no current CI root".into()))?;
-    let cur_prod = current.prod_root()?.unwrap_or_else(|| cur_ci.clone());
+    let tx = request.parsed_transaction()?;
     let mut incomplete = Vec::new();
-    if !verify_new_root(&upload.ci_root, &cur_ci, "the new CI root")? {
+    if !verify_new_root(&upload.ci_root, &tx.current_ci, "the new CI root")? {
         incomplete.push("CI root".to_string());
     }
-    if !verify_new_root(&upload.prod_root, &cur_prod, "the new production root")? {
+    if !verify_new_root(
+        &upload.prod_root,
+        tx.current_prod_or_ci(),
+        "the new production root",
+    )? {
         incomplete.push("production root".to_string());
     }
     verify::verify_ci_prod_pair(&upload.ci_root.signed, &upload.prod_root.signed)

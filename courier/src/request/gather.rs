@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use shared::bundle::{self, MemberData, Operation, RequestInput, Spool};
 use shared::keys::PublicKey;
 use shared::metadata::{Role, SignedRoot, SignedTargets};
+use shared::transaction::ParsedTransaction;
 use shared::verify;
 
 use super::plan::Plan;
@@ -15,7 +16,7 @@ use super::writer;
 use crate::api::Client;
 use crate::cli::OpArg;
 use crate::error::{CourierError, Result};
-use crate::transaction::Txn;
+use crate::transaction::require_started;
 use crate::Ctx;
 
 /// Fetches the root chain `1..=n` as served, with a progress bar.
@@ -119,11 +120,11 @@ fn fetch_docs(
     Ok(out)
 }
 
-fn online_key_roles(txn: &Txn) -> Vec<Role> {
+fn online_key_roles(txn: &ParsedTransaction) -> Vec<Role> {
     let mut roles = Vec::new();
     for role in [Role::Targets, Role::Snapshot, Role::Timestamp] {
-        let cur = txn.state.current.online_keys.get(role.as_str());
-        let upd = txn.state.updated.online_keys.get(role.as_str());
+        let cur = txn.current_online_keys().get(role.as_str());
+        let upd = txn.updated_online_keys().get(role.as_str());
         if upd.is_some() && cur != upd {
             roles.push(role);
         }
@@ -143,8 +144,8 @@ pub fn gather_request(
     txid: &str,
     spool: &mut Spool,
 ) -> Result<RequestInput> {
-    let txn = Txn::fetch(client)?;
-    txn.require_started()?;
+    let txn = client.updates()?;
+    require_started(&txn)?;
     let factory = client.factory().to_string();
     let mut ops: Vec<Operation> = Vec::new();
     for op in &plan.ops {
@@ -184,7 +185,7 @@ pub fn gather_request(
                     )));
                 }
                 if role == Role::Targets
-                    && txn.state.updated.online_keys.get("targets") == Some(&keyid.to_string())
+                    && txn.updated_online_keys().get(Role::Targets.as_str()) == Some(&keyid)
                 {
                     return Err(CourierError::Usage(
                         "It is not allowed to delete an online TUF Targets key".into(),
@@ -215,11 +216,9 @@ pub fn gather_request(
         }
     }
     if txn
-        .state
-        .updated
-        .online_keys
-        .get("targets")
-        .is_none_or(|k| k.is_empty())
+        .updated_online_keys()
+        .get(Role::Targets.as_str())
+        .is_none()
         && plan.ops.iter().any(|o| {
             matches!(
                 o,
@@ -241,7 +240,7 @@ pub fn gather_request(
     // First-time: the transaction must be one, and the encrypted key must be here.
     let first_time = plan.ops.contains(&OpArg::FirstTimeRootRotation);
     let first_root_secret = if first_time {
-        if !txn.state.first_time {
+        if !txn.wire.first_time {
             return Err(CourierError::Other(
                 "the open transaction is not a first-time transaction; use --op rotate-root".into(),
             ));

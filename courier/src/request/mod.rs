@@ -22,7 +22,7 @@ use shared::bundle::{self, RequestInput, TransferBundle, Writer};
 use crate::cli::{OpArg, PullArgs};
 use crate::error::{CourierError, Result};
 use crate::state::{RequestRecord, WaveRecord};
-use crate::transaction::{resolve_txid, Txn};
+use crate::transaction::resolve_txid;
 use crate::Ctx;
 
 pub use gather::{fetch_chain, gather_request};
@@ -125,8 +125,8 @@ pub fn pull(ctx: &Ctx, args: &PullArgs) -> Result<()> {
     let client = ctx.client()?;
     if args.ops.is_empty() {
         // In a first-time transaction whose initial key this courier holds, that is the job.
-        let txn = Txn::fetch(&client)?;
-        if txn.state.first_time && ctx.state()?.first_root(client.factory())?.is_some() {
+        let txn = client.updates()?;
+        if txn.wire.first_time && ctx.state()?.first_root(client.factory())?.is_some() {
             plan.ops = vec![OpArg::FirstTimeRootRotation];
         }
     }

@@ -20,7 +20,6 @@ pub mod rollout;
 use crate::api::{one_line, Client};
 use crate::cli::{WaveNameArg, WavesListArgs};
 use crate::error::{CourierError, Result};
-use crate::transaction::Txn;
 use crate::Ctx;
 
 /// `courier waves complete`: the wave's targets become the production targets of its tag.
@@ -49,7 +48,7 @@ pub fn cancel(ctx: &Ctx, args: &WaveNameArg) -> Result<()> {
 /// with the new key, so say how to finish (best effort: `None` when nothing is staged or
 /// the state cannot be read).
 fn rotation_note(client: &Client, wave: &str) -> Option<String> {
-    let txn = Txn::fetch(client).ok()?;
+    let txn = client.updates().ok()?;
     if !txn.changes_offline_targets_keys() {
         return None;
     }

@@ -19,7 +19,6 @@ use crate::error::{CourierError, Result};
 use crate::request::gather::check_chain;
 use crate::request::{check_new_file, fetch_chain, write_request, writer};
 use crate::state::WaveRecord;
-use crate::transaction::Txn;
 use crate::Ctx;
 
 /// The `waves init` arguments checked and turned into a [`WaveRequest`] (expiry from the
@@ -63,7 +62,7 @@ fn wave_request_input(
                 .into(),
         ));
     }
-    let txn = Txn::fetch(client)?;
+    let txn = client.updates()?;
     let chain = fetch_chain(client, txn.current_ci.signed.version)?;
     check_chain(ctx, &chain, &txn.current_ci)?;
     Ok(RequestInput {

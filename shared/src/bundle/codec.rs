@@ -36,6 +36,7 @@ use crate::archive::{self, Compression, Limits, MemberRef, TarStream};
 use crate::canonical;
 use crate::fsutil::{self, FsError, IfExists};
 use crate::metadata::{SignedRoot, SignedTargets, TargetsSummary};
+use crate::transaction::{ParsedTransaction, Transaction};
 
 /// Mode bits stored for every member.
 pub const MEMBER_MODE: u32 = 0o644;
@@ -704,9 +705,16 @@ impl TransferBundle {
         self.small_member(TRANSACTION).unwrap_or_default()
     }
 
-    /// Parsed `transaction.json`.
+    /// Parsed `transaction.json` (the wire form).
     pub fn transaction(&self) -> Result<Transaction, BundleError> {
-        serde_json::from_slice(self.transaction_bytes()).map_err(|e| member_err(TRANSACTION, e))
+        Transaction::from_json(self.transaction_bytes()).map_err(|e| member_err(TRANSACTION, e))
+    }
+
+    /// `transaction.json` with its roots parsed under fioctl's rules
+    /// ([`ParsedTransaction::from_json`]; reading the bundle checked them already).
+    pub fn parsed_transaction(&self) -> Result<ParsedTransaction, BundleError> {
+        ParsedTransaction::from_json(self.transaction_bytes().to_vec())
+            .map_err(|e| member_err(TRANSACTION, e))
     }
 
     /// Raw root chain members: (version, bytes), version 1 first.
@@ -896,7 +904,10 @@ mod tests {
             assert_eq!(back.chain().unwrap().len(), 2);
             assert_eq!(back.prod_targets().unwrap().len(), 1);
             assert_eq!(back.waves().unwrap().len(), 1);
-            assert_eq!(back.transaction().unwrap().status, "STARTED");
+            assert_eq!(
+                back.transaction().unwrap().status,
+                crate::transaction::TxStatus::Started
+            );
             assert_eq!(back.request_digest(), b.digest());
         }
         // Same content, same identity: rebuilding gives the same bytes.

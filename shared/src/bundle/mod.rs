@@ -57,7 +57,7 @@
 //! `shared::bundle::X` is the path to use. Behind it:
 //!
 //! * `schema` — format names and versions, member names, and the types of the manifest,
-//!   transaction, upload and record with their serde;
+//!   upload and record with their serde (the transaction's are [`crate::transaction`]'s);
 //! * `codec` — [`TransferBundle`]: the canonical tar stream, reading and the canonical
 //!   re-encoding check, digests and fingerprint, accessors, file I/O;
 //! * `stream` — where members live (memory, or the file they came from), reading a
@@ -76,14 +76,17 @@ mod schema;
 mod stream;
 mod validate;
 
+/// `transaction.json` is the Factory API's `GET root/updates` answer: its types are
+/// [`crate::transaction`]'s, named here too.
+pub use crate::transaction::{ParsedTransaction, RootPair, Transaction};
 pub use codec::{Doc, TransferBundle, FILE_MODE, LIMITS, MAX_FILE_SIZE, MEMBER_MODE, WRITE_COMPRESSION};
 pub use error::BundleError;
 pub use respond::combine;
 pub use stream::{MemberData, Spool};
 pub use schema::{
-    BundleKind, Manifest, MemberDigest, Operation, Record, RequestInput, RootPair, Sha256Digest,
-    SignedDocument, Step, StepAuth, StepInput, StepOutput, StepSummary, Transaction, Upload,
-    Writer, CHAIN_DIR, FIRST_ROOT_SECRET, FORMAT_NAME, FORMAT_VERSION, MANIFEST, PROD_TARGETS_DIR,
-    READABLE_VERSIONS, RECORD, REQUEST_FORMAT_VERSION, TRANSACTION, UPLOAD, WAVES_DIR,
+    BundleKind, Manifest, MemberDigest, Operation, Record, RequestInput, Sha256Digest,
+    SignedDocument, Step, StepAuth, StepInput, StepOutput, StepSummary, Upload, Writer, CHAIN_DIR,
+    FIRST_ROOT_SECRET, FORMAT_NAME, FORMAT_VERSION, MANIFEST, PROD_TARGETS_DIR, READABLE_VERSIONS,
+    RECORD, REQUEST_FORMAT_VERSION, TRANSACTION, UPLOAD, WAVES_DIR,
 };
 pub use validate::{validate_doc_name, MAX_DOC_NAME};

@@ -1,6 +1,8 @@
 //! The bundle format as data: the format's names and versions, the member layout's names,
-//! and the types of `manifest.json`, `transaction.json`, `upload.json` and `record.json` with
-//! their serde (member names, strict operation lists, the hex form of [`Sha256Digest`]).
+//! and the types of `manifest.json`, `upload.json` and `record.json` with their serde
+//! (member names, strict operation lists, the hex form of [`Sha256Digest`]).
+//! `transaction.json` is the Factory API's answer as received; its type is
+//! [`crate::transaction::Transaction`] (re-exported as `shared::bundle::Transaction`).
 //!
 //! Nothing here reads or writes a bundle ([`super::codec`] does) or checks one member against
 //! another ([`super::validate`] does); the only checks are those of deserializing one value
@@ -14,7 +16,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::error::{member_err, BundleError};
 use super::stream::MemberData;
 use crate::attestation::{Attestation, IdentityKey};
 use crate::authority::Change;
@@ -334,63 +335,6 @@ pub struct Manifest {
     /// Extension members; names must start with `x-`. Readers ignore them.
     #[serde(flatten)]
     pub extensions: BTreeMap<String, Value>,
-}
-
-/// A root pair of `transaction.json` (`current` or `updated`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RootPair {
-    /// The CI root document, JSON-encoded in a string (empty = absent).
-    #[serde(rename = "ci-root", default)]
-    pub ci_root: String,
-    /// The production root document, JSON-encoded in a string (empty = absent).
-    #[serde(rename = "prod-root", default)]
-    pub prod_root: String,
-    /// Online key id per role.
-    #[serde(rename = "online-keys", default)]
-    pub online_keys: BTreeMap<String, KeyId>,
-    /// Other members, kept.
-    #[serde(flatten)]
-    pub extra: BTreeMap<String, Value>,
-}
-
-impl RootPair {
-    /// The parsed CI root, if present.
-    pub fn ci_root(&self) -> Result<Option<SignedRoot>, BundleError> {
-        parse_embedded_root(&self.ci_root, "ci-root")
-    }
-
-    /// The parsed production root, if present.
-    pub fn prod_root(&self) -> Result<Option<SignedRoot>, BundleError> {
-        parse_embedded_root(&self.prod_root, "prod-root")
-    }
-}
-
-fn parse_embedded_root(s: &str, what: &str) -> Result<Option<SignedRoot>, BundleError> {
-    if s.is_empty() {
-        return Ok(None);
-    }
-    SignedRoot::from_json(s.as_bytes())
-        .map(Some)
-        .map_err(|e| member_err(TRANSACTION, format!("{what}: {e}")))
-}
-
-/// `transaction.json`: the server's answer to `GET root/updates`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Transaction {
-    /// `NONE`, `STARTED` or `APPLYING`.
-    pub status: String,
-    /// Whether this is the first rotation of the initial root key.
-    #[serde(rename = "first-time", default)]
-    pub first_time: bool,
-    /// The roots in force.
-    #[serde(default)]
-    pub current: Option<RootPair>,
-    /// The staged drafts.
-    #[serde(default)]
-    pub updated: Option<RootPair>,
-    /// `change-meta`, `amendments`, `issues`, ...: kept as received.
-    #[serde(flatten)]
-    pub extra: BTreeMap<String, Value>,
 }
 
 /// `upload.json`: the body of `PUT root/updates`.

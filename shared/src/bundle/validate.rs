@@ -18,6 +18,7 @@ use super::error::{member_err, BundleError};
 use super::schema::*;
 use crate::keys::Signature;
 use crate::metadata::{Role, SignedRoot, SignedTargets};
+use crate::transaction::ParsedTransaction;
 
 /// Longest tag or wave name accepted.
 pub const MAX_DOC_NAME: usize = 128;
@@ -188,12 +189,8 @@ pub(super) fn validate_content(
         .get(TRANSACTION)
         .ok_or_else(|| BundleError::MissingMember(TRANSACTION.into()))?
         .load(TRANSACTION)?;
-    let tx: Transaction =
-        serde_json::from_slice(&tx_bytes).map_err(|e| member_err(TRANSACTION, e))?;
-    for pair in [&tx.current, &tx.updated].into_iter().flatten() {
-        pair.ci_root()?;
-        pair.prod_root()?;
-    }
+    // A known status, every embedded root readable, the roots fioctl requires present.
+    ParsedTransaction::from_json(tx_bytes.to_vec()).map_err(|e| member_err(TRANSACTION, e))?;
     // Chain: 1..=N, each a root of that version.
     let chain_len = members.keys().filter(|n| chain_index(n).is_some()).count() as u64;
     if chain_len == 0 {

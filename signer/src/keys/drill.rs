@@ -164,7 +164,7 @@ fn current_root(a: &DrillArgs, state: &StateDir, now: &Timestamp) -> Result<Curr
         let trusted = session::trust(&loaded, state, now, true)?;
         return Ok(Current {
             factory: loaded.bundle.factory().to_string(),
-            root: loaded.current_ci.clone(),
+            root: loaded.tx.current_ci.clone(),
             source: format!("the bundle {}", b.display()),
             advanced: trusted.advanced,
             pinned: None,

@@ -40,7 +40,7 @@ pub fn combine(ctx: &mut Ctx<'_>, args: &CombineArgs) -> Result<Outcome> {
         &[],
     );
     if l.has_draft {
-        for line in crate::inspect::key_changes_table(&l.current_ci.signed, &l.draft_ci.signed) {
+        for line in crate::inspect::key_changes_table(&l.tx.current_ci.signed, &l.draft_ci.signed) {
             ctx.ui.line(line);
         }
         for line in decision.lines() {

@@ -276,13 +276,13 @@ pub fn rotate_online_key(ctx: &mut Ctx<'_>, args: &RotateOnlineArgs) -> Result<O
         format!("rotate-online-key --role {}", names.join(",")),
         keyset(ctx, &args.src),
     );
-    let cur = &l.current_ci.signed;
+    let cur = &l.tx.current_ci.signed;
     let draft = &work.ci.signed;
     let own_offline = offline_targets_created_here(ctx.state.path())?;
     for role in &roles {
         let (Some(old), Some(new)) = (
-            l.online.current.get(role.as_str()),
-            l.online.updated.get(role.as_str()),
+            l.tx.current_online_keys().get(role.as_str()),
+            l.tx.updated_online_keys().get(role.as_str()),
         ) else {
             return Err(SignerError::refused(format!(
                 "the transaction names no current and staged online {role} key (online-keys): nothing to authorize"

@@ -180,7 +180,7 @@ fn show_and_settle(
     if !l.has_draft {
         return Ok(());
     }
-    for line in crate::inspect::key_changes_table(&l.current_ci.signed, &work.ci.signed) {
+    for line in crate::inspect::key_changes_table(&l.tx.current_ci.signed, &work.ci.signed) {
         ctx.ui.line(line);
     }
     ctx.ui.line(format!(
@@ -407,10 +407,10 @@ fn report_status(ui: &mut Ui, l: &Loaded, ci: &SignedRoot, prod: &SignedRoot) {
     if !l.has_draft {
         return;
     }
-    let ok_ci = verify::verify_root_step(&l.current_ci, ci);
-    let ok_prod = match &l.current_prod {
+    let ok_ci = verify::verify_root_step(&l.tx.current_ci, ci);
+    let ok_prod = match &l.tx.current_prod {
         Some(p) => verify::verify_root_step(p, prod),
-        None => verify::verify_root_step(&l.current_ci, prod),
+        None => verify::verify_root_step(&l.tx.current_ci, prod),
     };
     match (ok_ci, ok_prod) {
         (Ok(()), Ok(())) => ui.line(

@@ -173,14 +173,15 @@ impl<'l> Work<'l> {
     /// The owner entry for keys created now.
     fn owner(&self, now: &Timestamp) -> Option<KeyOwner> {
         let ext = self.l.bundle.manifest().extensions.get("x-polis-id");
-        let meta = self
-            .l
-            .tx
-            .extra
-            .get("change-meta")
-            .and_then(|m| m.get("updated-by").or_else(|| m.get("created-by")));
-        ext.or(meta)
-            .and_then(|v| v.as_str())
+        let meta = self.l.tx.wire.change_meta.as_ref().map(|m| {
+            if m.updated_by.is_empty() {
+                m.created_by.as_str()
+            } else {
+                m.updated_by.as_str()
+            }
+        });
+        ext.and_then(|v| v.as_str())
+            .or(meta)
             .filter(|s| !s.is_empty())
             .map(|polis| KeyOwner {
                 polis_id: polis.to_string(),
@@ -198,7 +199,7 @@ impl<'l> Work<'l> {
             self.ci.signed.role_keyids(Role::Root),
             Role::Root,
         )?;
-        let cur = &self.l.current_ci.signed;
+        let cur = &self.l.tx.current_ci.signed;
         let old = self
             .tarballs
             .find(idx, cur, cur.role_keyids(Role::Root), Role::Root)?;
@@ -281,6 +282,7 @@ impl<'l> Work<'l> {
     /// one): the keys whose signatures on carried documents mean "approved offline".
     pub(super) fn current_offline_targets(&self) -> Vec<KeyId> {
         self.l
+            .tx
             .current_ci
             .signed
             .offline_targets_keys(self.l.current_online_targets())
@@ -289,8 +291,8 @@ impl<'l> Work<'l> {
     /// The targets keys of the current roots (CI and production), by key id: the keys
     /// whose signatures on a carried document must verify.
     fn current_targets_keys(&self) -> BTreeMap<KeyId, PublicKey> {
-        let roots = std::iter::once(&self.l.current_ci.signed)
-            .chain(self.l.current_prod.as_ref().map(|p| &p.signed));
+        let roots = std::iter::once(&self.l.tx.current_ci.signed)
+            .chain(self.l.tx.current_prod.as_ref().map(|p| &p.signed));
         let mut keys = BTreeMap::new();
         for root in roots {
             for id in root.role_keyids(Role::Targets) {
@@ -452,7 +454,7 @@ impl<'l> Work<'l> {
         let (new_id, new_key) =
             self.tarballs
                 .generate(d.dest, d.role, d.keytype, d.object.as_deref(), rng)?;
-        check_new_key(&self.l.current_ci.signed, &new_id, &d.dest_src)?;
+        check_new_key(&self.l.tx.current_ci.signed, &new_id, &d.dest_src)?;
         let owner = self.owner(&now);
         match d.then {
             NewKeyUse::RotateRoot { old, signers } => {

@@ -119,7 +119,7 @@ fn rotate_root(ctx: &mut Ctx<'_>, args: &RotateArgs) -> Result<Outcome> {
                 "the decrypted initial root key is not a key file: {e}"
             ))
         })?;
-        let cur = &l.current_ci.signed;
+        let cur = &l.tx.current_ci.signed;
         let kid = key.keyid().clone();
         let matches = cur.role_keyids(Role::Root).contains(&kid)
             && cur
@@ -268,7 +268,7 @@ fn rotate_targets(ctx: &mut Ctx<'_>, args: &RotateArgs) -> Result<Outcome> {
                 .map_err(lost_hint)?;
             let resign_by = work
                 .tarballs
-                .offline_targets_key(tk, &l.current_ci.signed, &cur_online, "the current root")
+                .offline_targets_key(tk, &l.tx.current_ci.signed, &cur_online, "the current root")
                 .map_err(lost_hint)?;
             (old, resign_by)
         }
@@ -331,7 +331,7 @@ fn lost_targets_key(l: &Loaded, lost: &KeyId, online: &KeyId) -> Result<KeyId> {
     let current_online = l.current_online_targets().unwrap_or(online);
     for (root, which, online) in [
         (&l.draft_ci.signed, "the staged root", online),
-        (&l.current_ci.signed, "the current root", current_online),
+        (&l.tx.current_ci.signed, "the current root", current_online),
     ] {
         let offline = root.offline_targets_keys([online]);
         if !offline.contains(lost) {

@@ -12,7 +12,8 @@ use factory_sim::{init_factory, InitOptions, InitReport, SimServer};
 use shared::archive::Compression;
 use shared::bundle::{Operation, StepInput, TransferBundle, Upload, Writer};
 use shared::keys::{KeyType, PrivateKey, Signature};
-use shared::metadata::{KeyOwner, Role, SignedRoot, Timestamp};
+use shared::metadata::{KeyOwner, SignedRoot, Timestamp};
+use shared::transaction::derive_missing_prod_root;
 use shared::transform;
 
 /// A factory on a running simulator, plus the online machine's home directory.
@@ -193,14 +194,12 @@ pub fn roots(
     SignedRoot,
     Option<SignedRoot>,
 ) {
-    let tx = req.transaction().unwrap();
-    let cur = tx.current.unwrap();
-    let upd = tx.updated.unwrap();
+    let tx = req.parsed_transaction().unwrap();
     (
-        cur.ci_root().unwrap().unwrap(),
-        cur.prod_root().unwrap(),
-        upd.ci_root().unwrap().unwrap(),
-        upd.prod_root().unwrap(),
+        tx.current_ci,
+        tx.current_prod,
+        tx.updated_ci.expect("a staged CI root"),
+        tx.updated_prod,
     )
 }
 
@@ -232,17 +231,12 @@ pub fn respond(
     resp
 }
 
-/// An upload of the staged roots as they are (plus signatures by `signers`).
+/// An upload of the staged roots as they are (plus signatures by `signers`); a production
+/// root not staged yet is the one fioctl derives (`ParsedTransaction::effective_updated_prod`).
 pub fn sign_staged(req: &TransferBundle, signers: &[&PrivateKey]) -> Upload {
-    let (_, cur_prod, ci, prod) = roots(req);
-    let prod = prod.unwrap_or_else(|| {
-        transform::derive_prod_root(
-            &ci,
-            cur_prod
-                .map(|p| p.signed.threshold(Role::Targets))
-                .unwrap_or(2),
-        )
-    });
+    let tx = req.parsed_transaction().unwrap();
+    let prod = tx.effective_updated_prod().expect("staged roots");
+    let ci = tx.updated_ci.expect("a staged CI root");
     Upload {
         txid: req.txid().to_string(),
         ci_root: transform::sign_root(&ci, signers).unwrap(),
@@ -261,7 +255,7 @@ pub fn sign_first_time(env: &Env, req_path: &Path, out: &Path) -> Signed {
         .expect("the request carries the encrypted initial key");
     let secret = age::decrypt(&env.identity, sealed).unwrap();
     let initial = PrivateKey::from_json(&secret).unwrap();
-    let (_, cur_prod, draft, _) = roots(&req);
+    let (_, _, draft, staged_prod) = roots(&req);
     let new = PrivateKey::generate(KeyType::Ed25519).unwrap();
     let root = transform::rotate_offline_root_key(
         &draft.signed,
@@ -271,7 +265,7 @@ pub fn sign_first_time(env: &Env, req_path: &Path, out: &Path) -> Signed {
         &Timestamp::now(),
     )
     .unwrap();
-    let (ci, prod) = transform::finalize(&root, cur_prod.as_ref().map(|p| &p.signed));
+    let (ci, prod) = transform::finalize(&root, staged_prod.as_ref().map(|p| &p.signed));
     let upload = Upload {
         txid: req.txid().to_string(),
         ci_root: transform::sign_root(&ci, &[&new, &initial]).unwrap(),
@@ -328,13 +322,11 @@ pub fn sign_targets_rotation(req_path: &Path, root_key: &PrivateKey, out: &Path)
 /// Signs a wave request's draft with the offline targets key.
 pub fn sign_wave(req_path: &Path, targets_key: &PrivateKey, out: &Path) -> TransferBundle {
     let req = TransferBundle::read(req_path).unwrap();
-    let tx = req.transaction().unwrap();
-    let cur = tx.current.unwrap();
-    let ci = cur.ci_root().unwrap().unwrap();
-    let prod = cur
-        .prod_root()
-        .unwrap()
-        .unwrap_or_else(|| transform::derive_prod_root(&ci, 2));
+    let tx = req.parsed_transaction().unwrap();
+    let prod = tx
+        .current_prod
+        .unwrap_or_else(|| derive_missing_prod_root(&tx.current_ci));
+    let ci = tx.current_ci;
     let mut waves_signatures = BTreeMap::new();
     for (name, doc) in req.waves().unwrap() {
         waves_signatures.insert(
