@@ -238,30 +238,34 @@ pub fn check_docs(client: &Client, request: &TransferBundle) -> Result<()> {
         } else {
             docs.keys().map(|n| n.to_string()).collect()
         };
-        let live = if waves {
-            client.wave_targets(&names)?
-        } else {
-            client.prod_targets(&names)?
-        }
-        .unwrap_or_default();
-        if all {
-            let served: BTreeSet<&str> = live.keys().map(String::as_str).collect();
-            let carried: BTreeSet<&str> = docs.keys().copied().collect();
-            if let Some(missing) = served.difference(&carried).next() {
-                return Err(CourierError::stale(format!(
-                    "the factory has {kind} targets {missing:?} which the request does not carry (a targets key rotation must re-sign them all)"
-                )));
+        // Each served document is compared as it arrives: never all of them in memory.
+        let mut served: BTreeSet<String> = BTreeSet::new();
+        client.docs_each::<CourierError>(waves, &names, &mut |name, text| {
+            let Some(ours) = docs.get(name.as_str()) else {
+                if all {
+                    return Err(CourierError::stale(format!(
+                        "the factory has {kind} targets {name:?} which the request does not carry (a targets key rotation must re-sign them all)"
+                    )));
+                }
+                return Ok(());
+            };
+            if !same_signed(Some(&text), &ours.bytes()?)? {
+                return Err(changed(kind, &name));
             }
-        }
-        for (name, ours) in &docs {
-            if !same_signed(live.get(*name).map(|r| r.get().as_bytes()), &ours.bytes()?)? {
-                return Err(CourierError::stale(format!(
-                    "the {kind} targets {name:?} changed (or disappeared) since the request was pulled"
-                )));
-            }
+            served.insert(name);
+            Ok(())
+        })?;
+        if let Some(name) = docs.keys().find(|n| !served.contains(**n)) {
+            return Err(changed(kind, name));
         }
     }
     Ok(())
+}
+
+fn changed(kind: &str, name: &str) -> CourierError {
+    CourierError::stale(format!(
+        "the {kind} targets {name:?} changed (or disappeared) since the request was pulled"
+    ))
 }
 
 /// Whether a served document has the signed content of the carried one (identical bytes

@@ -109,6 +109,8 @@ pub struct TransferBundle {
     /// reading a response, [`targets_signed`](Self::targets_signed) or
     /// [`respond`](Self::respond)), so that each document is canonicalized once.
     signed_digests: Mutex<BTreeMap<String, Sha256Digest>>,
+    /// Summaries of targets members made while reading (by member name).
+    summaries: Arc<BTreeMap<String, TargetsSummary>>,
 }
 
 impl Clone for TransferBundle {
@@ -121,6 +123,7 @@ impl Clone for TransferBundle {
             record: self.record.clone(),
             digest: self.digest,
             signed_digests: Mutex::new(self.known_digests()),
+            summaries: Arc::clone(&self.summaries),
         }
     }
 }
@@ -306,6 +309,7 @@ impl TransferBundle {
             upload,
             record,
             signed_digests: Mutex::new(known.signed_digests),
+            summaries: Arc::new(BTreeMap::new()),
         }
     }
 
@@ -540,14 +544,16 @@ impl TransferBundle {
                     docs_checked: true,
                     ..Known::default()
                 };
-                TransferBundle::checked_read(
+                let mut bundle = TransferBundle::checked_read(
                     scan.manifest,
                     manifest_bytes,
                     scan.order,
                     scan.members,
                     scan.digest,
                     known,
-                )
+                )?;
+                bundle.summaries = Arc::new(scan.summaries);
+                Ok(bundle)
             }
             // The precise reason, from the strict reader, when the file fits in memory.
             Err(e) => match fsutil::read_limited(path, MAX_FILE_SIZE) {
@@ -570,7 +576,12 @@ impl TransferBundle {
     /// Writes the canonical tar stream to `out` (members kept in files are copied in pieces
     /// and checked: on an error, what was written must be discarded).
     pub fn write_stream(&self, out: &mut dyn Write) -> Result<(), BundleError> {
-        let order: Vec<&str> = self.manifest.members.iter().map(|m| m.name.as_str()).collect();
+        let order: Vec<&str> = self
+            .manifest
+            .members
+            .iter()
+            .map(|m| m.name.as_str())
+            .collect();
         stream::encode_stream(&self.manifest_bytes, &order, &self.members, &mut |piece| {
             out.write_all(piece)
         })
@@ -752,22 +763,38 @@ impl TransferBundle {
     /// Parsed production targets per tag (every document in memory at once: for small
     /// bundles and tests; the programs go through [`prod_targets_docs`](Self::prod_targets_docs)).
     pub fn prod_targets(&self) -> Result<BTreeMap<String, SignedTargets>, BundleError> {
-        read_docs(PROD_TARGETS_DIR, self.prod_targets_docs(), SignedTargets::from_json)
+        read_docs(
+            PROD_TARGETS_DIR,
+            self.prod_targets_docs(),
+            SignedTargets::from_json,
+        )
     }
 
     /// Production targets per tag, summarized without parsing whole documents
     /// ([`TargetsSummary`]; the bundle validated them when it was read).
+    /// (A bundle read from a plain-tar file made them as it was read.)
     pub fn prod_targets_summaries(&self) -> Result<BTreeMap<String, TargetsSummary>, BundleError> {
-        read_docs(
-            PROD_TARGETS_DIR,
-            self.prod_targets_docs(),
-            TargetsSummary::from_json,
-        )
+        self.summaries_of(PROD_TARGETS_DIR)
     }
 
     /// Wave targets per wave, summarized like [`TransferBundle::prod_targets_summaries`].
     pub fn waves_summaries(&self) -> Result<BTreeMap<String, TargetsSummary>, BundleError> {
-        read_docs(WAVES_DIR, self.waves_docs(), TargetsSummary::from_json)
+        self.summaries_of(WAVES_DIR)
+    }
+
+    fn summaries_of(&self, dir: &str) -> Result<BTreeMap<String, TargetsSummary>, BundleError> {
+        let docs = self.docs(dir);
+        let known: Option<BTreeMap<String, TargetsSummary>> = docs
+            .values()
+            .map(|d| Some((d.name.to_string(), self.summaries.get(d.name)?.clone())))
+            .collect();
+        match known {
+            Some(all) => Ok(all
+                .into_iter()
+                .filter_map(|(member, s)| Some((doc_name(&member, dir)?.to_string(), s)))
+                .collect()),
+            None => read_docs(dir, docs, TargetsSummary::from_json),
+        }
     }
 
     /// Parsed wave targets per wave (all in memory at once, like
@@ -939,8 +966,14 @@ mod tests {
         let doc = "prod-targets/production.json";
         assert!(back.members[doc].in_memory().is_none(), "left in the file");
         assert!(back.members[TRANSACTION].in_memory().is_some());
-        assert_eq!(back.targets_signed(doc).unwrap(), b.targets_signed(doc).unwrap());
-        assert_eq!(back.to_bytes(Compression::None).unwrap(), std::fs::read(&p).unwrap());
+        assert_eq!(
+            back.targets_signed(doc).unwrap(),
+            b.targets_signed(doc).unwrap()
+        );
+        assert_eq!(
+            back.to_bytes(Compression::None).unwrap(),
+            std::fs::read(&p).unwrap()
+        );
         // Written again from the file, streamed: the same bytes.
         let copy = dir.path().join("copy.tufbundle");
         back.write_atomic_new(&copy, Compression::None).unwrap();
@@ -978,9 +1011,14 @@ mod tests {
                 matches!(&err, BundleError::ChangedOnMedium { name, .. } if name == doc),
                 "{err}"
             );
-            assert!(err.to_string().contains("changed after the bundle was checked"));
+            assert!(err
+                .to_string()
+                .contains("changed after the bundle was checked"));
         }
-        assert!(!dir.path().join("out.tufbundle").exists(), "nothing written");
+        assert!(
+            !dir.path().join("out.tufbundle").exists(),
+            "nothing written"
+        );
         // Read afresh, the change is a plain digest mismatch.
         assert!(matches!(
             TransferBundle::read(&p),
@@ -1023,7 +1061,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut input = request_input();
         let mut spool = Spool::new_in(dir.path()).unwrap();
-        for doc in input.prod_targets.values_mut().chain(input.waves.values_mut()) {
+        for doc in input
+            .prod_targets
+            .values_mut()
+            .chain(input.waves.values_mut())
+        {
             let bytes = doc.0.load("doc").unwrap().into_owned();
             *doc = spool.append(&bytes).unwrap();
         }
@@ -1169,7 +1211,10 @@ mod tests {
             mode: MEMBER_MODE,
         }];
         let names = b.member_names();
-        let datas: Vec<_> = names.iter().map(|n| b.member(n).unwrap().unwrap()).collect();
+        let datas: Vec<_> = names
+            .iter()
+            .map(|n| b.member(n).unwrap().unwrap())
+            .collect();
         refs.extend(names.iter().zip(&datas).map(|(n, d)| MemberRef {
             name: n,
             data: d,

@@ -39,7 +39,7 @@ use super::schema::*;
 use super::validate::{doc_name, member_rank};
 use crate::archive::{self, ArchiveError, EntryProblem, Limits};
 use crate::fsutil::FsError;
-use crate::metadata::SignedTargets;
+use crate::metadata::{SignedTargets, TargetsSummary};
 
 /// Chunk size for copying members between files.
 const COPY_CHUNK: usize = 1 << 20;
@@ -65,7 +65,10 @@ impl FileSource {
             use std::os::windows::fs::FileExt;
             let mut done = 0;
             while done < buf.len() {
-                match self.file.seek_read(&mut buf[done..], offset + done as u64)? {
+                match self
+                    .file
+                    .seek_read(&mut buf[done..], offset + done as u64)?
+                {
                     0 => return Err(io::ErrorKind::UnexpectedEof.into()),
                     n => done += n,
                 }
@@ -186,9 +189,7 @@ impl MemberBytes {
         emit: &mut dyn FnMut(&[u8]) -> io::Result<()>,
     ) -> Result<(), BundleError> {
         match self {
-            MemberBytes::Memory { buf, start, end } => {
-                emit(&buf[*start..*end]).map_err(write_err)
-            }
+            MemberBytes::Memory { buf, start, end } => emit(&buf[*start..*end]).map_err(write_err),
             MemberBytes::File {
                 src,
                 offset,
@@ -366,6 +367,8 @@ pub(super) struct Scanned {
     pub(super) members: Members,
     /// SHA-256 of the whole stream.
     pub(super) digest: Sha256Digest,
+    /// The summary of every targets document, by member name (made while checking it).
+    pub(super) summaries: BTreeMap<String, TargetsSummary>,
 }
 
 /// Reads a plain-tar bundle file in one pass, holding one member at a time: every header
@@ -380,6 +383,58 @@ pub(super) struct Scanned {
 /// enough, so that the error is the precise one (a symbolic link named as such rather than
 /// "not canonical").
 pub(super) fn scan_file(path: &Path, limits: &Limits) -> Result<Scanned, BundleError> {
+    // Documents are checked on the other cores while this thread reads and hashes; a few
+    // wait in the channel, so memory stays a few documents whatever the bundle's size.
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .saturating_sub(1)
+        .clamp(1, 7);
+    let (to_check, checks) = std::sync::mpsc::sync_channel::<(String, Vec<u8>)>(2 * workers);
+    let checks = std::sync::Mutex::new(checks);
+    std::thread::scope(|scope| {
+        let checkers: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let next = checks
+                            .lock()
+                            .map_err(|_| ())
+                            .and_then(|r| r.recv().map_err(|_| ()));
+                        let Ok((name, data)) = next else { break };
+                        let summary = SignedTargets::check_json(&data)
+                            .and_then(|()| TargetsSummary::from_json(&data))
+                            .map_err(|e| member_err(&name, e));
+                        done.push((name, summary));
+                    }
+                    done
+                })
+            })
+            .collect();
+        let scanned = scan_members(path, limits, &to_check);
+        drop(to_check);
+        let mut checked: Vec<(String, Result<TargetsSummary, BundleError>)> = checkers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect();
+        let mut scanned = scanned?;
+        // The first refused document in archive order, whatever thread checked it.
+        let rank = |n: &str| scanned.order.iter().position(|o| o == n);
+        checked.sort_by_key(|(n, _)| rank(n));
+        for (name, summary) in checked {
+            scanned.summaries.insert(name, summary?);
+        }
+        Ok(scanned)
+    })
+}
+
+/// The reading pass of [`scan_file`]: targets documents are sent to `to_check` (and left in
+/// the file); everything else is checked here.
+fn scan_members(
+    path: &Path,
+    limits: &Limits,
+    to_check: &std::sync::mpsc::SyncSender<(String, Vec<u8>)>,
+) -> Result<Scanned, BundleError> {
     let read_err = |source| {
         BundleError::File(FsError::Read {
             path: path.to_path_buf(),
@@ -429,9 +484,8 @@ pub(super) fn scan_file(path: &Path, limits: &Limits) -> Result<Scanned, BundleE
                 Err(e) => return Err(read_err(e)),
             }
         }
-        let (raw_name, size) = archive::header_name_size(&block).ok_or_else(|| {
-            not_canonical(format!("unreadable tar header after {last:?}"))
-        })?;
+        let (raw_name, size) = archive::header_name_size(&block)
+            .ok_or_else(|| not_canonical(format!("unreadable tar header after {last:?}")))?;
         let name = String::from_utf8(raw_name)
             .map_err(|_| not_canonical(format!("a member name after {last:?} is not UTF-8")))?;
         let refuse = |problem| -> BundleError {
@@ -468,12 +522,7 @@ pub(super) fn scan_file(path: &Path, limits: &Limits) -> Result<Scanned, BundleE
         let mut data = vec![0u8; len];
         match reader.fill(&mut data) {
             Ok(true) => {}
-            Ok(false) => {
-                return Err(refuse(EntryProblem::Truncated {
-                    got: 0,
-                    size,
-                }))
-            }
+            Ok(false) => return Err(refuse(EntryProblem::Truncated { got: 0, size })),
             Err(e) => return Err(read_err(e)),
         }
         let mut pad = [0u8; 512];
@@ -534,7 +583,8 @@ pub(super) fn scan_file(path: &Path, limits: &Limits) -> Result<Scanned, BundleE
         let is_doc =
             doc_name(&name, PROD_TARGETS_DIR).is_some() || doc_name(&name, WAVES_DIR).is_some();
         let bytes = if is_doc {
-            SignedTargets::check_json(&data).map_err(|e| member_err(&name, e))?;
+            // A checker that stopped has failed on an earlier document: its error is told.
+            let _ = to_check.send((name.clone(), data));
             MemberBytes::File {
                 src: Arc::clone(&src),
                 offset,
@@ -547,12 +597,14 @@ pub(super) fn scan_file(path: &Path, limits: &Limits) -> Result<Scanned, BundleE
         order.push(name.clone());
         members.insert(name, bytes);
     }
-    let (manifest, _) = manifest.ok_or_else(|| BundleError::NotABundle("the archive is empty".into()))?;
+    let (manifest, _) =
+        manifest.ok_or_else(|| BundleError::NotABundle("the archive is empty".into()))?;
     Ok(Scanned {
         manifest,
         order,
         members,
         digest: Sha256Digest(reader.hasher.finalize().into()),
+        summaries: BTreeMap::new(),
     })
 }
 
