@@ -83,8 +83,7 @@ pub fn rotate_offline_key(ctx: &Ctx, args: &RotateOfflineKeyArgs) -> Result<()> 
         ))
     };
     let mut spool = request::spool_beside(&args.bundle).map_err(advice)?;
-    let input =
-        request::gather_request(ctx, &client, &plan, &txid, &mut spool).map_err(advice)?;
+    let input = request::gather_request(ctx, &client, &plan, &txid, &mut spool).map_err(advice)?;
     request::write_request(ctx, input, &args.bundle, "root-updates", None).map_err(advice)?;
     ctx.out.line(&format!(
         "Next: on the offline machine run `signer rotate-offline-key --role {}{} ... {}`, then bring the response \

@@ -309,7 +309,10 @@ fn examples() -> Vec<(&'static str, TransferBundle, Compression)> {
         ],
         transaction: transaction(false, (&ci2, Some(&prod2)), (&ci3, Some(&prod3)), &ks),
         chain: vec![v1.to_canonical().unwrap(), ci2.to_canonical().unwrap()],
-        prod_targets: prod_targets.into_iter().map(|(k, v)| (k, v.into())).collect(),
+        prod_targets: prod_targets
+            .into_iter()
+            .map(|(k, v)| (k, v.into()))
+            .collect(),
         waves: waves.into_iter().map(|(k, v)| (k, v.into())).collect(),
         docs_checked: false,
         first_root_secret: None,

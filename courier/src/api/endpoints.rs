@@ -185,8 +185,8 @@ impl Client {
         let limit = usize::try_from(shared::bundle::LIMITS.max_member_size).unwrap_or(usize::MAX);
         let mut failed: Option<E> = None;
         let got = self.get_streamed(&path, &mut |body| {
-            split::for_each_member(body, limit, &mut |name, text| on_doc(name, text)).map_err(
-                |e| match e {
+            split::for_each_member(body, limit, &mut |name, text| on_doc(name, text)).map_err(|e| {
+                match e {
                     SplitError::Member(e) => {
                         failed = Some(e);
                         ApiError::Request("stopped by the caller".into())
@@ -197,8 +197,8 @@ impl Client {
                         detail: e.to_string(),
                     },
                     other => self.undecodable("GET", &path, other.to_string()),
-                },
-            )
+                }
+            })
         });
         match (got, failed) {
             (_, Some(e)) => Err(e),

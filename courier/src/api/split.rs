@@ -209,9 +209,9 @@ impl Bytes<'_> {
                 match self.byte()? {
                     Some(b @ (b',' | b'}')) => return Ok((out, b)),
                     Some(b' ' | b'\t' | b'\n' | b'\r') => {
-                        let after = self.next_token()?.ok_or_else(|| {
-                            SplitError::Syntax("the object is cut short".into())
-                        })?;
+                        let after = self
+                            .next_token()?
+                            .ok_or_else(|| SplitError::Syntax("the object is cut short".into()))?;
                         return Ok((out, after));
                     }
                     Some(b) if out.len() < 64 => out.push(b),

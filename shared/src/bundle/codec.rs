@@ -570,7 +570,12 @@ impl TransferBundle {
     /// Writes the canonical tar stream to `out` (members kept in files are copied in pieces
     /// and checked: on an error, what was written must be discarded).
     pub fn write_stream(&self, out: &mut dyn Write) -> Result<(), BundleError> {
-        let order: Vec<&str> = self.manifest.members.iter().map(|m| m.name.as_str()).collect();
+        let order: Vec<&str> = self
+            .manifest
+            .members
+            .iter()
+            .map(|m| m.name.as_str())
+            .collect();
         stream::encode_stream(&self.manifest_bytes, &order, &self.members, &mut |piece| {
             out.write_all(piece)
         })
@@ -752,7 +757,11 @@ impl TransferBundle {
     /// Parsed production targets per tag (every document in memory at once: for small
     /// bundles and tests; the programs go through [`prod_targets_docs`](Self::prod_targets_docs)).
     pub fn prod_targets(&self) -> Result<BTreeMap<String, SignedTargets>, BundleError> {
-        read_docs(PROD_TARGETS_DIR, self.prod_targets_docs(), SignedTargets::from_json)
+        read_docs(
+            PROD_TARGETS_DIR,
+            self.prod_targets_docs(),
+            SignedTargets::from_json,
+        )
     }
 
     /// Production targets per tag, summarized without parsing whole documents
@@ -939,8 +948,14 @@ mod tests {
         let doc = "prod-targets/production.json";
         assert!(back.members[doc].in_memory().is_none(), "left in the file");
         assert!(back.members[TRANSACTION].in_memory().is_some());
-        assert_eq!(back.targets_signed(doc).unwrap(), b.targets_signed(doc).unwrap());
-        assert_eq!(back.to_bytes(Compression::None).unwrap(), std::fs::read(&p).unwrap());
+        assert_eq!(
+            back.targets_signed(doc).unwrap(),
+            b.targets_signed(doc).unwrap()
+        );
+        assert_eq!(
+            back.to_bytes(Compression::None).unwrap(),
+            std::fs::read(&p).unwrap()
+        );
         // Written again from the file, streamed: the same bytes.
         let copy = dir.path().join("copy.tufbundle");
         back.write_atomic_new(&copy, Compression::None).unwrap();
@@ -978,9 +993,14 @@ mod tests {
                 matches!(&err, BundleError::ChangedOnMedium { name, .. } if name == doc),
                 "{err}"
             );
-            assert!(err.to_string().contains("changed after the bundle was checked"));
+            assert!(err
+                .to_string()
+                .contains("changed after the bundle was checked"));
         }
-        assert!(!dir.path().join("out.tufbundle").exists(), "nothing written");
+        assert!(
+            !dir.path().join("out.tufbundle").exists(),
+            "nothing written"
+        );
         // Read afresh, the change is a plain digest mismatch.
         assert!(matches!(
             TransferBundle::read(&p),
@@ -1023,7 +1043,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut input = request_input();
         let mut spool = Spool::new_in(dir.path()).unwrap();
-        for doc in input.prod_targets.values_mut().chain(input.waves.values_mut()) {
+        for doc in input
+            .prod_targets
+            .values_mut()
+            .chain(input.waves.values_mut())
+        {
             let bytes = doc.0.load("doc").unwrap().into_owned();
             *doc = spool.append(&bytes).unwrap();
         }
@@ -1169,7 +1193,10 @@ mod tests {
             mode: MEMBER_MODE,
         }];
         let names = b.member_names();
-        let datas: Vec<_> = names.iter().map(|n| b.member(n).unwrap().unwrap()).collect();
+        let datas: Vec<_> = names
+            .iter()
+            .map(|n| b.member(n).unwrap().unwrap())
+            .collect();
         refs.extend(names.iter().zip(&datas).map(|(n, d)| MemberRef {
             name: n,
             data: d,

@@ -79,14 +79,16 @@ mod validate;
 /// `transaction.json` is the Factory API's `GET root/updates` answer: its types are
 /// [`crate::transaction`]'s, named here too.
 pub use crate::transaction::{ParsedTransaction, RootPair, Transaction};
-pub use codec::{Doc, TransferBundle, FILE_MODE, LIMITS, MAX_FILE_SIZE, MEMBER_MODE, WRITE_COMPRESSION};
+pub use codec::{
+    Doc, TransferBundle, FILE_MODE, LIMITS, MAX_FILE_SIZE, MEMBER_MODE, WRITE_COMPRESSION,
+};
 pub use error::BundleError;
 pub use respond::combine;
-pub use stream::{MemberData, Spool};
 pub use schema::{
     BundleKind, Manifest, MemberDigest, Operation, Record, RequestInput, Sha256Digest,
     SignedDocument, Step, StepAuth, StepInput, StepOutput, StepSummary, Upload, Writer, CHAIN_DIR,
     FIRST_ROOT_SECRET, FORMAT_NAME, FORMAT_VERSION, MANIFEST, PROD_TARGETS_DIR, READABLE_VERSIONS,
     RECORD, REQUEST_FORMAT_VERSION, TRANSACTION, UPLOAD, WAVES_DIR,
 };
+pub use stream::{MemberData, Spool};
 pub use validate::{validate_doc_name, MAX_DOC_NAME};

@@ -10,9 +10,9 @@
 use std::collections::BTreeMap;
 
 use super::codec::{signed_digest, Known};
-use super::stream::{MemberBytes, Members};
 use super::error::BundleError;
 use super::schema::*;
+use super::stream::{MemberBytes, Members};
 use super::TransferBundle;
 use crate::attestation::{self, SigningIdentity};
 use crate::canonical;

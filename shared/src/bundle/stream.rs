@@ -65,7 +65,10 @@ impl FileSource {
             use std::os::windows::fs::FileExt;
             let mut done = 0;
             while done < buf.len() {
-                match self.file.seek_read(&mut buf[done..], offset + done as u64)? {
+                match self
+                    .file
+                    .seek_read(&mut buf[done..], offset + done as u64)?
+                {
                     0 => return Err(io::ErrorKind::UnexpectedEof.into()),
                     n => done += n,
                 }
@@ -186,9 +189,7 @@ impl MemberBytes {
         emit: &mut dyn FnMut(&[u8]) -> io::Result<()>,
     ) -> Result<(), BundleError> {
         match self {
-            MemberBytes::Memory { buf, start, end } => {
-                emit(&buf[*start..*end]).map_err(write_err)
-            }
+            MemberBytes::Memory { buf, start, end } => emit(&buf[*start..*end]).map_err(write_err),
             MemberBytes::File {
                 src,
                 offset,
@@ -429,9 +430,8 @@ pub(super) fn scan_file(path: &Path, limits: &Limits) -> Result<Scanned, BundleE
                 Err(e) => return Err(read_err(e)),
             }
         }
-        let (raw_name, size) = archive::header_name_size(&block).ok_or_else(|| {
-            not_canonical(format!("unreadable tar header after {last:?}"))
-        })?;
+        let (raw_name, size) = archive::header_name_size(&block)
+            .ok_or_else(|| not_canonical(format!("unreadable tar header after {last:?}")))?;
         let name = String::from_utf8(raw_name)
             .map_err(|_| not_canonical(format!("a member name after {last:?} is not UTF-8")))?;
         let refuse = |problem| -> BundleError {
@@ -468,12 +468,7 @@ pub(super) fn scan_file(path: &Path, limits: &Limits) -> Result<Scanned, BundleE
         let mut data = vec![0u8; len];
         match reader.fill(&mut data) {
             Ok(true) => {}
-            Ok(false) => {
-                return Err(refuse(EntryProblem::Truncated {
-                    got: 0,
-                    size,
-                }))
-            }
+            Ok(false) => return Err(refuse(EntryProblem::Truncated { got: 0, size })),
             Err(e) => return Err(read_err(e)),
         }
         let mut pad = [0u8; 512];
@@ -547,7 +542,8 @@ pub(super) fn scan_file(path: &Path, limits: &Limits) -> Result<Scanned, BundleE
         order.push(name.clone());
         members.insert(name, bytes);
     }
-    let (manifest, _) = manifest.ok_or_else(|| BundleError::NotABundle("the archive is empty".into()))?;
+    let (manifest, _) =
+        manifest.ok_or_else(|| BundleError::NotABundle("the archive is empty".into()))?;
     Ok(Scanned {
         manifest,
         order,

@@ -13,9 +13,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::codec::{signed_digest, targets_signed_bytes, Known};
-use super::stream::Members;
 use super::error::{member_err, BundleError};
 use super::schema::*;
+use super::stream::Members;
 use crate::keys::Signature;
 use crate::metadata::{Role, SignedRoot, SignedTargets};
 use crate::transaction::ParsedTransaction;
@@ -522,7 +522,9 @@ mod tests {
         }];
         assert!(TransferBundle::new_request(input).is_err());
         let mut input = request_input();
-        input.prod_targets.insert("../x".into(), b"{}".to_vec().into());
+        input
+            .prod_targets
+            .insert("../x".into(), b"{}".to_vec().into());
         assert!(TransferBundle::new_request(input).is_err());
         let mut input = request_input();
         input.chain.swap(0, 1);

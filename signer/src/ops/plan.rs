@@ -727,7 +727,11 @@ fn check_doc<K: KeySigner + ?Sized>(
         Carried::SignedBy(_) => valid_offline > 0,
         Carried::Explicit => true,
     };
-    let sig = if approved { Some(key.sign(&msg)?) } else { None };
+    let sig = if approved {
+        Some(key.sign(&msg)?)
+    } else {
+        None
+    };
     Ok(CheckedDoc { digest, sig })
 }
 
