@@ -381,42 +381,21 @@ pub fn review(ctx: &Ctx, args: &ReviewArgs) -> Result<()> {
 mod tests {
     use super::*;
     use shared::keys::PrivateKey;
-    use shared::metadata::{KeyOwner, RoleKeys};
-    use std::collections::BTreeMap;
+    use shared::test_support::{key, RootBuilder};
 
-    fn root_with(keys: &[&PrivateKey], root_ids: usize, expires: &str) -> Root {
-        let mut map = BTreeMap::new();
-        for k in keys {
-            map.insert(k.keyid().clone(), k.public_key().clone());
-        }
-        let ids: Vec<_> = keys.iter().map(|k| k.keyid().clone()).collect();
-        let role = |ids: Vec<_>| RoleKeys {
-            keyids: ids,
-            threshold: 1,
-            extra: BTreeMap::new(),
-        };
-        let mut roles = BTreeMap::new();
-        roles.insert("root".to_string(), role(ids[..root_ids].to_vec()));
-        roles.insert("targets".to_string(), role(ids[root_ids..].to_vec()));
-        Root {
-            type_: "Root".into(),
-            consistent_snapshot: false,
-            expires: Timestamp::parse(expires).unwrap(),
-            keys: map,
-            roles,
-            version: 1,
-            changelog: None,
-            key_owners: None,
-            extra: BTreeMap::new(),
-        }
+    /// A root v1 whose root key is `root_key` and whose targets key is `targets_key`.
+    fn root_with(root_key: &PrivateKey, targets_key: &PrivateKey, expires: &str) -> RootBuilder {
+        RootBuilder::new(1)
+            .expires_at(expires)
+            .role(Role::Root, &[root_key], 1)
+            .role(Role::Targets, &[targets_key], 1)
     }
 
     #[test]
     fn findings_for_a_fresh_factory() {
-        let a = PrivateKey::ed25519_from_seed(&[1; 32]);
-        let b = PrivateKey::ed25519_from_seed(&[2; 32]);
+        let (a, b) = (key(1), key(2));
         let now = Timestamp::parse("2026-01-01T00:00:00Z").unwrap();
-        let root = root_with(&[&a, &b], 1, "2026-01-10T00:00:00Z");
+        let root = root_with(&a, &b, "2026-01-10T00:00:00Z").build();
         let mut f = Vec::new();
         check_root_content(&root, "the current root", &now, &mut f);
         let text: Vec<_> = f.iter().map(|x| x.message.as_str()).collect();
@@ -430,15 +409,9 @@ mod tests {
             "{text:?}"
         );
 
-        let mut owned = root_with(&[&a, &b], 1, "2030-01-01T00:00:00Z");
-        owned.key_owners = Some(BTreeMap::from([(
-            a.keyid().clone(),
-            KeyOwner {
-                polis_id: "p".into(),
-                created_at: now,
-                extra: BTreeMap::new(),
-            },
-        )]));
+        let owned = root_with(&a, &b, "2030-01-01T00:00:00Z")
+            .owner(&a, "p", now)
+            .build();
         let mut f = Vec::new();
         check_root_content(&owned, "r", &now, &mut f);
         assert!(f.iter().all(|x| !x.message.contains("--first-time")));
@@ -454,13 +427,8 @@ mod tests {
 
     #[test]
     fn unsigned_staged_root_is_an_error() {
-        let a = PrivateKey::ed25519_from_seed(&[1; 32]);
-        let b = PrivateKey::ed25519_from_seed(&[2; 32]);
-        let cur = SignedRoot {
-            signatures: vec![],
-            signed: root_with(&[&a, &b], 1, "2030-01-01T00:00:00Z"),
-            extra: BTreeMap::new(),
-        };
+        let (a, b) = (key(1), key(2));
+        let cur = root_with(&a, &b, "2030-01-01T00:00:00Z").unsigned();
         let mut staged = cur.clone();
         staged.signed.version = 2;
         let mut f = Vec::new();

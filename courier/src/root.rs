@@ -63,10 +63,7 @@ mod tests {
 
     #[test]
     fn fingerprint_is_grouped_sha256_of_signed() {
-        let root = SignedRoot::from_json(
-            br#"{"signatures":[],"signed":{"_type":"Root","consistent_snapshot":false,"expires":"2030-01-01T00:00:00Z","keys":{},"roles":{},"version":1}}"#,
-        )
-        .unwrap();
+        let root = shared::test_support::RootBuilder::new(1).unsigned();
         let fp = root_fingerprint(&root).unwrap();
         let want = hex::encode(Sha256::digest(root.canonical_signed().unwrap()));
         assert_eq!(fp.replace(' ', ""), want);

@@ -425,16 +425,15 @@ pub fn unauthorized(authorized: &[AuthorizedChange]) -> Vec<&AuthorizedChange> {
 mod tests {
     use super::*;
     use crate::bundle::Operation;
-    use crate::keys::PrivateKey;
+    use crate::test_support::key;
     use crate::transform;
-
-    fn key(n: u8) -> PrivateKey {
-        PrivateKey::ed25519_from_seed(&[n; 32])
-    }
 
     /// A root v1 with the initial root key 1 and online keys 2, 3, 4.
     fn v1() -> Root {
-        crate::test_roots::v1_with_one_key_per_role()
+        crate::test_support::FactoryKeys::from_seed(1)
+            .root_v1()
+            .expires_at("2027-01-01T00:00:00Z")
+            .build()
     }
 
     fn staged(cur: &Root) -> Root {

@@ -156,11 +156,14 @@ pub fn root_changes(before: &Root, after: &Root) -> RootChanges {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::PrivateKey;
+    use crate::test_support::key;
     use crate::transform;
 
     fn sample() -> Root {
-        crate::test_roots::v1_with_one_key_per_role()
+        crate::test_support::FactoryKeys::from_seed(1)
+            .root_v1()
+            .expires_at("2027-01-01T00:00:00Z")
+            .build()
     }
 
     #[test]
@@ -175,7 +178,7 @@ mod tests {
     fn rotation_shows_one_key_out_one_in() {
         let r = sample();
         let old = r.role_keyids(Role::Root)[0].clone();
-        let new = PrivateKey::ed25519_from_seed(&[42; 32]);
+        let new = key(42);
         let now = Timestamp::parse("2026-06-01T00:00:00Z").unwrap();
         let mut d =
             transform::rotate_offline_root_key(&r, &old, new.public_key(), None, &now).unwrap();

@@ -21,6 +21,8 @@
 //! * [`status`] — the missing-signature checklist of a transaction (ceremony aid);
 //! * [`expiry`] — the expiry radar: days left, horizons, RFC 5545 reminders (ceremony aid);
 //! * [`shamir`] — Shamir secret sharing over GF(2⁸) (split backups of the root key);
+//! * `test_support` (cargo feature `test-support`, for tests only) — deterministic keys, a
+//!   builder of roots and targets, and a runner of named test cases;
 //!
 //! The crate never opens a socket. File I/O is limited to the modules that own a file format
 //! (keys tarballs, transfer bundles) and is always atomic.
@@ -41,9 +43,8 @@ pub mod metadata;
 pub mod shamir;
 pub mod status;
 pub mod tarball;
+#[cfg(any(test, feature = "test-support"))]
+pub mod test_support;
 pub mod transaction;
 pub mod transform;
 pub mod verify;
-
-#[cfg(test)]
-mod test_roots;

@@ -220,58 +220,17 @@ fn short_date(d: &str) -> &str {
 mod tests {
     use super::*;
     use crate::keys::PrivateKey;
-    use crate::metadata::{RoleKeys, Timestamp};
+    use crate::test_support::{at, key, RootBuilder};
 
-    fn key(n: u8) -> PrivateKey {
-        PrivateKey::ed25519_from_seed(&[n; 32])
-    }
-
+    /// An unsigned root whose root role is `root_keys` (`threshold` of them; alice created
+    /// the first) and whose online roles are key 200.
     fn root(version: u64, root_keys: &[&PrivateKey], threshold: u64) -> SignedRoot {
-        let online = key(200);
-        let mut keys = BTreeMap::new();
-        for k in root_keys.iter().chain([&&online]) {
-            keys.insert(k.keyid().clone(), k.public_key().clone());
-        }
-        let mut roles = BTreeMap::new();
-        let rk = |ids: Vec<KeyId>, t| RoleKeys {
-            keyids: ids,
-            threshold: t,
-            extra: BTreeMap::new(),
-        };
-        roles.insert(
-            "root".into(),
-            rk(
-                root_keys.iter().map(|k| k.keyid().clone()).collect(),
-                threshold,
-            ),
-        );
-        for r in ["targets", "snapshot", "timestamp"] {
-            roles.insert(r.into(), rk(vec![online.keyid().clone()], 1));
-        }
-        let mut owners = BTreeMap::new();
-        owners.insert(
-            root_keys[0].keyid().clone(),
-            KeyOwner {
-                polis_id: "alice".into(),
-                created_at: Timestamp::parse("2026-03-01T10:00:00Z").unwrap(),
-                extra: BTreeMap::new(),
-            },
-        );
-        SignedRoot {
-            signatures: vec![],
-            signed: Root {
-                type_: "Root".into(),
-                consistent_snapshot: false,
-                expires: Timestamp::parse("2027-01-01T00:00:00Z").unwrap(),
-                keys,
-                roles,
-                version,
-                changelog: None,
-                key_owners: Some(owners),
-                extra: BTreeMap::new(),
-            },
-            extra: BTreeMap::new(),
-        }
+        RootBuilder::new(version)
+            .expires_at("2027-01-01T00:00:00Z")
+            .role(Role::Root, root_keys, threshold)
+            .online(&key(200))
+            .owner(root_keys[0], "alice", at("2026-03-01T10:00:00Z"))
+            .unsigned()
     }
 
     fn sign(doc: &mut SignedRoot, k: &PrivateKey) {

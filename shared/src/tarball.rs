@@ -708,38 +708,20 @@ fn parse_private(file: &str, data: &[u8]) -> Result<PrivateKey, TarballError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metadata::SignedRoot;
-
-    fn key(n: u8) -> PrivateKey {
-        PrivateKey::ed25519_from_seed(&[n; 32])
-    }
+    use crate::test_support::{key, RootBuilder};
 
     fn pub_json(k: &PrivateKey) -> Vec<u8> {
         k.public_key().to_json()
     }
 
-    /// A root listing `keys` (keytype overridable) with `root_ids` in the root role.
-    fn root_with(keys: &[(&PrivateKey, &str)], root_ids: &[&KeyId]) -> Root {
-        let mut key_map = serde_json::Map::new();
-        for (k, keytype) in keys {
-            key_map.insert(
-                k.keyid().as_str().to_string(),
-                serde_json::json!({"keytype": keytype, "keyval": {"public": k.public_key().public()}}),
-            );
-        }
-        let ids: Vec<&str> = root_ids.iter().map(|k| k.as_str()).collect();
-        let doc = serde_json::json!({
-            "signatures": [],
-            "signed": {
-                "_type": "Root", "consistent_snapshot": false, "expires": "2030-01-01T00:00:00Z",
-                "keys": key_map,
-                "roles": {"root": {"keyids": ids, "threshold": 1}},
-                "version": 2
-            }
-        });
-        SignedRoot::from_json(&serde_json::to_vec(&doc).unwrap())
-            .unwrap()
-            .signed
+    /// A root v2 whose root role is `root` and that also lists `others`.
+    fn root_with(root: &PrivateKey, others: &[&PrivateKey]) -> Root {
+        others
+            .iter()
+            .fold(RootBuilder::new(2).role(Role::Root, &[root], 1), |b, k| {
+                b.unused_key(k)
+            })
+            .build()
     }
 
     fn raw_tarball(entries: &[(&str, &[u8])]) -> Vec<u8> {
@@ -1004,10 +986,7 @@ mod tests {
         let mut t = KeysTarball::new();
         t.add_first_root(&pub_json(&old), &old.to_json()).unwrap();
         t.add_private_key(Role::Root, &new).unwrap();
-        let root = root_with(
-            &[(&old, "ED25519"), (&new, "ED25519"), (&other, "ED25519")],
-            &[new.keyid()],
-        );
+        let root = root_with(&new, &[&old, &other]);
 
         let found = t.find_one_signer(&root, &[new.keyid().clone()]).unwrap();
         assert_eq!(&found.keyid, new.keyid());
@@ -1053,14 +1032,23 @@ mod tests {
         );
         let tar = raw_tarball(&[("a/k.pub", spaced.as_bytes()), ("a/k.sec", &k.to_json())]);
         let t = KeysTarball::from_bytes(&tar).unwrap();
-        let root = root_with(&[(&k, "ED25519")], &[k.keyid()]);
+        let root = root_with(&k, &[]);
         assert_eq!(
             t.find_one_signer(&root, &[k.keyid().clone()])
                 .unwrap()
                 .sec_file,
             "a/k.sec"
         );
-        let root = root_with(&[(&k, "ed25519")], &[k.keyid()]);
+        // The same key with its type spelled in lower case.
+        let mut root = root_with(&k, &[]);
+        let lower = format!(
+            "{{\"keytype\":\"ed25519\",\"keyval\":{{\"public\":\"{}\"}}}}",
+            k.public_key().public()
+        );
+        root.keys.insert(
+            k.keyid().clone(),
+            PublicKey::from_json(lower.as_bytes()).unwrap(),
+        );
         let err = t.find_one_signer(&root, &[k.keyid().clone()]).unwrap_err();
         assert!(matches!(err, TarballError::KeyTypeMismatch { .. }), "{err}");
     }
@@ -1071,7 +1059,7 @@ mod tests {
         let mut t = KeysTarball::new();
         t.add_first_root(&pub_json(&k), &k.to_json()).unwrap();
         t.add_private_key(Role::Root, &k).unwrap();
-        let root = root_with(&[(&k, "ED25519")], &[k.keyid()]);
+        let root = root_with(&k, &[]);
         assert!(t.find_one_signer(&root, &[k.keyid().clone()]).is_ok());
     }
 
@@ -1104,7 +1092,7 @@ mod tests {
         let seed_hex = hex::encode([8u8; 32]);
         let dbg = format!("{t:?}");
         assert!(!dbg.contains(&seed_hex), "{dbg}");
-        let root = root_with(&[(&k, "ED25519")], &[k.keyid()]);
+        let root = root_with(&k, &[]);
         let found = t.find_one_signer(&root, &[k.keyid().clone()]).unwrap();
         assert!(!format!("{found:?}").contains(&seed_hex));
     }

@@ -399,12 +399,16 @@ impl ParsedTransaction {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::PrivateKey;
-    use crate::test_roots::v1_with_one_key_per_role;
+    use crate::test_support::{key, FactoryKeys};
     use serde_json::json;
 
+    /// Root v1 of the factory of seed 1 (initial root key 1, online keys 2, 3, 4), unsigned,
+    /// made `version` and with `prod_targets_threshold` when given.
     fn signed(version: u64, prod_targets_threshold: Option<u64>) -> SignedRoot {
-        let mut root = v1_with_one_key_per_role();
+        let mut root = FactoryKeys::from_seed(1)
+            .root_v1()
+            .expires_at("2027-01-01T00:00:00Z")
+            .build();
         root.version = version;
         if let Some(t) = prod_targets_threshold {
             root.role_mut(Role::Targets).unwrap().threshold = t;
@@ -421,7 +425,7 @@ mod tests {
     }
 
     fn online_targets() -> KeyId {
-        PrivateKey::ed25519_from_seed(&[2; 32]).keyid().clone()
+        key(2).keyid().clone()
     }
 
     /// A full answer as the server sends it.
@@ -599,7 +603,7 @@ mod tests {
     #[test]
     fn offline_targets_key_changes_ignore_the_online_key_and_order() {
         let cur = signed(1, None);
-        let offline = PrivateKey::ed25519_from_seed(&[9; 32]);
+        let offline = key(9);
         let mut with_offline = signed(2, None);
         with_offline
             .signed

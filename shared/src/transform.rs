@@ -423,38 +423,20 @@ pub fn sign_targets<S: KeySigner + ?Sized>(
 mod tests {
     use super::*;
     use crate::keys::PrivateKey;
-    use crate::metadata::RoleKeys;
+    use crate::test_support::{key, RootBuilder};
     use crate::verify;
 
-    fn key(n: u8) -> PrivateKey {
-        PrivateKey::ed25519_from_seed(&[n; 32])
+    /// A root of `version` whose root key is `root_key` and whose online roles are `online`.
+    fn root_at(version: u64, root_key: &PrivateKey, online: &PrivateKey) -> RootBuilder {
+        RootBuilder::new(version)
+            .expires_at("2027-01-01T00:00:00Z")
+            .role(Role::Root, &[root_key], 1)
+            .online(online)
     }
 
+    /// The server's staged draft (version 2) of [`root_at`].
     fn base(root_key: &PrivateKey, online: &PrivateKey) -> Root {
-        let mut keys = BTreeMap::new();
-        keys.insert(root_key.keyid().clone(), root_key.public_key().clone());
-        keys.insert(online.keyid().clone(), online.public_key().clone());
-        let mut roles = BTreeMap::new();
-        let rk = |id: &KeyId| RoleKeys {
-            keyids: vec![id.clone()],
-            threshold: 1,
-            extra: BTreeMap::new(),
-        };
-        roles.insert("root".into(), rk(root_key.keyid()));
-        for r in ["targets", "snapshot", "timestamp"] {
-            roles.insert(r.into(), rk(online.keyid()));
-        }
-        Root {
-            type_: "Root".into(),
-            consistent_snapshot: false,
-            expires: Timestamp::parse("2027-01-01T00:00:00Z").unwrap(),
-            keys,
-            roles,
-            version: 2,
-            changelog: None,
-            key_owners: None,
-            extra: BTreeMap::new(),
-        }
+        root_at(2, root_key, online).build()
     }
 
     fn owner() -> KeyOwner {
@@ -476,13 +458,7 @@ mod tests {
     #[test]
     fn root_rotation_then_finalize_and_sign_verifies() {
         let (old, online, new) = (key(1), key(2), key(3));
-        let mut current = SignedRoot {
-            signatures: vec![],
-            signed: base(&old, &online),
-            extra: BTreeMap::new(),
-        };
-        current.signed.version = 1;
-        current = sign_root(&current, &[&old]).unwrap();
+        let current = root_at(1, &old, &online).signed_by(&[&old]);
         let draft = base(&old, &online);
         check_draft_version(&current.signed, &draft).unwrap();
         let now = Timestamp::parse("2026-05-01T00:00:00Z").unwrap();
@@ -508,11 +484,7 @@ mod tests {
     #[test]
     fn sign_root_keeps_other_signatures() {
         let (a, b, online) = (key(1), key(2), key(9));
-        let doc = SignedRoot {
-            signatures: vec![],
-            signed: base(&a, &online),
-            extra: BTreeMap::new(),
-        };
+        let doc = root_at(2, &a, &online).unsigned();
         let once = sign_root(&doc, &[&a]).unwrap();
         let twice = sign_root(&once, &[&b, &a]).unwrap();
         assert_eq!(twice.signatures.len(), 2);

@@ -382,54 +382,16 @@ pub fn verify_targets(
 mod tests {
     use super::*;
     use crate::keys::PrivateKey;
-    use crate::metadata::RoleKeys;
+    use crate::test_support::{key, RootBuilder};
     use proptest::prelude::*;
-    use std::collections::BTreeMap;
 
-    pub(crate) fn key(n: u8) -> PrivateKey {
-        PrivateKey::ed25519_from_seed(&[n; 32])
-    }
-
+    /// An unsigned root whose root role is `root_keys` (`threshold` of them) and whose
+    /// online roles are key 200.
     fn root_with(root_keys: &[&PrivateKey], threshold: u64, version: u64) -> SignedRoot {
-        let targets = key(200);
-        let mut keys = BTreeMap::new();
-        for k in root_keys.iter().chain([&&targets]) {
-            keys.insert(k.keyid().clone(), k.public_key().clone());
-        }
-        let mut roles = BTreeMap::new();
-        roles.insert(
-            "root".to_string(),
-            RoleKeys {
-                keyids: root_keys.iter().map(|k| k.keyid().clone()).collect(),
-                threshold,
-                extra: BTreeMap::new(),
-            },
-        );
-        for r in ["targets", "snapshot", "timestamp"] {
-            roles.insert(
-                r.to_string(),
-                RoleKeys {
-                    keyids: vec![targets.keyid().clone()],
-                    threshold: 1,
-                    extra: BTreeMap::new(),
-                },
-            );
-        }
-        SignedRoot {
-            signatures: vec![],
-            signed: Root {
-                type_: "Root".into(),
-                consistent_snapshot: false,
-                expires: Timestamp::parse("2030-01-01T00:00:00Z").unwrap(),
-                keys,
-                roles,
-                version,
-                changelog: None,
-                key_owners: None,
-                extra: BTreeMap::new(),
-            },
-            extra: BTreeMap::new(),
-        }
+        RootBuilder::new(version)
+            .role(Role::Root, root_keys, threshold)
+            .online(&key(200))
+            .unsigned()
     }
 
     fn sign(root: &mut SignedRoot, keys: &[&PrivateKey]) {

@@ -19,6 +19,7 @@ use shared::bundle::{
 };
 use shared::keys::PrivateKey;
 use shared::metadata::{Role, SignedRoot, SignedTargets, Timestamp};
+use shared::test_support::RootBuilder;
 
 /// Test-only age identity of the examples' signer (published on purpose: it protects
 /// nothing but the example key below).
@@ -52,7 +53,7 @@ struct Keys {
 }
 
 fn keys() -> Keys {
-    let k = |b: u8| PrivateKey::ed25519_from_seed(&[b; 32]);
+    let k = shared::test_support::key;
     Keys {
         initial_root: k(0x01),
         online_targets: k(0x02),
@@ -73,45 +74,21 @@ fn targets_holder() -> SigningIdentity {
     SigningIdentity::from_seed(&[0x32; 32])
 }
 
-fn key_json(k: &PrivateKey) -> Value {
-    json!({"keytype": "ED25519", "keyval": {"public": k.public_key().public()}})
-}
-
-/// A root document. `targets` lists the targets role keys; `threshold` is its threshold.
+/// A root document: the root key, the snapshot and timestamp keys of `ks`, and `targets` as
+/// the targets role's keys with `targets_threshold`; expiring 2027-01-01.
 fn root_doc(
     version: u64,
     root_key: &PrivateKey,
     targets: &[&PrivateKey],
     targets_threshold: u64,
     ks: &Keys,
-    extra: Value,
-) -> SignedRoot {
-    let mut keys = serde_json::Map::new();
-    for k in [root_key, &ks.snapshot, &ks.timestamp]
-        .into_iter()
-        .chain(targets.iter().copied())
-    {
-        keys.insert(k.keyid().to_string(), key_json(k));
-    }
-    let id = |k: &PrivateKey| k.keyid().to_string();
-    let mut signed = json!({
-        "_type": "Root",
-        "consistent_snapshot": false,
-        "expires": "2027-01-01T00:00:00Z",
-        "keys": keys,
-        "roles": {
-            "root": {"keyids": [id(root_key)], "threshold": 1},
-            "snapshot": {"keyids": [id(&ks.snapshot)], "threshold": 1},
-            "targets": {"keyids": targets.iter().map(|k| id(k)).collect::<Vec<_>>(), "threshold": targets_threshold},
-            "timestamp": {"keyids": [id(&ks.timestamp)], "threshold": 1}
-        },
-        "version": version
-    });
-    if let Value::Object(extra) = extra {
-        signed.as_object_mut().unwrap().extend(extra);
-    }
-    let doc = json!({"signatures": [], "signed": signed});
-    SignedRoot::from_json(&serde_json::to_vec(&doc).unwrap()).unwrap()
+) -> RootBuilder {
+    RootBuilder::new(version)
+        .expires_at("2027-01-01T00:00:00Z")
+        .role(Role::Root, &[root_key], 1)
+        .role(Role::Snapshot, &[&ks.snapshot], 1)
+        .role(Role::Targets, targets, targets_threshold)
+        .role(Role::Timestamp, &[&ks.timestamp], 1)
 }
 
 fn sign_root(r: &mut SignedRoot, by: &[&PrivateKey]) {
@@ -121,8 +98,9 @@ fn sign_root(r: &mut SignedRoot, by: &[&PrivateKey]) {
     }
 }
 
+/// The `x-changelog` the server writes for a transaction's message.
 fn changelog(msg: &str, time: &str) -> Value {
-    json!({"x-changelog": {"polis-id": "5f3c0000aaaa", "message": msg, "timestamp": time}})
+    json!({"polis-id": "5f3c0000aaaa", "message": msg, "timestamp": time})
 }
 
 fn as_string(r: &SignedRoot) -> String {
@@ -218,26 +196,14 @@ fn examples() -> Vec<(&'static str, TransferBundle, Compression)> {
     let mut out = Vec::new();
 
     // --- First-time root rotation -------------------------------------------------------
-    let mut v1 = root_doc(
-        1,
-        &ks.initial_root,
-        &[&ks.online_targets],
-        1,
-        &ks,
-        json!({}),
-    );
-    sign_root(&mut v1, &[&ks.initial_root]);
-    let draft2 = root_doc(
-        2,
-        &ks.initial_root,
-        &[&ks.online_targets],
-        1,
-        &ks,
-        changelog(
+    let v1 =
+        root_doc(1, &ks.initial_root, &[&ks.online_targets], 1, &ks).signed_by(&[&ks.initial_root]);
+    let draft2 = root_doc(2, &ks.initial_root, &[&ks.online_targets], 1, &ks)
+        .changelog(changelog(
             "Rotate TUF root offline signing key",
             "2026-03-01T09:59:00Z",
-        ),
-    );
+        ))
+        .unsigned();
     let request = TransferBundle::new_request(RequestInput {
         factory: "acme-gadgets".into(),
         txid: "6c7d0f2a-first-time".into(),
@@ -253,27 +219,14 @@ fn examples() -> Vec<(&'static str, TransferBundle, Compression)> {
     })
     .unwrap();
     // The signer's new CI root: root key replaced, key owner recorded, expiry one year on.
-    let mut extra = changelog(
-        "Rotate TUF root offline signing key",
-        "2026-03-01T09:59:00Z",
-    );
-    extra.as_object_mut().unwrap().insert(
-        "x-key-owners".into(),
-        json!({ks.offline_root.keyid().to_string(): {"polis-id": "5f3c0000aaaa", "created-at": "2026-03-02T09:00:00Z"}}),
-    );
-    let mut ci2 = root_doc(
-        2,
-        &ks.offline_root,
-        &[&ks.online_targets],
-        1,
-        &ks,
-        extra.clone(),
-    );
-    ci2.signed.expires = ts("2027-03-02T09:00:00Z");
-    let mut prod2 = ci2.clone();
-    prod2.signed.roles.get_mut("targets").unwrap().threshold = 2;
-    sign_root(&mut ci2, &[&ks.initial_root, &ks.offline_root]);
-    sign_root(&mut prod2, &[&ks.initial_root, &ks.offline_root]);
+    let (ci2, prod2) = root_doc(2, &ks.offline_root, &[&ks.online_targets], 1, &ks)
+        .changelog(changelog(
+            "Rotate TUF root offline signing key",
+            "2026-03-01T09:59:00Z",
+        ))
+        .owner(&ks.offline_root, "5f3c0000aaaa", ts("2026-03-02T09:00:00Z"))
+        .expires_at("2027-03-02T09:00:00Z")
+        .ci_and_prod_signed_by(2, &[&ks.initial_root, &ks.offline_root]);
     let response = request
         .respond(
             StepInput {
@@ -315,20 +268,14 @@ fn examples() -> Vec<(&'static str, TransferBundle, Compression)> {
 
     // --- Targets key rotation by two holders ------------------------------------------
     let draft3 = |targets: &[&PrivateKey], threshold: u64| {
-        let mut r = root_doc(
-            3,
-            &ks.offline_root,
-            targets,
-            threshold,
-            &ks,
-            changelog(
+        root_doc(3, &ks.offline_root, targets, threshold, &ks)
+            .changelog(changelog(
                 "Rotate TUF targets offline signing key",
                 "2026-03-10T09:59:00Z",
-            ),
-        );
-        // A targets rotation leaves the expiry of the root as it is.
-        r.signed.expires = ts("2027-03-02T09:00:00Z");
-        r
+            ))
+            // A targets rotation leaves the expiry of the root as it is.
+            .expires_at("2027-03-02T09:00:00Z")
+            .unsigned()
     };
     let ci3 = draft3(&[&ks.online_targets], 1);
     let prod3 = draft3(&[&ks.online_targets], 2);

@@ -7,7 +7,8 @@
 //! declaring a huge size, gzip bombs, names with NUL or non-UTF-8 bytes (via pax and GNU
 //! long-name records, the only ways to write them), and names that differ only in letter
 //! case. Each must be refused with an error naming the member and the problem, and without
-//! holding memory the input did not pay for (measured with a counting allocator).
+//! holding memory the input did not pay for (measured with a counting allocator). The
+//! archives are one table of named cases: every one is tried, and all that fail are named.
 
 #[macro_use]
 mod common;
@@ -17,6 +18,7 @@ use std::io::Write;
 use shared::archive::{self, Limits};
 use shared::bundle::TransferBundle;
 use shared::tarball::KeysTarball;
+use shared::test_support::cases::{run_cases, Case};
 
 #[global_allocator]
 static METER: common::Meter = common::Meter;
@@ -265,10 +267,13 @@ fn hostile_entries_are_refused_naming_member_and_problem() {
             vec!["tufrepo/keys/short.sec", "truncated"],
         ),
     ];
-    let total = cases.len();
-    for (label, archive, needles) in cases {
-        n += refused(label, &archive, &needles);
-    }
+    let cases: Vec<Case<_>> = cases
+        .into_iter()
+        .map(|(label, archive, needles)| Case::new(label, (archive, needles)))
+        .collect();
+    let total = run_cases("malicious_archives", &cases, |label, (archive, needles)| {
+        n += refused(label, archive, needles)
+    });
     report!("malicious_archives: {total} hostile archives, {n} refusals checked (2 readers x plain/gzip)");
 }
 

@@ -14,6 +14,7 @@ use predicates::prelude::*;
 use shared::archive::Compression;
 use shared::bundle::{Operation, TransferBundle};
 use shared::metadata::Role;
+use shared::test_support::cases::{run_cases, Case};
 use shared::verify;
 
 use factory::Factory;
@@ -549,8 +550,12 @@ fn usage_errors_of_the_keys_commands_exit_2() {
         ("an unknown keys command", &["shred", "--keys", k], None),
     ];
     let before = files_under(m.tmp.path());
-    for (case, args, says) in cases {
-        let out = m.signer().arg("keys").args(*args).output().unwrap();
+    let cases: Vec<Case<_>> = cases
+        .iter()
+        .map(|&(case, args, says)| Case::new(case, (args, says)))
+        .collect();
+    run_cases("signer keys usage errors", &cases, |case, &(args, says)| {
+        let out = m.signer().arg("keys").args(args).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{case}: {stderr}");
         assert!(
@@ -578,7 +583,7 @@ fn usage_errors_of_the_keys_commands_exit_2() {
             before,
             "{case}: a file was written or changed"
         );
-    }
+    });
     println!(
         "{} usage errors of `signer keys` exited with status 2",
         cases.len()

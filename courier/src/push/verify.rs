@@ -153,27 +153,18 @@ mod tests {
     use super::*;
     use shared::keys::PrivateKey;
     use shared::metadata::Timestamp;
+    use shared::test_support::{key, RootBuilder};
 
+    /// An unsigned root whose only role, root, is `root_keys` (threshold 1).
     fn root(version: u64, root_keys: &[&PrivateKey]) -> SignedRoot {
-        let mut keys = serde_json::Map::new();
-        for k in root_keys {
-            keys.insert(
-                k.keyid().to_string(),
-                serde_json::json!({"keytype": "ED25519", "keyval": {"public": k.public_key().public()}}),
-            );
-        }
-        let ids: Vec<String> = root_keys.iter().map(|k| k.keyid().to_string()).collect();
-        let doc = serde_json::json!({"signatures": [], "signed": {"_type": "Root", "consistent_snapshot": false,
-            "expires": "2030-01-01T00:00:00Z", "keys": keys,
-            "roles": {"root": {"keyids": ids, "threshold": 1}}, "version": version}});
-        SignedRoot::from_json(doc.to_string().as_bytes()).unwrap()
+        RootBuilder::new(version)
+            .role(Role::Root, root_keys, 1)
+            .unsigned()
     }
 
     #[test]
     fn new_roots_are_verified_against_both_key_sets() {
-        let old = PrivateKey::ed25519_from_seed(&[1; 32]);
-        let new = PrivateKey::ed25519_from_seed(&[2; 32]);
-        let stranger = PrivateKey::ed25519_from_seed(&[3; 32]);
+        let (old, new, stranger) = (key(1), key(2), key(3));
         let prev = root(1, &[&old]);
         let next = root(2, &[&new]);
         let both = shared::transform::sign_root(&next, &[&new, &old]).unwrap();

@@ -11,52 +11,34 @@ use crate::archive::{self, MemberRef};
 use crate::attestation::SigningIdentity;
 use crate::canonical;
 use crate::keys::PrivateKey;
-use crate::metadata::{SignedRoot, SignedTargets, Timestamp};
+use crate::metadata::{Role, SignedRoot, Timestamp};
+use crate::test_support::{RootBuilder, TargetsBuilder};
 
-pub(super) fn key(n: u8) -> PrivateKey {
-    PrivateKey::ed25519_from_seed(&[n; 32])
-}
+pub(super) use crate::test_support::key;
 
 pub(super) fn ts(s: &str) -> Timestamp {
-    Timestamp::parse(s).unwrap()
+    crate::test_support::at(s)
 }
 
 /// A root of `version` whose every role is `k`, signed by `signers`.
 pub(super) fn root(version: u64, k: &PrivateKey, signers: &[&PrivateKey]) -> SignedRoot {
-    let id = k.keyid().as_str();
-    let doc = json!({
-        "signatures": [],
-        "signed": {
-            "_type": "Root", "consistent_snapshot": false, "expires": "2027-01-01T00:00:00Z",
-            "keys": {id: {"keytype": "ED25519", "keyval": {"public": k.public_key().public()}}},
-            "roles": {
-                "root": {"keyids": [id], "threshold": 1},
-                "targets": {"keyids": [id], "threshold": 1},
-                "snapshot": {"keyids": [id], "threshold": 1},
-                "timestamp": {"keyids": [id], "threshold": 1}
-            },
-            "version": version
-        }
-    });
-    let mut r = SignedRoot::from_json(&serde_json::to_vec(&doc).unwrap()).unwrap();
-    let msg = r.canonical_signed().unwrap();
-    for s in signers {
-        r.add_signature(s.sign(&msg));
-    }
-    r
+    RootBuilder::new(version)
+        .expires_at("2027-01-01T00:00:00Z")
+        .role(Role::Root, &[k], 1)
+        .online(k)
+        .signed_by(signers)
 }
 
 pub(super) fn targets_doc(k: &PrivateKey) -> Vec<u8> {
-    let doc = json!({
-        "signatures": [],
-        "signed": {"_type": "Targets", "expires": "2027-01-01T00:00:00Z", "version": 3,
-            "targets": {"rpi-42": {"length": 0, "hashes": {"sha256": "ab".repeat(32)},
-                "custom": {"name": "rpi", "version": "42", "tags": ["production"]}}}}
-    });
-    let mut t = SignedTargets::from_json(&serde_json::to_vec(&doc).unwrap()).unwrap();
-    let msg = t.canonical_signed().unwrap();
-    t.add_signature(k.sign(&msg));
-    t.to_canonical().unwrap()
+    TargetsBuilder::new(3)
+        .expires_at("2027-01-01T00:00:00Z")
+        .target(
+            "rpi-42",
+            json!({"name": "rpi", "version": "42", "tags": ["production"]}),
+        )
+        .signed_by(&[k])
+        .to_canonical()
+        .unwrap()
 }
 
 pub(super) fn transaction(current: &SignedRoot, draft: &SignedRoot) -> Vec<u8> {

@@ -8,6 +8,7 @@ use shared::bundle::{Operation, TransferBundle};
 use shared::keys::KeyId;
 use shared::metadata::{Role, SignedRoot, Timestamp};
 use shared::tarball::KeysTarball;
+use shared::test_support::cases::{run_cases, Case};
 use shared::transform;
 use shared::verify;
 
@@ -578,9 +579,15 @@ fn unauthorized_draft_changes_need_a_typed_confirmation() {
             shared::authority::Change::Expires { expires },
         ),
     ];
-    for (what, b, change) in cases {
-        let req = env.write("r", &b);
+    let cases: Vec<Case<_>> = cases
+        .into_iter()
+        .map(|(what, b, change)| Case::new(what, (b, change)))
+        .collect();
+    run_cases("unauthorized draft changes", &cases, |what, (b, change)| {
+        let req = env.write("r", b);
         let out = env.path("o");
+        // Each case starts without the response of the case before it.
+        let _ = std::fs::remove_file(&out);
         // --yes: refused, naming the change.
         let (r, _) = env.run(true, f.now, |ctx| {
             sign(ctx, &sign_args(&[&keys], io(&req, &out)))
@@ -608,12 +615,9 @@ fn unauthorized_draft_changes_need_a_typed_confirmation() {
         assert!(text.contains("NOT AUTHORIZED"), "{what}: {text}");
         let resp = response(&out);
         let step = &resp.record().unwrap().steps[0];
-        assert!(
-            step.authorized.as_ref().unwrap().contains(&change),
-            "{what}"
-        );
+        assert!(step.authorized.as_ref().unwrap().contains(change), "{what}");
         std::fs::remove_file(&out).unwrap();
-    }
+    });
 }
 
 #[test]

@@ -1,7 +1,7 @@
-//! Test fixtures: a fake factory built with `shared`'s transforms, and request bundles made
-//! from its state the way the courier makes them. Deterministic keys
-//! (`PrivateKey::ed25519_from_seed`); times relative to the real clock so that the binary
-//! (which always uses the real clock) accepts them too.
+//! Test fixtures: a fake factory built with `shared`'s transforms and test builders
+//! (`shared::test_support`), and request bundles made from its state the way the courier
+//! makes them. Deterministic keys (`shared::test_support::key`); times relative to the real
+//! clock so that the binary (which always uses the real clock) accepts them too.
 
 // Shared by the library's unit tests and the binary tests; not every user needs every helper.
 #![allow(dead_code)]
@@ -12,9 +12,8 @@ use serde_json::json;
 
 use shared::bundle::{Operation, RequestInput, TransferBundle, Writer};
 use shared::keys::PrivateKey;
-use shared::metadata::{
-    KeyOwner, Role, RoleKeys, Root, SignedRoot, SignedTargets, TargetFile, Targets, Timestamp,
-};
+use shared::metadata::{KeyOwner, Role, Root, SignedRoot, SignedTargets, Timestamp};
+use shared::test_support::{FactoryKeys, TargetsBuilder};
 use shared::transform;
 
 /// A key owner entry as the signer writes it.
@@ -26,9 +25,9 @@ pub fn owner(now: &Timestamp) -> KeyOwner {
     }
 }
 
-/// A deterministic key.
+/// A deterministic key ([`shared::test_support::key`]).
 pub fn key(seed: u8) -> PrivateKey {
-    PrivateKey::ed25519_from_seed(&[seed; 32])
+    shared::test_support::key(seed)
 }
 
 /// The server side of a factory: its root chain, production root, prod and wave targets.
@@ -64,48 +63,17 @@ impl Factory {
     /// Like [`Factory::new`] with other keys (another factory).
     pub fn with_seed(seed: u8) -> Factory {
         let now = Timestamp::now();
-        let first_root = key(seed);
-        let online_targets = key(seed.wrapping_add(1));
-        let online_snapshot = key(seed.wrapping_add(2));
-        let online_timestamp = key(seed.wrapping_add(3));
-        let mut keys = BTreeMap::new();
-        let mut roles = BTreeMap::new();
-        for (role, k) in [
-            ("root", &first_root),
-            ("targets", &online_targets),
-            ("snapshot", &online_snapshot),
-            ("timestamp", &online_timestamp),
-        ] {
-            keys.insert(k.keyid().clone(), k.public_key().clone());
-            roles.insert(
-                role.to_string(),
-                RoleKeys {
-                    keyids: vec![k.keyid().clone()],
-                    threshold: 1,
-                    extra: BTreeMap::new(),
-                },
-            );
-        }
-        let root = Root {
-            type_: "Root".into(),
-            consistent_snapshot: false,
-            expires: now.plus_days(300),
-            keys,
-            roles,
-            version: 1,
-            changelog: None,
-            key_owners: None,
-            extra: BTreeMap::new(),
-        };
-        let v1 = transform::sign_root(
-            &SignedRoot {
-                signatures: vec![],
-                signed: root,
-                extra: BTreeMap::new(),
-            },
-            &[&first_root],
-        )
-        .unwrap();
+        let keys = FactoryKeys::from_seed(seed);
+        let v1 = keys
+            .root_v1()
+            .expires(now.plus_days(300))
+            .signed_by(&[&keys.root]);
+        let FactoryKeys {
+            root: first_root,
+            targets: online_targets,
+            snapshot: online_snapshot,
+            ..
+        } = keys;
         Factory {
             now,
             first_root,
@@ -215,38 +183,22 @@ impl Factory {
     }
 
     fn targets_doc(&self, tag: &str, version: u64) -> SignedTargets {
-        let mut targets = BTreeMap::new();
-        for hw in ["intel-corei7-64", "raspberrypi4-64"] {
-            targets.insert(
-                format!("{hw}-lmp-{version}"),
-                TargetFile {
-                    length: 0,
-                    hashes: [("sha256".to_string(), "ab".repeat(32))].into(),
-                    custom: Some(json!({
+        let doc = ["intel-corei7-64", "raspberrypi4-64"].into_iter().fold(
+            TargetsBuilder::new(version).expires(self.now.plus_days(200)),
+            |doc, hw| {
+                doc.target(
+                    &format!("{hw}-lmp-{version}"),
+                    json!({
                         "name": format!("{hw}-lmp"), "version": version.to_string(),
                         "hardwareIds": [hw], "tags": [tag], "targetFormat": "OSTREE"
-                    })),
-                    extra: BTreeMap::new(),
-                },
-            );
-        }
-        let mut doc = SignedTargets {
-            signatures: vec![],
-            signed: Targets {
-                type_: "Targets".into(),
-                expires: self.now.plus_days(200),
-                targets,
-                version,
-                extra: BTreeMap::new(),
+                    }),
+                )
             },
-            extra: BTreeMap::new(),
-        };
-        let mut sigs = vec![transform::sign_targets(&doc, &self.online_targets).unwrap()];
-        if let Some(t) = &self.targets_key {
-            sigs.push(transform::sign_targets(&doc, t).unwrap());
-        }
-        doc.signatures = sigs;
-        doc
+        );
+        let signers: Vec<&PrivateKey> = std::iter::once(&self.online_targets)
+            .chain(self.targets_key.as_ref())
+            .collect();
+        doc.signed_by(&signers)
     }
 
     /// `transaction.json` of a STARTED transaction with the given drafts.

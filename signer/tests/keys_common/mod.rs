@@ -9,6 +9,8 @@ use std::path::Path;
 
 use age::secrecy::SecretString;
 use shared::keys::PrivateKey;
+use shared::metadata::{Role, SignedRoot};
+use shared::test_support::{at, RootBuilder};
 use signer::keys::reference::ReferenceRoot;
 use signer::keystore::PassphraseSource;
 
@@ -24,9 +26,9 @@ pub fn rsa_key() -> PrivateKey {
     PrivateKey::from_json(&json).expect("fixture RSA key parses")
 }
 
-/// A deterministic ED25519 key.
+/// A deterministic ED25519 key ([`shared::test_support::key`]).
 pub fn ed_key(n: u8) -> PrivateKey {
-    PrivateKey::ed25519_from_seed(&[n; 32])
+    shared::test_support::key(n)
 }
 
 /// A passphrase source for tests (fast scrypt).
@@ -48,39 +50,29 @@ pub fn mode_of(path: &Path) -> u32 {
     }
 }
 
-/// A minimal signed root whose root role lists `root_keys` (first one's owner entry dated).
+/// A minimal root whose root role lists `root_keys` (each with an owner entry dated
+/// 2026-01-02T03:04:05Z), unsigned.
+pub fn root_doc(root_keys: &[&PrivateKey], version: u64) -> SignedRoot {
+    root_keys
+        .iter()
+        .fold(
+            RootBuilder::new(version).role(Role::Root, root_keys, 1),
+            |b, k| b.owner(k, "owner", at("2026-01-02T03:04:05Z")),
+        )
+        .unsigned()
+}
+
+/// [`root_doc`] as JSON text (what `--root` is given).
 pub fn root_json(root_keys: &[&PrivateKey], version: u64) -> String {
-    let mut keys = Vec::new();
-    let mut ids = Vec::new();
-    let mut owners = Vec::new();
-    for k in root_keys {
-        let id = k.keyid().as_str().to_string();
-        keys.push(format!(
-            "\"{id}\":{}",
-            String::from_utf8(k.public_key().to_json()).unwrap()
-        ));
-        ids.push(format!("\"{id}\""));
-        owners.push(format!(
-            "\"{id}\":{{\"polis-id\":\"owner\",\"created-at\":\"2026-01-02T03:04:05Z\"}}"
-        ));
-    }
-    format!(
-        "{{\"signatures\":[],\"signed\":{{\"_type\":\"Root\",\"consistent_snapshot\":false,\
-         \"expires\":\"2030-01-01T00:00:00Z\",\"keys\":{{{}}},\"roles\":{{\"root\":\
-         {{\"keyids\":[{}],\"threshold\":1}}}},\"version\":{version},\"x-key-owners\":{{{}}}}}}}",
-        keys.join(","),
-        ids.join(","),
-        owners.join(",")
-    )
+    String::from_utf8(root_doc(root_keys, version).to_json().unwrap()).unwrap()
 }
 
 /// The root `signer keys` compares a tarball with when `--root` names a root listing
-/// `root_keys` ([`root_json`], version 3).
+/// `root_keys` ([`root_doc`], version 3).
 pub fn listed(root_keys: &[&PrivateKey]) -> ReferenceRoot {
     ReferenceRoot {
         source: "root.json".to_string(),
-        root: shared::metadata::SignedRoot::from_json(root_json(root_keys, 3).as_bytes())
-            .expect("fixture root parses"),
+        root: root_doc(root_keys, 3),
         pinned: None,
         memory: None,
     }

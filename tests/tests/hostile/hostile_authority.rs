@@ -27,6 +27,7 @@ use shared::authority::Change;
 use shared::bundle::{Operation, StepInput, TransferBundle, Upload, Writer};
 use shared::keys::{KeyId, KeyType, PrivateKey};
 use shared::metadata::{Role, SignedRoot, SignedTargets, Timestamp};
+use shared::test_support::cases::{run_cases, Case};
 use shared::transform;
 use tests::harness::{path_str, snapshot_files, History, Run, World, WorldOptions};
 use tests::tamper::Parts;
@@ -60,11 +61,11 @@ struct Attack {
     refusal: Refusal,
 }
 
-/// One named case.
-struct Case {
-    name: &'static str,
+/// How one attack (a named case) is staged.
+struct Staging {
     /// The factory it starts from.
     history: History,
+    /// What the attacker does to it.
     build: fn(&World) -> Attack,
 }
 
@@ -471,38 +472,44 @@ fn targets_laundered_through_a_rotation(w: &World) -> Attack {
     }
 }
 
-const CASES: &[Case] = &[
-    Case {
-        name: "class 1: the online side declares an extra root key",
-        history: History::Fresh,
-        build: online_side_declares_an_extra_root_key,
-    },
-    Case {
-        name: "class 2: the stick swaps the new targets key in step 1",
-        history: History::Fresh,
-        build: stick_swaps_the_new_targets_key,
-    },
-    Case {
-        name: "class 2: the stick adds a step by an unknown identity",
-        history: History::Fresh,
-        build: stick_adds_a_step_by_an_unknown_identity,
-    },
-    Case {
-        name: "class 2: the stick adds an unsigned step",
-        history: History::Fresh,
-        build: stick_adds_an_unsigned_step,
-    },
-    Case {
-        name: "class 3: a fork signed with the initial root key",
-        history: History::Fresh,
-        build: fork_signed_with_the_initial_key,
-    },
-    Case {
-        name: "class 4: production targets laundered through a rotation",
-        history: History::Offline,
-        build: targets_laundered_through_a_rotation,
-    },
-];
+/// Every attack, by name.
+fn attacks() -> Vec<Case<Staging>> {
+    let case = |name: &str, history: History, build: fn(&World) -> Attack| {
+        Case::new(name, Staging { history, build })
+    };
+    vec![
+        case(
+            "class 1: the online side declares an extra root key",
+            History::Fresh,
+            online_side_declares_an_extra_root_key,
+        ),
+        case(
+            "class 2: the stick swaps the new targets key in step 1",
+            History::Fresh,
+            stick_swaps_the_new_targets_key,
+        ),
+        case(
+            "class 2: the stick adds a step by an unknown identity",
+            History::Fresh,
+            stick_adds_a_step_by_an_unknown_identity,
+        ),
+        case(
+            "class 2: the stick adds an unsigned step",
+            History::Fresh,
+            stick_adds_an_unsigned_step,
+        ),
+        case(
+            "class 3: a fork signed with the initial root key",
+            History::Fresh,
+            fork_signed_with_the_initial_key,
+        ),
+        case(
+            "class 4: production targets laundered through a rotation",
+            History::Offline,
+            targets_laundered_through_a_rotation,
+        ),
+    ]
+}
 
 /// Checks one refused run; returns what is wrong, if anything.
 fn check_refused(
@@ -554,11 +561,11 @@ fn check_refused(
 
 #[test]
 fn every_attack_on_authority_is_refused() {
-    let mut failures = Vec::new();
+    let attacks = attacks();
     let mut runs = 0;
-    for case in CASES {
-        let w = world(case.history);
-        let attack = (case.build)(&w);
+    run_cases("hostile_authority", &attacks, |_, staging| {
+        let w = world(staging.history);
+        let attack = (staging.build)(&w);
         let machine = if attack.targets_holder {
             &w.offline2
         } else {
@@ -571,20 +578,18 @@ fn every_attack_on_authority_is_refused() {
         yes.extend(attack.args.iter().cloned());
         let run = w.signer(machine, &yes);
         runs += 1;
-        for f in check_refused(&w, &run, &attack, "--yes", &before, &server) {
-            failures.push(format!("{}: {f}", case.name));
-        }
+        let mut wrong = check_refused(&w, &run, &attack, "--yes", &before, &server);
         // A careless operator on a terminal, typing `yes` at every question.
         let run = w.signer_on_terminal(machine, &attack.args, "yes\nyes\nyes\nyes\n");
         runs += 1;
-        for f in check_refused(&w, &run, &attack, "terminal", &before, &server) {
-            failures.push(format!("{}: {f}", case.name));
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+        wrong.extend(check_refused(
+            &w, &run, &attack, "terminal", &before, &server,
+        ));
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    });
     tests::report!(
         "hostile_authority: {} attacks x 2 modes (--yes, a terminal typing yes) = {runs} signer runs refused; keys, responses and server unchanged",
-        CASES.len()
+        attacks.len()
     );
 }
 
@@ -625,7 +630,6 @@ fn the_courier_refuses_steps_its_pinned_signers_did_not_sign() {
     let server = w.server_state();
     let genuine = TransferBundle::read(&resp).unwrap();
     let record = genuine.record().unwrap().clone();
-    let mut failures = Vec::new();
 
     // The last step re-signed by an identity of the attacker's (content unchanged).
     let last = record.steps.len() - 1;
@@ -658,23 +662,33 @@ fn the_courier_refuses_steps_its_pinned_signers_did_not_sign() {
             "was changed after",
         ),
     ];
-    for (name, edit, says) in &cases {
-        let mut p = Parts::read(&resp);
-        let mut rec = p.json(shared::bundle::RECORD);
-        edit(&mut rec);
-        p.set_json(shared::bundle::RECORD, &rec);
-        let bad = w.usb("tampered-steps.resp.tufbundle");
-        p.write(&bad);
-        let run = w.courier(["updates", "push", path_str(&bad), "--apply"]);
-        let text = format!("{}\n{}", run.stdout, run.stderr);
-        if run.code == 0 || !text.contains(says) {
-            failures.push(format!("{name}: exit {}, output:\n{text}", run.code));
-        }
-        if w.server_state() != server {
-            failures.push(format!("{name}: the server's state changed"));
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let cases: Vec<Case<(RecordEdit, &str)>> = cases
+        .into_iter()
+        .map(|(name, edit, says)| Case::new(name, (edit, says)))
+        .collect();
+    run_cases(
+        "courier and pinned signers",
+        &cases,
+        |name, (edit, says)| {
+            let mut p = Parts::read(&resp);
+            let mut rec = p.json(shared::bundle::RECORD);
+            edit(&mut rec);
+            p.set_json(shared::bundle::RECORD, &rec);
+            let bad = w.usb("tampered-steps.resp.tufbundle");
+            p.write(&bad);
+            let run = w.courier(["updates", "push", path_str(&bad), "--apply"]);
+            let text = format!("{}\n{}", run.stdout, run.stderr);
+            assert!(
+                run.code != 0 && text.contains(says),
+                "{name}: exit {}, output:\n{text}",
+                run.code
+            );
+            assert!(
+                w.server_state() == server,
+                "{name}: the server's state changed"
+            );
+        },
+    );
     // The genuine response of the honest ceremony goes through.
     w.push_apply(&resp)
         .says("pinned signer targets-holder")

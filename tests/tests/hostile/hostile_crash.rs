@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use shared::bundle::TransferBundle;
 use shared::metadata::Role;
 use shared::tarball::KeysTarball;
+use shared::test_support::cases::{Case, Tables};
 use tests::harness::{bin_path, path_str, World, WorldOptions};
 
 /// Checks the invariants after one (possibly killed or failed) run in `dir` whose response
@@ -150,20 +151,26 @@ fn killed_signer_never_loses_a_key() {
             (dir, start.elapsed())
         };
     // Named crash points.
-    for p in [
+    let points: Vec<Case<()>> = [
         "signer:before-keys-save",
         shared::fsutil::CRASH_AFTER_WRITE,
         shared::fsutil::CRASH_AFTER_RENAME,
         "signer:after-keys-save",
         "signer:before-response-write",
         "signer:after-response-write",
-    ] {
-        let (dir, _) = run(n, Some(p), None);
+    ]
+    .into_iter()
+    .map(|p| Case::new(p, ()))
+    .collect();
+    let mut tables = Tables::default();
+    tables.run("crash points", &points, |p, _| {
+        // Each case its own run directory, whatever the case before it left.
+        n += 1;
+        let (dir, _) = run(n - 1, Some(p), None);
         if check(&dir, &dir.join("resp.tufbundle"), root_bytes, p) {
             new_state += 1;
         }
-        n += 1;
-    }
+    });
     // An uninterrupted run gives the time scale for the timed kills.
     let (dir, full) = run(n, None, None);
     assert!(
@@ -180,20 +187,21 @@ fn killed_signer_never_loses_a_key() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(200);
-    for i in 0..kills {
-        let d = full.mul_f64(i as f64 / kills as f64 * 1.1);
-        let (dir, _) = run(n, None, Some(d));
-        if check(
-            &dir,
-            &dir.join("resp.tufbundle"),
-            root_bytes,
-            &format!("SIGKILL after {d:?}"),
-        ) {
+    let timed: Vec<Case<Duration>> = (0..kills)
+        .map(|i| {
+            let d = full.mul_f64(i as f64 / kills as f64 * 1.1);
+            Case::new(format!("SIGKILL after {d:?}"), d)
+        })
+        .collect();
+    tables.run("timed kills", &timed, |label, d| {
+        n += 1;
+        let (dir, _) = run(n - 1, None, Some(*d));
+        if check(&dir, &dir.join("resp.tufbundle"), root_bytes, label) {
             new_state += 1;
         }
         let _ = std::fs::remove_dir_all(&dir);
-        n += 1;
-    }
+    });
+    tables.finish();
     tests::report!(
         "hostile_crash: {n} runs ({kills} timed SIGKILLs over {full:?}, 6 named crash points, 1 clean): keys never lost; {new_state} ended in the new state, {} in the old",
         n - new_state - 1
@@ -203,7 +211,8 @@ fn killed_signer_never_loses_a_key() {
 /// The crash hook is a seam of test builds only: `cargo build` or `cargo install` of the
 /// courier and the signer resolve `shared` without its `test-hooks` feature (so their binaries
 /// hold no `OFFLINE_TUF_CRASH_AT` and no abort), while the build of these suites has it (the
-/// control: the same query does see the feature where it is on).
+/// control: the same query does see the feature where it is on). The same holds for the
+/// test fixtures (`test-support`: keys from fixed seeds).
 #[test]
 fn shipped_builds_have_no_crash_hook() {
     let features_of_shared = |packages: &[&str], edges: &str| -> String {
@@ -233,14 +242,20 @@ fn shipped_builds_have_no_crash_hook() {
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let hook = "shared feature \"test-hooks\"";
+    let support = "shared feature \"test-support\"";
     let shipped = features_of_shared(&["signer", "courier"], "normal,features");
     assert!(shipped.contains("shared feature \"cli\""), "{shipped}");
     assert!(
         !shipped.contains(hook),
         "a non-test build of the courier or the signer would have the crash hook:\n{shipped}"
     );
+    assert!(
+        !shipped.contains(support),
+        "a non-test build of the courier or the signer would have the test fixtures:\n{shipped}"
+    );
     let tested = features_of_shared(&["tests"], "features");
     assert!(tested.contains(hook), "{tested}");
+    assert!(tested.contains(support), "{tested}");
 }
 
 pub(crate) fn copy_dir(from: &Path, to: &Path) {

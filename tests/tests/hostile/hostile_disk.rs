@@ -12,6 +12,8 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+use shared::test_support::cases::{run_cases, Case};
+
 use crate::hostile_crash::{check, Rotation};
 
 /// Runs `cmd` capturing stderr.
@@ -146,8 +148,11 @@ fn without_root_override(cmd: &mut Command) {
 fn read_only_directories_fail_before_any_change() {
     let r = Rotation::new();
     let base = r.w.root.join("read-only");
-    let mut cases = 0;
-    for which in ["run directory", "response directory", "signer state"] {
+    let cases: Vec<Case<()>> = ["run directory", "response directory", "signer state"]
+        .into_iter()
+        .map(|which| Case::new(which, ()))
+        .collect();
+    let cases = run_cases("hostile_disk read-only", &cases, |which, _| {
         let dir = base.join(which.replace(' ', "-"));
         let usb = dir.join("usb");
         std::fs::create_dir_all(&usb).expect("usb dir");
@@ -192,8 +197,7 @@ fn read_only_directories_fail_before_any_change() {
             String::from_utf8_lossy(&retry.stderr)
         );
         assert!(check(&dir, &resp, &r.root_bytes, which), "{which}: retry");
-        cases += 1;
-    }
+    });
     tests::report!(
         "hostile_disk: {cases} read-only directories refused before any change; retries completed"
     );

@@ -23,6 +23,7 @@ use crate::courier_support::*;
 use factory_sim::{FaultConfig, FaultKind, RequestRecord};
 use shared::bundle::{Operation, TransferBundle};
 use shared::metadata::SignedRoot;
+use shared::test_support::cases::{run_cases, Case};
 
 /// Fault kinds injected at random.
 const KINDS: &str = "500|reset|reset-after|delay|truncate|apply-interrupt";
@@ -248,9 +249,12 @@ fn one_case(seed: u64, tally: &mut Tally) {
 #[test]
 fn courier_survives_or_reports_server_faults() {
     let mut tally = Tally::default();
-    for seed in SEEDS {
-        one_case(seed, &mut tally);
-    }
+    let seeds: Vec<Case<u64>> = SEEDS
+        .map(|seed| Case::new(format!("seed {seed}"), seed))
+        .collect();
+    run_cases("hostile_faults", &seeds, |_, &seed| {
+        one_case(seed, &mut tally)
+    });
     let total: usize = tally.faults.values().sum();
     tests::report!(
         "hostile_faults: {} cases (seeds {SEEDS:?}, rate {RATE}), {} commands, {} attempts ({} failed cleanly), {total} faults seen {:?}, {} GET retries",

@@ -6,6 +6,7 @@
 use serde_json::Value;
 use shared::archive;
 use shared::bundle::{self, TransferBundle};
+use shared::test_support::cases::{run_cases, Case};
 use tests::harness::{path_str, Run, World, WorldOptions};
 use tests::tamper::{pack, parts};
 
@@ -45,7 +46,7 @@ fn responses_are_checked_against_the_live_transaction_without_the_local_copy() {
     let w = World::new(WorldOptions::offline(1));
     let root_keys = w.offline.path("root.keys.tgz");
     w.pin_trust(&w.offline, &[]);
-    let mut cases = 0;
+    let mut cases_run = 0;
 
     // Transaction A: signed, then canceled. Transaction B: started by another admin.
     w.courier(["updates", "init", "-m", "transaction A"]).ok();
@@ -74,10 +75,10 @@ fn responses_are_checked_against_the_live_transaction_without_the_local_copy() {
         path_str(&w.write_usb("a-as-b2.tufbundle", pack(&swapped))),
     ]);
     assert_ne!(run.code, 0, "{}", run.stdout);
-    cases += 2;
+    cases_run += 2;
     // A's response as it is: its transaction is gone.
     refused_elsewhere(&w, "a.tufbundle", &plain(&resp_a)).says("stale bundle");
-    cases += 1;
+    cases_run += 1;
 
     // B's genuine response, then tampered request parts and uploads.
     w.sign_with(&w.offline, &root_keys, &req_b, &resp_b);
@@ -113,16 +114,10 @@ fn responses_are_checked_against_the_live_transaction_without_the_local_copy() {
             serde_json::to_vec(&v).unwrap()
         }),
     ];
-    for (label, data) in edits {
-        let mut p = good.clone();
-        p.members.insert(bundle::TRANSACTION.to_string(), data);
-        refused_elsewhere(
-            &w,
-            &format!("{}.tufbundle", label.replace(' ', "-")),
-            &pack(&p),
-        );
-        cases += 1;
-    }
+    let mut cases: Vec<Case<(String, Vec<u8>)>> = edits
+        .into_iter()
+        .map(|(label, data)| Case::new(label, (bundle::TRANSACTION.to_string(), data)))
+        .collect();
     // The production targets of the tag edited (signatures kept).
     let tag = format!("{}{}.json", bundle::PROD_TARGETS_DIR, w.init.tags[0]);
     if let Some(doc) = good.members.get(&tag) {
@@ -133,20 +128,27 @@ fn responses_are_checked_against_the_live_transaction_without_the_local_copy() {
         {
             t["length"] = Value::from(t["length"].as_u64().unwrap_or(0) + 1);
         }
-        let mut p = good.clone();
-        p.members
-            .insert(tag.clone(), serde_json::to_vec(&v).unwrap());
-        refused_elsewhere(&w, "tag-edited.tufbundle", &pack(&p));
-        cases += 1;
+        cases.push(Case::new(
+            "tag edited",
+            (tag.clone(), serde_json::to_vec(&v).unwrap()),
+        ));
     }
     // The uploaded draft changed under its signatures.
     let mut up: Value = serde_json::from_slice(&good.members[bundle::UPLOAD]).unwrap();
     up["ci-root"]["signed"]["expires"] = Value::from("2099-01-01T00:00:00Z");
-    let mut p = good.clone();
-    p.members
-        .insert(bundle::UPLOAD.to_string(), serde_json::to_vec(&up).unwrap());
-    refused_elsewhere(&w, "upload-edited.tufbundle", &pack(&p));
-    cases += 1;
+    cases.push(Case::new(
+        "upload edited",
+        (bundle::UPLOAD.to_string(), serde_json::to_vec(&up).unwrap()),
+    ));
+    cases_run += run_cases("hostile_push_anywhere", &cases, |label, (member, data)| {
+        let mut p = good.clone();
+        p.members.insert(member.clone(), data.clone());
+        refused_elsewhere(
+            &w,
+            &format!("{}.tufbundle", label.replace(' ', "-")),
+            &pack(&p),
+        );
+    });
 
     // The genuine response goes through from the second machine.
     w.courier_on(
@@ -158,6 +160,6 @@ fn responses_are_checked_against_the_live_transaction_without_the_local_copy() {
     .says("root is now version 4");
     w.device_check();
     tests::report!(
-        "hostile_push_anywhere: {cases} tampered responses refused by a courier without the request's local copy; the genuine one applied"
+        "hostile_push_anywhere: {cases_run} tampered responses refused by a courier without the request's local copy; the genuine one applied"
     );
 }

@@ -11,6 +11,10 @@
 //! server's committed state unchanged. The genuine bundles are accepted afterwards (the
 //! refusals were about the tampering, and a push after refused pushes is safe).
 //!
+//! The two matrices (requests through the signer, responses through the courier) are
+//! tables of named cases: every case is tried, and the test fails naming each one that was
+//! accepted or refused the wrong way.
+//!
 //! The workflow-level refusals (wrong factory, stale bundle, missing trust, …) are in
 //! `e2e_refusals.rs`; this file is the exhaustive per-member matrix.
 
@@ -20,6 +24,7 @@ use serde_json::Value;
 use shared::archive;
 use shared::bundle::{self, TransferBundle};
 use shared::canonical;
+use shared::test_support::cases::{Case, Tables};
 use tests::harness::{path_str, snapshot_files, History, Run, World, WorldOptions};
 use tests::tamper::{pack, parts, rank};
 
@@ -145,12 +150,12 @@ fn refused(run: Run) -> Run {
 /// An edit of a staged root draft.
 type DraftEdit = Box<dyn Fn(&mut Value)>;
 
-/// A case: a label and the tampered bundle bytes.
-type Case = (String, Vec<u8>);
+/// A tampered bundle: what was done to it, and its bytes.
+type Tampered = (String, Vec<u8>);
 
 /// The per-member matrix of `base`: modify, remove, swap with `other`'s member, plus
 /// additions.
-fn member_matrix(base: &[u8], other: &[u8]) -> Vec<Case> {
+fn member_matrix(base: &[u8], other: &[u8]) -> Vec<Tampered> {
     let p = parts(base);
     let o = parts(other);
     let mut cases = Vec::new();
@@ -421,17 +426,28 @@ fn every_tampered_member_is_refused() {
     let files = [root_keys.as_path(), targets_keys.as_path()];
     let keys_before = keys_snapshot(&files);
     let targets_keys_before = std::fs::read(&targets_keys).expect("targets keys");
+    // Puts the attacked laptop back as it was before a run that went through.
+    let reset_laptop = || {
+        let _ = std::fs::remove_file(&out);
+        std::fs::write(&targets_keys, &targets_keys_before).expect("restore targets keys");
+        restore_state();
+    };
     // Control: the attacked laptop accepts the genuine request (then it is put back as it
     // was), so every refusal below is about the tampering.
     w.signer(&w.offline, signer_args(&req_path, &out, &targets_keys))
         .ok();
-    std::fs::remove_file(&out).expect("control response");
-    std::fs::write(&targets_keys, &targets_keys_before).expect("restore targets keys");
-    restore_state();
+    assert!(out.exists(), "the control run wrote its response");
+    reset_laptop();
+    let mut tables = Tables::default();
     let mut signer_cases = 0;
     let mut courier_caught = 0;
-    let mut accepted = Vec::new();
-    for (label, bytes) in &cases {
+    let cases: Vec<Case<Vec<u8>>> = cases
+        .into_iter()
+        .map(|(label, bytes)| Case::new(label, bytes))
+        .collect();
+    tables.run("tampered requests", &cases, |label, bytes| {
+        // Every case meets the same laptop, whatever the case before it did.
+        reset_laptop();
         std::fs::write(&tampered, bytes).expect("write tampered");
         let run = w.signer(&w.offline, signer_args(&tampered, &out, &targets_keys));
         if run.code == 0 {
@@ -441,26 +457,23 @@ fn every_tampered_member_is_refused() {
                 || label == "added prod-targets/sneaky.json"
                 || label.starts_with("manifest factory")
                 || label.starts_with("manifest txid");
-            if offline_unknowable {
-                // By the courier that wrote the request, and by one that did not (another
-                // online machine: only the live transaction to check against).
-                for machine in [&w.online, &w.online2] {
-                    refused(w.courier_on(machine, ["updates", "push", path_str(&out), "--apply"]));
-                    assert_eq!(
-                        w.server_state(),
-                        server_before,
-                        "{label} on {}: server state changed",
-                        machine.name
-                    );
-                }
-                courier_caught += 1;
-            } else {
-                accepted.push(format!("signer accepted a request with {label}"));
+            assert!(
+                offline_unknowable,
+                "the signer accepted a request with {label}"
+            );
+            // By the courier that wrote the request, and by one that did not (another
+            // online machine: only the live transaction to check against).
+            for machine in [&w.online, &w.online2] {
+                refused(w.courier_on(machine, ["updates", "push", path_str(&out), "--apply"]));
+                assert_eq!(
+                    w.server_state(),
+                    server_before,
+                    "{label} on {}: server state changed",
+                    machine.name
+                );
             }
-            let _ = std::fs::remove_file(&out);
-            std::fs::write(&targets_keys, &targets_keys_before).expect("restore targets keys");
-            restore_state();
-            continue;
+            courier_caught += 1;
+            return;
         }
         refused(run);
         assert!(!out.exists(), "{label}: a response was written");
@@ -475,7 +488,8 @@ fn every_tampered_member_is_refused() {
             "{label}: server state changed"
         );
         signer_cases += 1;
-    }
+    });
+    reset_laptop();
 
     // The response matrix, through the courier (push with --apply).
     let resp_plain = TransferBundle::from_bytes(&resp)
@@ -488,9 +502,11 @@ fn every_tampered_member_is_refused() {
         old_resp.clone(),
     ));
     cases.push(("the request instead of a response".into(), req.clone()));
-    // A response whose upload was re-signed consistently but for another request.
-    let mut courier_cases = 0;
-    for (label, bytes) in &cases {
+    let cases: Vec<Case<Vec<u8>>> = cases
+        .into_iter()
+        .map(|(label, bytes)| Case::new(label, bytes))
+        .collect();
+    let courier_cases = tables.run("tampered responses", &cases, |label, bytes| {
         assert_ne!(bytes, &resp_plain, "{label}: the tampering changed nothing");
         std::fs::write(&tampered, bytes).expect("write tampered");
         for machine in [&w.online, &w.online2] {
@@ -505,12 +521,12 @@ fn every_tampered_member_is_refused() {
             if label.starts_with("replayed older response") {
                 // Genuine and applied long ago: recognised as such, nothing uploaded.
                 run.ok().says("already applied as version");
-            } else if run.code == 0 {
-                accepted.push(format!(
-                    "courier on {} accepted a response with {label}",
-                    machine.name
-                ));
             } else {
+                assert_ne!(
+                    run.code, 0,
+                    "the courier on {} accepted a response with {label}",
+                    machine.name
+                );
                 refused(run);
             }
             assert_eq!(
@@ -520,14 +536,9 @@ fn every_tampered_member_is_refused() {
                 machine.name
             );
         }
-        courier_cases += 1;
-    }
+    });
+    tables.finish();
 
-    assert!(
-        accepted.is_empty(),
-        "tampering accepted:\n{}",
-        accepted.join("\n")
-    );
     // The genuine response still goes through after all the refusals, from the machine
     // that did not write its request.
     w.courier_on(

@@ -3,12 +3,14 @@
 //! root.json, an exported key — given where another is expected, and a keys tarball whose
 //! public key files carry private material. Each case is refused with exit status 1 and one
 //! line naming the file, what it is and what to give instead (the whole table is one
-//! snapshot); nothing is written, no pin is made, and no private material is printed.
+//! snapshot); nothing is written, no pin is made, and no private material is printed. The
+//! mix-ups are a table of named cases: every one is tried, and all that fail are named.
 
 use std::path::Path;
 
 use shared::archive::{self, Compression, MemberRef};
 use shared::tarball::KeysTarball;
+use shared::test_support::cases::{run_cases, Case};
 use tests::harness::{path_str, World, WorldOptions};
 
 /// A copy of the keys tarball `src` in which one public key file (`.pub`) holds its private
@@ -199,9 +201,17 @@ fn every_mix_up_of_files_is_one_clear_line() {
     let watch = w.watch(&[
         &keys, &encrypted, &req, &resp, &root_json, &exported, &bad_keys,
     ]);
+    let cases: Vec<Case<(&tests::harness::Machine, Vec<&str>)>> = cases
+        .into_iter()
+        .map(|(name, machine, args)| Case::new(name, (machine, args)))
+        .collect();
     let mut table = String::new();
-    for (name, machine, args) in &cases {
+    run_cases("hostile_wrong_files", &cases, |name, (machine, args)| {
         let run = w.signer(machine, args);
+        table.push_str(&format!(
+            "## {name}\n$ {}\n{}\n",
+            run.command_line, run.stderr
+        ));
         assert_eq!(run.code, 1, "{name}: exit {}\n{}", run.code, run.stderr);
         let lines: Vec<&str> = run.stderr.lines().collect();
         assert_eq!(lines.len(), 1, "{name}: not one line:\n{}", run.stderr);
@@ -209,11 +219,7 @@ fn every_mix_up_of_files_is_one_clear_line() {
         for said in [&run.stdout, &run.stderr] {
             assert!(!said.contains(&secret), "{name}: private material printed");
         }
-        table.push_str(&format!(
-            "## {name}\n$ {}\n{}\n",
-            run.command_line, run.stderr
-        ));
-    }
+    });
     w.snapshot_text("hostile-wrong-files", &table);
     watch.assert_unchanged();
     assert!(!out.exists(), "a refused command wrote {}", out.display());

@@ -3,49 +3,22 @@
 //! standard library only, Ed25519 and RSASSA-PSS written from RFC 8032 and RFC 8017; no code
 //! shared with the Rust crates). A tampered chain must fail it.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
 use base64::Engine as _;
 use shared::keys::{KeyType, PrivateKey};
-use shared::metadata::{RoleKeys, Root, SignedRoot, SignedTargets, Timestamp};
+use shared::metadata::{Role, SignedRoot, SignedTargets, Timestamp};
+use shared::test_support::{key, RootBuilder};
 use shared::transform;
 
-fn key(n: u8) -> PrivateKey {
-    PrivateKey::ed25519_from_seed(&[n; 32])
-}
-
+/// Root v1 of a fresh factory: `initial` is the root key, `online` every online role's key.
 fn v1(initial: &PrivateKey, online: &PrivateKey) -> SignedRoot {
-    let mut keys = BTreeMap::new();
-    keys.insert(initial.keyid().clone(), initial.public_key().clone());
-    keys.insert(online.keyid().clone(), online.public_key().clone());
-    let mut roles = BTreeMap::new();
-    let rk = |k: &PrivateKey| RoleKeys {
-        keyids: vec![k.keyid().clone()],
-        threshold: 1,
-        extra: BTreeMap::new(),
-    };
-    roles.insert("root".to_string(), rk(initial));
-    for r in ["targets", "snapshot", "timestamp"] {
-        roles.insert(r.to_string(), rk(online));
-    }
-    let root = SignedRoot {
-        signatures: vec![],
-        signed: Root {
-            type_: "Root".into(),
-            consistent_snapshot: false,
-            expires: Timestamp::now().plus_days(300),
-            keys,
-            roles,
-            version: 1,
-            changelog: None,
-            key_owners: None,
-            extra: BTreeMap::new(),
-        },
-        extra: BTreeMap::new(),
-    };
-    transform::sign_root(&root, &[initial]).unwrap()
+    RootBuilder::new(1)
+        .expires(Timestamp::now().plus_days(300))
+        .role(Role::Root, &[initial], 1)
+        .online(online)
+        .signed_by(&[initial])
 }
 
 fn run(py: &Path, doc: &serde_json::Value, dir: &Path) -> (bool, String) {
