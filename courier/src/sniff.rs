@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 
 use shared::bundle::{self, TransferBundle};
 use shared::filekind::{self, FileKind};
-use shared::fsutil;
 
 use crate::error::{CourierError, Result};
 
@@ -71,17 +70,19 @@ pub enum NotABundle {
 /// ([`shared::filekind`]) is named for what it is ([`NotABundle`]), other damage is reported
 /// with the bundle reader's reason.
 pub fn read_bundle(path: &Path) -> Result<TransferBundle> {
-    // The file system's errors name the file already.
-    let bytes = fsutil::read_limited(path, bundle::MAX_FILE_SIZE)
-        .map_err(|e| CourierError::Bundle(e.to_string()))?;
-    if let Some(what) = filekind::sniff(&bytes).and_then(not_a_bundle) {
+    // Told from the file's first bytes; the bundle itself is read in one pass, its
+    // documents left in the file (never the whole bundle in memory).
+    if let Some(what) = filekind::sniff_file(path).and_then(not_a_bundle) {
         return Err(CourierError::WrongFile {
             path: PathBuf::from(path),
             what,
         });
     }
-    TransferBundle::from_vec(bytes)
-        .map_err(|e| CourierError::Bundle(format!("{}: {e}", path.display())))
+    TransferBundle::read(path).map_err(|e| match e {
+        // The file system's errors name the file already.
+        bundle::BundleError::File(e) => CourierError::Bundle(e.to_string()),
+        e => CourierError::Bundle(format!("{}: {e}", path.display())),
+    })
 }
 
 /// What to say about a file of `kind` given as a bundle; `None` when it may be one (its

@@ -85,20 +85,44 @@ fn fetch_docs(
     } else {
         "production targets"
     };
-    let mut out = BTreeMap::new();
-    let found = client.docs_each::<CourierError>(waves, names, &mut |name, text| {
-        if !names.is_empty() && !names.contains(&name) {
-            return Ok(());
+    // This thread receives and splits the answer; another checks each document and adds it
+    // to the spool, so checking overlaps with the transfer. A few documents wait between
+    // them: memory stays bounded whatever the answer's size.
+    let (found, out) = std::thread::scope(|scope| {
+        let (to_check, checks) = std::sync::mpsc::sync_channel::<(String, Vec<u8>)>(8);
+        let checker = scope.spawn(move || -> Result<BTreeMap<String, MemberData>> {
+            let mut out = BTreeMap::new();
+            for (name, text) in checks {
+                bundle::validate_doc_name(&name).map_err(|e| {
+                    CourierError::Server(format!(
+                        "the server sent {what} with an unusable name: {e}"
+                    ))
+                })?;
+                SignedTargets::check_json(&text).map_err(|e| {
+                    CourierError::Server(format!("the server sent unreadable {what} {name:?}: {e}"))
+                })?;
+                // The document text as served.
+                out.insert(name, spool.append(&text)?);
+            }
+            Ok(out)
+        });
+        let found = client.docs_each::<CourierError>(waves, names, &mut |name, text| {
+            if !names.is_empty() && !names.contains(&name) {
+                return Ok(());
+            }
+            // A checker that stopped has refused a document: its error is the one told.
+            to_check
+                .send((name, text))
+                .map_err(|_| CourierError::Other("the document check stopped".into()))
+        });
+        drop(to_check);
+        let checked = checker
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        match (found, checked) {
+            (_, Err(e)) | (Err(e), _) => Err(e),
+            (Ok(found), Ok(out)) => Ok((found, out)),
         }
-        bundle::validate_doc_name(&name).map_err(|e| {
-            CourierError::Server(format!("the server sent {what} with an unusable name: {e}"))
-        })?;
-        SignedTargets::check_json(&text).map_err(|e| {
-            CourierError::Server(format!("the server sent unreadable {what} {name:?}: {e}"))
-        })?;
-        // The document text as served.
-        out.insert(name, spool.append(&text)?);
-        Ok(())
     })?;
     if !found && required {
         return Err(CourierError::Other(format!(

@@ -205,6 +205,99 @@ pub(super) fn targets_signed_bytes(member: &str, data: &[u8]) -> Result<Vec<u8>,
     })
 }
 
+/// A bundle whose content is validated and whose manifest is sealed, before its stream is
+/// hashed ([`TransferBundle::assemble`]) or written and hashed in the same pass
+/// ([`Prepared::write`]).
+pub(super) struct Prepared {
+    manifest: Manifest,
+    manifest_bytes: Vec<u8>,
+    members: Members,
+    content: (Option<Upload>, Option<Record>),
+    signed_digests: BTreeMap<String, Sha256Digest>,
+}
+
+impl Prepared {
+    /// Validates content and fills in the member list and checksum.
+    pub(super) fn new(
+        mut manifest: Manifest,
+        members: Members,
+        mut known: Known<'_>,
+    ) -> Result<Prepared, BundleError> {
+        let order = canonical_order(&members)?;
+        manifest.members = order
+            .iter()
+            .map(|name| {
+                let data = &members[*name];
+                Ok(match (known.members.get(name), data.known_digest()) {
+                    (Some(&m), _) if m.size == data.len() as u64 => m.clone(),
+                    (_, Some(sha256)) => MemberDigest {
+                        name: (*name).to_string(),
+                        sha256,
+                        size: data.len() as u64,
+                    },
+                    _ => MemberDigest {
+                        name: (*name).to_string(),
+                        sha256: data.digest(name)?,
+                        size: data.len() as u64,
+                    },
+                })
+            })
+            .collect::<Result<_, BundleError>>()?;
+        let content = validate_content(&manifest, &members, &mut known)?;
+        let manifest_bytes = manifest.seal()?;
+        Ok(Prepared {
+            manifest,
+            manifest_bytes,
+            members,
+            content,
+            signed_digests: known.signed_digests,
+        })
+    }
+
+    /// Member names in archive order.
+    fn order(&self) -> Vec<&str> {
+        self.manifest
+            .members
+            .iter()
+            .map(|m| m.name.as_str())
+            .collect()
+    }
+
+    /// The bundle, once the digest of its stream is known.
+    fn finish(self, digest: Sha256Digest) -> TransferBundle {
+        let known = Known {
+            signed_digests: self.signed_digests,
+            ..Known::default()
+        };
+        TransferBundle::validated(
+            self.manifest,
+            self.manifest_bytes,
+            self.members,
+            self.content,
+            digest,
+            known,
+        )
+    }
+
+    /// Writes the bundle to `path` atomically, replacing an existing file, and hashes its
+    /// stream as it goes: the bundle whose digest is that of the bytes written.
+    pub(super) fn write(
+        self,
+        path: &Path,
+        compression: Compression,
+    ) -> Result<TransferBundle, BundleError> {
+        let digest = write_file(
+            &self.manifest_bytes,
+            &self.order(),
+            &self.members,
+            path,
+            compression,
+            IfExists::Replace,
+        )?;
+        Ok(self.finish(digest))
+    }
+}
+
 impl TransferBundle {
     /// Builds a request from its parts, validating every member. Targets documents may come
     /// from a [`Spool`](super::Spool), so a request of any size is built in bounded memory.
@@ -253,43 +346,18 @@ impl TransferBundle {
     /// Validates content, fills in the member list and checksum, and computes the digest of
     /// the canonical stream (members kept in files are read for it and checked).
     pub(super) fn assemble(
-        mut manifest: Manifest,
+        manifest: Manifest,
         members: Members,
-        mut known: Known<'_>,
+        known: Known<'_>,
     ) -> Result<TransferBundle, BundleError> {
-        let order = canonical_order(&members)?;
-        manifest.members = order
-            .iter()
-            .map(|name| {
-                let data = &members[*name];
-                Ok(match (known.members.get(name), data.known_digest()) {
-                    (Some(&m), _) if m.size == data.len() as u64 => m.clone(),
-                    (_, Some(sha256)) => MemberDigest {
-                        name: (*name).to_string(),
-                        sha256,
-                        size: data.len() as u64,
-                    },
-                    _ => MemberDigest {
-                        name: (*name).to_string(),
-                        sha256: data.digest(name)?,
-                        size: data.len() as u64,
-                    },
-                })
-            })
-            .collect::<Result<_, BundleError>>()?;
-        let content = validate_content(&manifest, &members, &mut known)?;
-        let manifest_bytes = manifest.seal()?;
-        let digest = stream::stream_digest(&manifest_bytes, &order, &members)?;
-        Ok(TransferBundle::validated(
-            manifest,
-            manifest_bytes,
-            members,
-            content,
-            digest,
-            known,
-        ))
+        let prepared = Prepared::new(manifest, members, known)?;
+        let digest = stream::stream_digest(
+            &prepared.manifest_bytes,
+            &prepared.order(),
+            &prepared.members,
+        )?;
+        Ok(prepared.finish(digest))
     }
-
     /// The bundle holding `manifest` (stored as `manifest_bytes`) and `members`, whose
     /// canonical tar stream has digest `digest`, from what [`validate_content`] found in it
     /// (`upload` and `record` of a response, the digests it computed in `known`).
@@ -613,41 +681,21 @@ impl TransferBundle {
         compression: Compression,
         if_exists: IfExists,
     ) -> Result<(), BundleError> {
-        let mut failure = None;
-        let written = fsutil::write_atomic_with(path, FILE_MODE, if_exists, |file| {
-            let result = match compression {
-                Compression::None => {
-                    let mut out = io::BufWriter::with_capacity(1 << 20, &mut *file);
-                    self.write_stream(&mut out)
-                        .and_then(|()| out.flush().map_err(BundleError::Write))
-                }
-                Compression::Gzip => {
-                    let mut gz = flate2::GzBuilder::new()
-                        .mtime(0)
-                        .operating_system(0xff)
-                        .write(
-                            io::BufWriter::with_capacity(1 << 20, &mut *file),
-                            flate2::Compression::new(6),
-                        );
-                    self.write_stream(&mut gz).and_then(|()| {
-                        gz.finish()
-                            .and_then(|mut w| w.flush())
-                            .map_err(BundleError::Write)
-                    })
-                }
-            };
-            result.map_err(|e| {
-                let message = e.to_string();
-                failure = Some(e);
-                io::Error::other(message)
-            })
-        });
-        match (written, failure) {
-            (Ok(()), _) => Ok(()),
-            // A member that changed on the medium, say: the bundle's own error.
-            (Err(_), Some(e)) if !matches!(e, BundleError::Write(_)) => Err(e),
-            (Err(e), _) => Err(e.into()),
-        }
+        let order: Vec<&str> = self
+            .manifest
+            .members
+            .iter()
+            .map(|m| m.name.as_str())
+            .collect();
+        write_file(
+            &self.manifest_bytes,
+            &order,
+            &self.members,
+            path,
+            compression,
+            if_exists,
+        )
+        .map(drop)
     }
 
     /// The bundle's identity: SHA-256 of its uncompressed tar stream.
@@ -823,6 +871,62 @@ impl TransferBundle {
     /// The parsed `record.json` of a response.
     pub fn record(&self) -> Option<&Record> {
         self.record.as_ref()
+    }
+}
+
+/// Writes the canonical stream of a bundle (`manifest_bytes` first, then `order`) to `path`
+/// atomically ([`fsutil::write_atomic_with`]), gzip-compressed or not, as it is produced;
+/// returns the SHA-256 of the (uncompressed) stream written. Members kept in files are
+/// checked as they are copied: on any error nothing is left at `path`.
+fn write_file(
+    manifest_bytes: &[u8],
+    order: &[&str],
+    members: &Members,
+    path: &Path,
+    compression: Compression,
+    if_exists: IfExists,
+) -> Result<Sha256Digest, BundleError> {
+    use sha2::Digest as _;
+    let mut failure = None;
+    let mut hasher = sha2::Sha256::new();
+    let written = fsutil::write_atomic_with(path, FILE_MODE, if_exists, |file| {
+        let mut tee = |out: &mut dyn Write| {
+            stream::encode_stream(manifest_bytes, order, members, &mut |piece| {
+                hasher.update(piece);
+                out.write_all(piece)
+            })
+        };
+        let result = match compression {
+            Compression::None => {
+                let mut out = io::BufWriter::with_capacity(1 << 20, &mut *file);
+                tee(&mut out).and_then(|()| out.flush().map_err(BundleError::Write))
+            }
+            Compression::Gzip => {
+                let mut gz = flate2::GzBuilder::new()
+                    .mtime(0)
+                    .operating_system(0xff)
+                    .write(
+                        io::BufWriter::with_capacity(1 << 20, &mut *file),
+                        flate2::Compression::new(6),
+                    );
+                tee(&mut gz).and_then(|()| {
+                    gz.finish()
+                        .and_then(|mut w| w.flush())
+                        .map_err(BundleError::Write)
+                })
+            }
+        };
+        result.map_err(|e| {
+            let message = e.to_string();
+            failure = Some(e);
+            io::Error::other(message)
+        })
+    });
+    match (written, failure) {
+        (Ok(()), _) => Ok(Sha256Digest(hasher.finalize().into())),
+        // A member that changed on the medium, say: the bundle's own error.
+        (Err(_), Some(e)) if !matches!(e, BundleError::Write(_)) => Err(e),
+        (Err(e), _) => Err(e.into()),
     }
 }
 

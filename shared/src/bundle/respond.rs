@@ -8,12 +8,14 @@
 //! The new bundle is assembled and validated by [`super::codec`] like any other.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
-use super::codec::{signed_digest, Known};
+use super::codec::{signed_digest, Known, Prepared};
 use super::error::BundleError;
 use super::schema::*;
 use super::stream::{MemberBytes, Members};
 use super::TransferBundle;
+use crate::archive::Compression;
 use crate::attestation::{self, SigningIdentity};
 use crate::canonical;
 use crate::keys::{KeyId, Signature};
@@ -90,6 +92,32 @@ impl TransferBundle {
         step: StepInput,
         identity: &SigningIdentity,
     ) -> Result<TransferBundle, BundleError> {
+        let (manifest, members, known) = self.respond_parts(step, identity)?;
+        TransferBundle::assemble(manifest, members, known)
+    }
+
+    /// Like [`respond`](Self::respond), writing the response to `path` (atomically, replacing
+    /// an existing file, like [`write_atomic`](Self::write_atomic)) as it is made: the request's documents are copied from where
+    /// they are (checked against their digests) and the response's digest is computed from
+    /// what is written, in one pass.
+    pub fn respond_to_file(
+        &self,
+        step: StepInput,
+        identity: &SigningIdentity,
+        path: &Path,
+        compression: Compression,
+    ) -> Result<TransferBundle, BundleError> {
+        let (manifest, members, known) = self.respond_parts(step, identity)?;
+        Prepared::new(manifest, members, known)?.write(path, compression)
+    }
+
+    /// The manifest, members and what is known of them of the response [`respond`](Self::respond)
+    /// makes.
+    fn respond_parts(
+        &self,
+        step: StepInput,
+        identity: &SigningIdentity,
+    ) -> Result<(Manifest, Members, Known<'_>), BundleError> {
         if step.upload.txid != self.manifest.txid {
             return Err(BundleError::Invalid(format!(
                 "upload txid {:?} differs from the bundle's {:?}",
@@ -182,7 +210,7 @@ impl TransferBundle {
         )?;
         new_step.attestation = Some(identity.attest(&payload));
         record.steps.push(new_step);
-        self.with_response(step.signer, step.time, &step.upload, &record)
+        self.response_parts(step.signer, step.time, &step.upload, &record)
     }
 
     /// A response with this bundle's request members, the given upload and record.
@@ -193,6 +221,18 @@ impl TransferBundle {
         upload: &Upload,
         record: &Record,
     ) -> Result<TransferBundle, BundleError> {
+        let (manifest, members, known) = self.response_parts(writer, created, upload, record)?;
+        TransferBundle::assemble(manifest, members, known)
+    }
+
+    /// The parts of [`with_response`](Self::with_response)'s bundle.
+    fn response_parts(
+        &self,
+        writer: Writer,
+        created: Timestamp,
+        upload: &Upload,
+        record: &Record,
+    ) -> Result<(Manifest, Members, Known<'_>), BundleError> {
         let mut members: Members = self
             .members
             .iter()
@@ -232,7 +272,7 @@ impl TransferBundle {
             docs_checked: true,
             signed_digests: self.known_digests(),
         };
-        TransferBundle::assemble(manifest, members, known)
+        Ok((manifest, members, known))
     }
 
     /// Checks that this response answers `request`: same request digest, factory, txid and
@@ -471,6 +511,33 @@ mod tests {
             req.check_answers(&req),
             Err(BundleError::Mismatch(_))
         ));
+    }
+
+    #[test]
+    fn a_response_written_as_it_is_made_is_the_response() {
+        let dir = tempfile::tempdir().unwrap();
+        let req_path = dir.path().join("req.tufbundle");
+        request().write_atomic(&req_path, Compression::None).unwrap();
+        // The request's documents stay in its file and are copied from there.
+        let req = TransferBundle::read(&req_path).unwrap();
+        let st = || step(upload_signed_by(&req, &[&key(1)]), vec![Operation::SignRoot]);
+        let out = dir.path().join("resp.tufbundle");
+        let written = req
+            .respond_to_file(st(), &test_identity(), &out, Compression::None)
+            .unwrap();
+        let made = req.respond_test(st()).unwrap();
+        assert_eq!(written.digest(), made.digest());
+        let bytes = std::fs::read(&out).unwrap();
+        assert_eq!(Sha256Digest::of(&bytes), written.digest());
+        assert_eq!(bytes, made.to_bytes(Compression::None).unwrap());
+        // An invalid step writes nothing.
+        let bad_out = dir.path().join("bad.tufbundle");
+        let mut bad = st();
+        bad.upload.txid = "other".into();
+        assert!(req
+            .respond_to_file(bad, &test_identity(), &bad_out, Compression::None)
+            .is_err());
+        assert!(!bad_out.exists());
     }
 
     #[test]

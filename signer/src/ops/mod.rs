@@ -343,9 +343,12 @@ fn finish(
             targets_signatures: work.targets_sigs.clone(),
             waves_signatures: work.waves_sigs.clone(),
         };
+        fsutil::crash_point("signer:before-response-write");
+        // Made and written in one pass: the request's documents are copied (and checked)
+        // piece by piece, and the response's digest is that of the plain tar stream written.
         let response = l
             .bundle
-            .respond(
+            .respond_to_file(
                 StepInput {
                     signer: writer(),
                     time: ctx.now,
@@ -354,13 +357,9 @@ fn finish(
                     upload,
                 },
                 &signing_identity,
+                out,
+                bundle::WRITE_COMPRESSION,
             )
-            .map_err(SignerError::bundle)?;
-        fsutil::crash_point("signer:before-response-write");
-        // Streamed to the file: the request's documents are copied (and checked) piece by
-        // piece. The file is the plain tar stream, whose digest is the response's.
-        response
-            .write_atomic(out, bundle::WRITE_COMPRESSION)
             .map_err(SignerError::bundle)?;
         let file_sha256 = response.digest().to_string();
         Ok((response, file_sha256))
