@@ -644,12 +644,7 @@ impl TransferBundle {
     /// Writes the canonical tar stream to `out` (members kept in files are copied in pieces
     /// and checked: on an error, what was written must be discarded).
     pub fn write_stream(&self, out: &mut dyn Write) -> Result<(), BundleError> {
-        let order: Vec<&str> = self
-            .manifest
-            .members
-            .iter()
-            .map(|m| m.name.as_str())
-            .collect();
+        let order = self.member_names();
         stream::encode_stream(&self.manifest_bytes, &order, &self.members, &mut |piece| {
             out.write_all(piece)
         })
@@ -681,12 +676,7 @@ impl TransferBundle {
         compression: Compression,
         if_exists: IfExists,
     ) -> Result<(), BundleError> {
-        let order: Vec<&str> = self
-            .manifest
-            .members
-            .iter()
-            .map(|m| m.name.as_str())
-            .collect();
+        let order = self.member_names();
         write_file(
             &self.manifest_bytes,
             &order,

@@ -517,10 +517,17 @@ mod tests {
     fn a_response_written_as_it_is_made_is_the_response() {
         let dir = tempfile::tempdir().unwrap();
         let req_path = dir.path().join("req.tufbundle");
-        request().write_atomic(&req_path, Compression::None).unwrap();
+        request()
+            .write_atomic(&req_path, Compression::None)
+            .unwrap();
         // The request's documents stay in its file and are copied from there.
         let req = TransferBundle::read(&req_path).unwrap();
-        let st = || step(upload_signed_by(&req, &[&key(1)]), vec![Operation::SignRoot]);
+        let st = || {
+            step(
+                upload_signed_by(&req, &[&key(1)]),
+                vec![Operation::SignRoot],
+            )
+        };
         let out = dir.path().join("resp.tufbundle");
         let written = req
             .respond_to_file(st(), &test_identity(), &out, Compression::None)

@@ -163,18 +163,12 @@ impl MemberBytes {
     pub(super) fn load(&self, name: &str) -> Result<Cow<'_, [u8]>, BundleError> {
         match self {
             MemberBytes::Memory { buf, start, end } => Ok(Cow::Borrowed(&buf[*start..*end])),
-            MemberBytes::File {
-                src,
-                offset,
-                len,
-                sha256,
-            } => {
-                let mut data = vec![0; *len];
-                src.read_at(*offset, &mut data)
-                    .map_err(|e| src.read_error(e))?;
-                if Sha256Digest::of(&data) != *sha256 {
-                    return Err(changed(name, src));
-                }
+            MemberBytes::File { len, .. } => {
+                let mut data = Vec::with_capacity(*len);
+                self.copy_to(name, &mut |piece| {
+                    data.extend_from_slice(piece);
+                    Ok(())
+                })?;
                 Ok(Cow::Owned(data))
             }
         }
