@@ -377,12 +377,12 @@ pub(super) struct Scanned {
 /// enough, so that the error is the precise one (a symbolic link named as such rather than
 /// "not canonical").
 pub(super) fn scan_file(path: &Path, limits: &Limits) -> Result<Scanned, BundleError> {
-    // Documents are checked on the other cores while this thread reads and hashes; a few
-    // wait in the channel, so memory stays a few documents whatever the bundle's size.
+    // Documents are checked on every core while this thread reads and hashes (hashing is the
+    // lighter part); a few wait in the channel, so memory stays a few documents whatever the
+    // bundle's size.
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
-        .saturating_sub(1)
-        .clamp(1, 7);
+        .clamp(1, 8);
     let (to_check, checks) = std::sync::mpsc::sync_channel::<(String, Vec<u8>)>(2 * workers);
     let checks = std::sync::Mutex::new(checks);
     std::thread::scope(|scope| {
