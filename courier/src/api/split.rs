@@ -137,7 +137,7 @@ impl Bytes<'_> {
                 return Err(SplitError::Syntax("unterminated string".into()));
             }
             // Copy up to the next quote or backslash in one go.
-            let stop = buf.iter().position(|&b| b == b'"' || b == b'\\');
+            let stop = memchr::memchr2(b'"', b'\\', buf);
             let take = stop.map_or(buf.len(), |i| i + 1);
             if out.len() + take > max {
                 return Err(too_large(name, max));

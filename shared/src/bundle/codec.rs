@@ -293,7 +293,9 @@ impl Prepared {
             path,
             compression,
             IfExists::Replace,
-        )?;
+            true,
+        )?
+        .ok_or_else(|| BundleError::Invalid("no digest of the stream written".into()))?;
         Ok(self.finish(digest))
     }
 }
@@ -684,6 +686,7 @@ impl TransferBundle {
             path,
             compression,
             if_exists,
+            false,
         )
         .map(drop)
     }
@@ -866,7 +869,7 @@ impl TransferBundle {
 
 /// Writes the canonical stream of a bundle (`manifest_bytes` first, then `order`) to `path`
 /// atomically ([`fsutil::write_atomic_with`]), gzip-compressed or not, as it is produced;
-/// returns the SHA-256 of the (uncompressed) stream written. Members kept in files are
+/// with `hash`, returns the SHA-256 of the (uncompressed) stream written. Members kept in files are
 /// checked as they are copied: on any error nothing is left at `path`.
 fn write_file(
     manifest_bytes: &[u8],
@@ -875,14 +878,17 @@ fn write_file(
     path: &Path,
     compression: Compression,
     if_exists: IfExists,
-) -> Result<Sha256Digest, BundleError> {
+    hash: bool,
+) -> Result<Option<Sha256Digest>, BundleError> {
     use sha2::Digest as _;
     let mut failure = None;
-    let mut hasher = sha2::Sha256::new();
+    let mut hasher = hash.then(sha2::Sha256::new);
     let written = fsutil::write_atomic_with(path, FILE_MODE, if_exists, |file| {
         let mut tee = |out: &mut dyn Write| {
             stream::encode_stream(manifest_bytes, order, members, &mut |piece| {
-                hasher.update(piece);
+                if let Some(h) = hasher.as_mut() {
+                    h.update(piece);
+                }
                 out.write_all(piece)
             })
         };
@@ -913,7 +919,7 @@ fn write_file(
         })
     });
     match (written, failure) {
-        (Ok(()), _) => Ok(Sha256Digest(hasher.finalize().into())),
+        (Ok(()), _) => Ok(hasher.map(|h| Sha256Digest(h.finalize().into()))),
         // A member that changed on the medium, say: the bundle's own error.
         (Err(_), Some(e)) if !matches!(e, BundleError::Write(_)) => Err(e),
         (Err(e), _) => Err(e.into()),
