@@ -18,11 +18,13 @@
 //!
 //! # The medium is not trusted twice
 //!
-//! A member kept in a file is read again when it is used, and the USB stick it is on is in
-//! an attacker's hands: every later read is hashed and compared with the digest checked on
-//! the first pass ([`MemberBytes::load`], [`MemberBytes::copy_to`]), so bytes that changed
+//! A member kept in a bundle file is read again when it is used, and the USB stick it is on
+//! is in an attacker's hands: every later read is hashed and compared with the digest checked
+//! on the first pass ([`MemberBytes::load`], [`MemberBytes::copy_to`]), so bytes that changed
 //! on the medium are refused ([`BundleError::ChangedOnMedium`]) instead of being signed or
-//! carried into a response.
+//! carried into a response. A [`Spool`]'s bytes are not hashed again: it has no name, only
+//! the process that wrote it reaches it, and they end up in a bundle whose every reader
+//! checks them against the digests recorded when they were appended.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
