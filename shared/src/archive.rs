@@ -28,7 +28,7 @@
 //! understood (through the `tar` crate). Every error names the entry and says what is
 //! wrong with it. Members come back in archive order.
 //!
-//! # Writing ([`write`], [`write_tar`], [`gzip`])
+//! # Writing ([`write()`], [`write_tar`], [`gzip`])
 //!
 //! The output depends only on the members given, in the order given: USTAR headers, type
 //! `0` (regular file), the mode given per member, uid/gid 0, empty user and group names,

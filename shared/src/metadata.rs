@@ -3,7 +3,7 @@
 //! Every struct keeps the members it does not know in an `extra` map, so a document that is
 //! parsed and serialized again differs from the original only where this code changed it
 //! (custom target data, future root fields and the legacy top-level `targets-signatures`
-//! all survive). Signatures always cover [`canonical`](crate::canonical) bytes of `signed`.
+//! all survive). Signatures always cover [`crate::canonical`] bytes of `signed`.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;

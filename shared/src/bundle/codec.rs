@@ -95,7 +95,7 @@ fn tar_views(tar: &Arc<Vec<u8>>, sizes: &[usize]) -> Vec<MemberBytes> {
 }
 
 /// A transfer bundle, always valid and in canonical form. Its small members are in memory;
-/// its targets documents may stay in the file they came from ([`super::stream`]), so a
+/// its targets documents may stay in the file they came from (`super::stream`), so a
 /// bundle of any size is handled in bounded memory.
 pub struct TransferBundle {
     pub(super) manifest: Manifest,
