@@ -132,31 +132,48 @@ impl Bytes<'_> {
         name: &str,
     ) -> Result<(), SplitError<E>> {
         loop {
-            let buf = self.inner.fill_buf().map_err(SplitError::Read)?;
-            if buf.is_empty() {
-                return Err(SplitError::Syntax("unterminated string".into()));
-            }
-            // Copy up to the next quote or backslash in one go.
-            let stop = memchr::memchr2(b'"', b'\\', buf);
-            let take = stop.map_or(buf.len(), |i| i + 1);
-            if out.len() + take > max {
-                return Err(too_large(name, max));
-            }
-            out.extend_from_slice(&buf[..take]);
-            let last = buf[take - 1];
-            self.inner.consume(take);
-            match (stop, last) {
-                (Some(_), b'"') => return Ok(()),
-                (Some(_), _) => {
+            // Up to the next quote or backslash in one go.
+            let stop = self.copy_until(out, max, name, "unterminated string", |buf| {
+                memchr::memchr2(b'"', b'\\', buf)
+            })?;
+            match stop {
+                Some(b'"') => return Ok(()),
+                Some(_) => {
                     // A backslash: the escaped byte is taken as it is.
                     let escaped = self
                         .byte()?
                         .ok_or_else(|| SplitError::Syntax("unterminated string".into()))?;
                     out.push(escaped);
                 }
-                (None, _) => {}
+                None => {}
             }
         }
+    }
+
+    /// Appends to `out` the buffered input up to and including the first byte `find` finds
+    /// in it (or all of it when none); returns that byte. `cut` is the error at the end of
+    /// the input; more than `max` bytes in `out` is [`SplitError::TooLarge`].
+    fn copy_until<E>(
+        &mut self,
+        out: &mut Vec<u8>,
+        max: usize,
+        name: &str,
+        cut: &str,
+        find: impl Fn(&[u8]) -> Option<usize>,
+    ) -> Result<Option<u8>, SplitError<E>> {
+        let buf = self.inner.fill_buf().map_err(SplitError::Read)?;
+        if buf.is_empty() {
+            return Err(SplitError::Syntax(cut.to_string()));
+        }
+        let stop = find(buf);
+        let take = stop.map_or(buf.len(), |i| i + 1);
+        if out.len() + take > max {
+            return Err(too_large(name, max));
+        }
+        out.extend_from_slice(&buf[..take]);
+        let last = buf[take - 1];
+        self.inner.consume(take);
+        Ok(stop.map(|_| last))
     }
 
     /// One value (after its member's `:`): its text, and the token that follows it.
@@ -169,27 +186,17 @@ impl Bytes<'_> {
         match first {
             b'{' | b'[' => {
                 let mut depth = 1usize;
+                let cut = format!("{name:?} is cut short");
                 while depth > 0 {
-                    let buf = self.inner.fill_buf().map_err(SplitError::Read)?;
-                    if buf.is_empty() {
-                        return Err(SplitError::Syntax(format!("{name:?} is cut short")));
-                    }
-                    let stop = buf
-                        .iter()
-                        .position(|&b| matches!(b, b'"' | b'{' | b'}' | b'[' | b']'));
-                    let take = stop.map_or(buf.len(), |i| i + 1);
-                    if out.len() + take > max {
-                        return Err(too_large(name, max));
-                    }
-                    out.extend_from_slice(&buf[..take]);
-                    let last = buf[take - 1];
-                    self.inner.consume(take);
-                    if stop.is_some() {
-                        match last {
-                            b'"' => self.string_into(&mut out, max, name)?,
-                            b'{' | b'[' => depth += 1,
-                            _ => depth -= 1,
-                        }
+                    let stop = self.copy_until(&mut out, max, name, &cut, |buf| {
+                        buf.iter()
+                            .position(|&b| matches!(b, b'"' | b'{' | b'}' | b'[' | b']'))
+                    })?;
+                    match stop {
+                        Some(b'"') => self.string_into(&mut out, max, name)?,
+                        Some(b'{' | b'[') => depth += 1,
+                        Some(_) => depth -= 1,
+                        None => {}
                     }
                 }
                 let after = self
