@@ -784,13 +784,19 @@ fn ustar_header(name: &str, size: u64, mode: u32) -> Result<[u8; 512], EntryProb
     Ok(block)
 }
 
+/// A writer compressing into one gzip member with [`FIXED_GZIP_HEADER`] (level 6), for
+/// streams written as they are produced; `finish` it.
+pub fn gzip_writer<W: Write>(out: W) -> flate2::write::GzEncoder<W> {
+    flate2::GzBuilder::new()
+        .mtime(0)
+        .operating_system(0xff)
+        .write(out, flate2::Compression::new(6))
+}
+
 /// Compresses a byte stream into one gzip member with [`FIXED_GZIP_HEADER`].
 pub fn gzip(data: &[u8]) -> Result<Zeroizing<Vec<u8>>, ArchiveError> {
     let mut out = Zeroizing::new(Vec::with_capacity(data.len() / 4 + 64));
-    let mut encoder = flate2::GzBuilder::new()
-        .mtime(0)
-        .operating_system(0xff)
-        .write(&mut *out, flate2::Compression::new(6));
+    let mut encoder = gzip_writer(&mut *out);
     encoder.write_all(data).map_err(ArchiveError::Compress)?;
     encoder.finish().map_err(ArchiveError::Compress)?;
     Ok(out)

@@ -286,17 +286,18 @@ impl Prepared {
         path: &Path,
         compression: Compression,
     ) -> Result<TransferBundle, BundleError> {
-        let digest = write_file(
+        use sha2::Digest as _;
+        let mut hasher = sha2::Sha256::new();
+        write_file(
             &self.manifest_bytes,
             &self.order(),
             &self.members,
             path,
             compression,
             IfExists::Replace,
-            true,
-        )?
-        .ok_or_else(|| BundleError::Invalid("no digest of the stream written".into()))?;
-        Ok(self.finish(digest))
+            Some(&mut hasher),
+        )?;
+        Ok(self.finish(Sha256Digest(hasher.finalize().into())))
     }
 }
 
@@ -608,15 +609,13 @@ impl TransferBundle {
         }
         match stream::scan_file(path, &LIMITS) {
             Ok(scan) => {
-                let manifest_bytes = canonical::to_canonical(&scan.manifest)
-                    .map_err(|e| BundleError::Manifest(e.to_string()))?;
                 let known = Known {
                     docs_checked: true,
                     ..Known::default()
                 };
                 let mut bundle = TransferBundle::checked_read(
                     scan.manifest,
-                    manifest_bytes,
+                    scan.manifest_bytes,
                     scan.order,
                     scan.members,
                     scan.digest,
@@ -686,9 +685,8 @@ impl TransferBundle {
             path,
             compression,
             if_exists,
-            false,
+            None,
         )
-        .map(drop)
     }
 
     /// The bundle's identity: SHA-256 of its uncompressed tar stream.
@@ -869,7 +867,7 @@ impl TransferBundle {
 
 /// Writes the canonical stream of a bundle (`manifest_bytes` first, then `order`) to `path`
 /// atomically ([`fsutil::write_atomic_with`]), gzip-compressed or not, as it is produced;
-/// with `hash`, returns the SHA-256 of the (uncompressed) stream written. Members kept in files are
+/// `hasher`, when given, is fed the (uncompressed) stream written. Members kept in files are
 /// checked as they are copied: on any error nothing is left at `path`.
 fn write_file(
     manifest_bytes: &[u8],
@@ -878,11 +876,10 @@ fn write_file(
     path: &Path,
     compression: Compression,
     if_exists: IfExists,
-    hash: bool,
-) -> Result<Option<Sha256Digest>, BundleError> {
+    mut hasher: Option<&mut sha2::Sha256>,
+) -> Result<(), BundleError> {
     use sha2::Digest as _;
     let mut failure = None;
-    let mut hasher = hash.then(sha2::Sha256::new);
     let written = fsutil::write_atomic_with(path, FILE_MODE, if_exists, |file| {
         let mut tee = |out: &mut dyn Write| {
             stream::encode_stream(manifest_bytes, order, members, &mut |piece| {
@@ -898,13 +895,8 @@ fn write_file(
                 tee(&mut out).and_then(|()| out.flush().map_err(BundleError::Write))
             }
             Compression::Gzip => {
-                let mut gz = flate2::GzBuilder::new()
-                    .mtime(0)
-                    .operating_system(0xff)
-                    .write(
-                        io::BufWriter::with_capacity(1 << 20, &mut *file),
-                        flate2::Compression::new(6),
-                    );
+                let mut gz =
+                    archive::gzip_writer(io::BufWriter::with_capacity(1 << 20, &mut *file));
                 tee(&mut gz).and_then(|()| {
                     gz.finish()
                         .and_then(|mut w| w.flush())
@@ -919,7 +911,7 @@ fn write_file(
         })
     });
     match (written, failure) {
-        (Ok(()), _) => Ok(hasher.map(|h| Sha256Digest(h.finalize().into()))),
+        (Ok(()), _) => Ok(()),
         // A member that changed on the medium, say: the bundle's own error.
         (Err(_), Some(e)) if !matches!(e, BundleError::Write(_)) => Err(e),
         (Err(e), _) => Err(e.into()),

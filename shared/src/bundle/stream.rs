@@ -157,9 +157,10 @@ impl MemberBytes {
     pub(super) fn digest(&self, name: &str) -> Result<Sha256Digest, BundleError> {
         match self {
             MemberBytes::Memory { .. } => Ok(Sha256Digest::of(&self.load(name)?)),
-            MemberBytes::File { .. } => {
+            MemberBytes::File { sha256, .. } => {
+                // Read through once, so that bytes changed since they were checked fail here.
                 self.copy_to(name, &mut |_| Ok(()))?;
-                Ok(self.known_digest().unwrap_or(Sha256Digest([0; 32])))
+                Ok(*sha256)
             }
         }
     }
@@ -365,6 +366,8 @@ pub(super) fn stream_digest(
 pub(super) struct Scanned {
     /// The manifest, parsed and checked (format, canonical form, checksum).
     pub(super) manifest: Manifest,
+    /// Its bytes as stored (canonical).
+    pub(super) manifest_bytes: Vec<u8>,
     /// Member names in archive order (manifest excluded).
     pub(super) order: Vec<String>,
     /// The members: targets documents stay in the file.
@@ -457,7 +460,7 @@ fn scan_members(
         pos: 0,
     };
     let not_canonical = |what: String| BundleError::NotCanonical(what);
-    let mut manifest: Option<(Manifest, HashMap<String, MemberDigest>)> = None;
+    let mut manifest: Option<(Manifest, HashMap<String, MemberDigest>, Vec<u8>)> = None;
     let mut order = Vec::new();
     let mut members = Members::new();
     let mut seen: HashMap<String, String> = HashMap::new();
@@ -543,7 +546,7 @@ fn scan_members(
             Err(e) => return Err(read_err(e)),
         }
         last.clone_from(&name);
-        let Some((_, listed)) = &manifest else {
+        let Some((_, listed, _)) = &manifest else {
             if name != MANIFEST {
                 return Err(BundleError::NotABundle(format!(
                     "first member is {name:?}, expected {MANIFEST}"
@@ -558,7 +561,7 @@ fn scan_members(
             if listed.len() != m.members.len() {
                 return Err(BundleError::Manifest("a member is listed twice".into()));
             }
-            manifest = Some((m, listed));
+            manifest = Some((m, listed, data));
             continue;
         };
         if name == MANIFEST {
@@ -602,10 +605,11 @@ fn scan_members(
         order.push(name.clone());
         members.insert(name, bytes);
     }
-    let (manifest, _) =
+    let (manifest, _, manifest_bytes) =
         manifest.ok_or_else(|| BundleError::NotABundle("the archive is empty".into()))?;
     Ok(Scanned {
         manifest,
+        manifest_bytes,
         order,
         members,
         digest: Sha256Digest(reader.hasher.finalize().into()),
