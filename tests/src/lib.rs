@@ -30,7 +30,10 @@ pub fn tools_built_with() -> Vec<&'static str> {
 macro_rules! report {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+        // One write: stderr is unbuffered, so `writeln!` would write each formatted piece on
+        // its own and libtest's lines (on stdout, merged by scripts) could land between them.
+        let line = format!("{}\n", format_args!($($arg)*));
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
     }};
 }
 
