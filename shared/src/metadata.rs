@@ -6,7 +6,7 @@
 //! all survive). Signatures always cover [`crate::canonical`] bytes of `signed`.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -474,7 +474,7 @@ impl SignedTargets {
     /// Checks that `bytes` parse as a targets document: the same verdict as
     /// [`from_json`](Self::from_json), usually without building the parsed form.
     pub fn check_json(bytes: &[u8]) -> Result<(), MetadataError> {
-        if plain_targets_signed(bytes, None) {
+        if lean_targets(bytes).is_some_and(|p| canonical::is_plain(&bytes[p.signed])) {
             return Ok(());
         }
         SignedTargets::from_json(bytes).map(drop)
@@ -488,11 +488,73 @@ impl SignedTargets {
     /// plain integers. Other documents take the typed path.
     pub fn canonical_signed_from_json(bytes: &[u8]) -> Result<Vec<u8>, MetadataError> {
         let mut out = Vec::with_capacity(bytes.len());
-        if plain_targets_signed(bytes, Some(&mut out)) {
-            return Ok(out);
+        if let Some(p) = lean_targets(bytes) {
+            if matches!(
+                canonical::canonicalize_plain_into(&bytes[p.signed], &mut out),
+                Ok(true)
+            ) {
+                return Ok(out);
+            }
         }
         SignedTargets::from_json(bytes)?.canonical_signed()
     }
+
+    /// Checks `bytes` like [`check_json`](Self::check_json) and summarizes them like
+    /// [`TargetsSummary::from_json`] (the same verdict and the same summary), reading a
+    /// plain document's text once for both; for such a document it also tells where
+    /// `signed` is, so that [`canonical_signed_of`](Self::canonical_signed_of) can
+    /// canonicalize it later without reading the rest again.
+    pub fn read_facts(bytes: &[u8]) -> Result<TargetsFacts, MetadataError> {
+        if let Some(p) = lean_targets(bytes) {
+            if let (Some(signatures), Some(expires)) = (p.signatures, p.lean.expires) {
+                if canonical::is_plain(&bytes[p.signed.clone()]) {
+                    return Ok(TargetsFacts {
+                        summary: TargetsSummary {
+                            signatures,
+                            version: p.lean.version,
+                            expires,
+                            targets: p.lean.targets,
+                            build_versions: p.lean.build_versions,
+                        },
+                        plain_signed: Some(p.signed),
+                    });
+                }
+            }
+        }
+        SignedTargets::check_json(bytes)?;
+        Ok(TargetsFacts {
+            summary: TargetsSummary::from_json(bytes)?,
+            plain_signed: None,
+        })
+    }
+
+    /// [`canonical_signed_from_json`](Self::canonical_signed_from_json) of the document
+    /// `bytes` whose facts [`read_facts`](Self::read_facts) read from these same bytes: a
+    /// plain document is canonicalized from its `signed` text alone.
+    pub fn canonical_signed_of(
+        bytes: &[u8],
+        facts: &TargetsFacts,
+    ) -> Result<Vec<u8>, MetadataError> {
+        if let Some(signed) = facts.plain_signed.clone().filter(|r| r.end <= bytes.len()) {
+            let mut out = Vec::with_capacity(signed.len());
+            if matches!(
+                canonical::canonicalize_plain_into(&bytes[signed], &mut out),
+                Ok(true)
+            ) {
+                return Ok(out);
+            }
+        }
+        SignedTargets::canonical_signed_from_json(bytes)
+    }
+}
+
+/// What one reading of a targets document learns ([`SignedTargets::read_facts`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TargetsFacts {
+    /// Its summary.
+    pub summary: TargetsSummary,
+    /// Where its `signed` text is, when its canonical bytes come straight from that text.
+    pub plain_signed: Option<std::ops::Range<usize>>,
 }
 
 /// The members of a JSON object as text, in order. Reading refuses anything but an object
@@ -537,45 +599,52 @@ impl<'de: 'a, 'a> Deserialize<'de> for RawMembers<'a> {
     }
 }
 
-/// Whether `bytes` is a targets document that [`SignedTargets::from_json`] reads and whose
-/// typed round trip cannot change the canonical bytes of `signed` (see
-/// [`SignedTargets::canonical_signed_from_json`]); if so and `out` is given, those bytes are
-/// appended to it. `false` says nothing about the document: the caller takes the typed path.
-/// Every member [`SignedTargets`] requires is checked with the same type here; members it
-/// does not interpret are only checked to be JSON (any JSON is accepted there).
-fn plain_targets_signed(bytes: &[u8], out: Option<&mut Vec<u8>>) -> bool {
-    let Ok(text) = std::str::from_utf8(bytes) else {
-        return false;
+/// A targets document read the lean way: its signatures (`None` if absent or `null`), where
+/// its `signed` text is, and what [`LeanTargets`] read there. `Some` only when the typed
+/// round trip cannot change the canonical bytes of `signed` as far as the member types go
+/// (see [`SignedTargets::canonical_signed_from_json`]); the caller still checks that text is
+/// plain ([`canonical::is_plain`]). `None` says nothing about the document: the caller takes
+/// the typed path. Every member [`SignedTargets`] requires is checked with the same type
+/// here; members it does not interpret are only checked to be JSON (any JSON is accepted
+/// there). Member names given twice anywhere in `signed` make the canonical parse fail, so
+/// this reading need not look for them.
+struct LeanDocument {
+    signatures: Option<Vec<Signature>>,
+    signed: std::ops::Range<usize>,
+    lean: LeanTargets,
+}
+
+fn lean_targets(bytes: &[u8]) -> Option<LeanDocument> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let doc = RawMembers::parse(text)?;
+    let signatures = match doc.get("signatures") {
+        Some(s) if s.get() != "null" => Some(serde_json::from_str::<Vec<Signature>>(s.get()).ok()?),
+        _ => None,
     };
-    let Some(doc) = RawMembers::parse(text) else {
-        return false;
-    };
-    if let Some(sigs) = doc.get("signatures") {
-        if sigs.get() != "null" && serde_json::from_str::<Vec<Signature>>(sigs.get()).is_err() {
-            return false;
-        }
-    }
-    let Some(signed_raw) = doc.get("signed") else {
-        return false;
-    };
-    // Member names given twice anywhere in `signed` make the canonical parse fail below, so
-    // the lean reading need not look for them.
-    if !serde_json::from_str::<LeanTargets>(signed_raw.get()).is_ok_and(|t| t.plain) {
-        return false;
-    }
-    let signed = signed_raw.get().as_bytes();
-    match out {
-        Some(out) => matches!(canonical::canonicalize_plain_into(signed, out), Ok(true)),
-        None => canonical::is_plain(signed),
-    }
+    let signed = doc.get("signed")?.get();
+    let lean = serde_json::from_str::<LeanTargets>(signed)
+        .ok()
+        .filter(|t| t.plain)?;
+    // `signed` borrows from `text`: its place there.
+    let start = signed.as_ptr() as usize - text.as_ptr() as usize;
+    Some(LeanDocument {
+        signatures,
+        signed: start..start + signed.len(),
+        lean,
+    })
 }
 
 /// `signed` of a targets document read with the member types of [`Targets`] (an object, not
 /// an array: [`Targets`] flattens), skipping what it does not interpret; `plain` is false
 /// where the typed round trip would change the text: `expires` not as [`Timestamp`] writes
-/// it, `targets` missing or `null`, a target's `custom` `null`.
+/// it, `targets` missing or `null`, a target's `custom` `null`. The rest is what
+/// [`TargetsSummary`] reads, collected on the way.
 struct LeanTargets {
     plain: bool,
+    version: u64,
+    expires: Option<Timestamp>,
+    targets: usize,
+    build_versions: BTreeSet<String>,
 }
 
 impl<'de> Deserialize<'de> for LeanTargets {
@@ -590,9 +659,11 @@ impl<'de> Deserialize<'de> for LeanTargets {
                 self,
                 mut m: M,
             ) -> Result<LeanTargets, M::Error> {
-                let (mut type_, mut version) = (false, false);
+                let mut type_ = false;
+                let mut version = None;
+                let mut expires = None;
                 let mut expires_plain = None;
-                let mut targets_plain = false;
+                let mut targets = None;
                 while let Some(k) = m.next_key::<Cow<'de, str>>()? {
                     match k.as_ref() {
                         "_type" => {
@@ -601,28 +672,37 @@ impl<'de> Deserialize<'de> for LeanTargets {
                                 true
                             }
                         }
-                        "version" => {
-                            version = {
-                                m.next_value::<u64>()?;
-                                true
-                            }
-                        }
+                        "version" => version = Some(m.next_value::<u64>()?),
                         "expires" => {
                             let e = m.next_value::<Cow<'de, str>>()?;
-                            expires_plain = Some(
-                                Timestamp::parse(&e).is_ok_and(|t| t.to_string() == e.as_ref()),
-                            );
+                            let t = Timestamp::parse(&e).ok();
+                            expires_plain =
+                                Some(t.as_ref().is_some_and(|t| t.to_string() == e.as_ref()));
+                            expires = t;
                         }
                         "targets" => {
-                            let t =
+                            targets =
                                 m.next_value::<Option<BTreeMap<Cow<'de, str>, LeanTarget>>>()?;
-                            targets_plain = t.is_some_and(|t| t.values().all(|f| f.plain));
                         }
                         _ => drop(m.next_value::<serde::de::IgnoredAny>()?),
                     }
                 }
-                let plain = type_ && version && expires_plain == Some(true) && targets_plain;
-                Ok(LeanTargets { plain })
+                let targets_plain = targets
+                    .as_ref()
+                    .is_some_and(|t| t.values().all(|f| f.plain));
+                let plain =
+                    type_ && version.is_some() && expires_plain == Some(true) && targets_plain;
+                let targets = targets.unwrap_or_default();
+                Ok(LeanTargets {
+                    plain,
+                    version: version.unwrap_or_default(),
+                    expires,
+                    targets: targets.len(),
+                    build_versions: targets
+                        .into_values()
+                        .filter_map(|t| t.build_version)
+                        .collect(),
+                })
             }
         }
         d.deserialize_map(V)
@@ -630,9 +710,12 @@ impl<'de> Deserialize<'de> for LeanTargets {
 }
 
 /// One target read with the member types of [`TargetFile`] (an object); `plain` is false
-/// for a `null` `custom` or a member of the wrong type.
+/// for a `null` `custom` or a member of the wrong type. `custom` must be an object or absent
+/// (anything else fails this reading, and the caller takes the typed path); its `version`,
+/// when a string, is kept.
 struct LeanTarget {
     plain: bool,
+    build_version: Option<String>,
 }
 
 impl<'de> Deserialize<'de> for LeanTarget {
@@ -648,6 +731,7 @@ impl<'de> Deserialize<'de> for LeanTarget {
                 mut m: M,
             ) -> Result<LeanTarget, M::Error> {
                 let (mut length, mut hashes, mut custom_ok) = (false, false, true);
+                let mut build_version = None;
                 while let Some(k) = m.next_key::<Cow<'de, str>>()? {
                     match k.as_ref() {
                         "length" => {
@@ -658,16 +742,59 @@ impl<'de> Deserialize<'de> for LeanTarget {
                             m.next_value::<BTreeMap<String, String>>()?;
                             hashes = true;
                         }
-                        "custom" => custom_ok = m.next_value::<&RawValue>()?.get() != "null",
+                        "custom" => match m.next_value::<LeanCustom>()? {
+                            LeanCustom::Null => custom_ok = false,
+                            LeanCustom::Object { version } => build_version = version,
+                        },
                         _ => drop(m.next_value::<serde::de::IgnoredAny>()?),
                     }
                 }
                 Ok(LeanTarget {
                     plain: length && hashes && custom_ok,
+                    build_version,
                 })
             }
         }
         d.deserialize_map(V)
+    }
+}
+
+/// A target's `custom`: `null`, or an object of which only a string `version` is kept.
+enum LeanCustom {
+    Null,
+    Object { version: Option<String> },
+}
+
+impl<'de> Deserialize<'de> for LeanCustom {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = LeanCustom;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object or null")
+            }
+            fn visit_unit<E>(self) -> Result<LeanCustom, E> {
+                Ok(LeanCustom::Null)
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut m: M,
+            ) -> Result<LeanCustom, M::Error> {
+                let mut version = None;
+                while let Some(k) = m.next_key::<Cow<'de, str>>()? {
+                    if k == "version" {
+                        version = match m.next_value::<Value>()? {
+                            Value::String(v) => Some(v),
+                            _ => None,
+                        };
+                    } else {
+                        m.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+                Ok(LeanCustom::Object { version })
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -758,6 +885,35 @@ mod tests {
         }
     }
 
+    /// Whether the lean reading takes `d` as plain (the fast path of every reading).
+    fn lean_plain(d: &[u8]) -> bool {
+        lean_targets(d).is_some_and(|p| canonical::is_plain(&d[p.signed]))
+    }
+
+    /// [`SignedTargets::read_facts`] says what `check_json` and [`TargetsSummary::from_json`]
+    /// say of `d`, and its `canonical_signed_of` is `canonical_signed_from_json`'s.
+    fn facts_agree(d: &[u8]) -> Result<(), String> {
+        let facts = SignedTargets::read_facts(d);
+        let two_passes = SignedTargets::check_json(d).and_then(|()| TargetsSummary::from_json(d));
+        let summary = facts.as_ref().map(|f| f.summary.clone());
+        if summary.as_ref().map_err(|e| e.to_string())
+            != two_passes.as_ref().map_err(|e| e.to_string())
+        {
+            return Err(format!("summary {summary:?}"));
+        }
+        if let Ok(f) = &facts {
+            if f.plain_signed.is_some() != lean_plain(d) {
+                return Err(format!("plain {:?}", f.plain_signed));
+            }
+            let of = SignedTargets::canonical_signed_of(d, f).map_err(|e| e.to_string());
+            let from = SignedTargets::canonical_signed_from_json(d).map_err(|e| e.to_string());
+            if of != from {
+                return Err(format!("canonical {of:?} != {from:?}"));
+            }
+        }
+        Ok(())
+    }
+
     #[test]
     fn canonical_signed_from_json_equals_the_typed_path() {
         let typed = |b: &[u8]| {
@@ -767,8 +923,11 @@ mod tests {
         };
         let fast =
             |b: &[u8]| SignedTargets::canonical_signed_from_json(b).map_err(|e| e.to_string());
-        assert!(plain_targets_signed(AKTUALIZR_TARGETS, None));
+        assert!(lean_plain(AKTUALIZR_TARGETS));
         assert_eq!(fast(AKTUALIZR_TARGETS), typed(AKTUALIZR_TARGETS));
+        facts_agree(AKTUALIZR_TARGETS).unwrap();
+        let facts = SignedTargets::read_facts(AKTUALIZR_TARGETS).unwrap();
+        assert_eq!(facts.summary.targets, 19);
         let head = r#""_type":"Targets","expires":"2027-01-01T00:00:00Z""#;
         let t = r#""hashes":{"sha256":"ab"},"length":3"#;
         let cases = [
@@ -804,7 +963,8 @@ mod tests {
                 SignedTargets::from_json(d).is_ok(),
                 "case {i}"
             );
-            assert_eq!(plain_targets_signed(d, None), i == 0, "case {i}");
+            assert_eq!(lean_plain(d), i == 0, "case {i}");
+            assert_eq!(facts_agree(d), Ok(()), "case {i}");
         }
         for d in [
             r#"{"signatures":[],"signed":{"_type":"Targets","expires":"2027-01-01T00:00:00Z","targets":{},"version":1},"signed":{}}"#,
@@ -812,12 +972,47 @@ mod tests {
             r#"[[],{"_type":"Targets","expires":"2027-01-01T00:00:00Z","targets":{},"version":1}]"#,
         ] {
             let d = d.as_bytes();
-            assert!(!plain_targets_signed(d, None));
+            assert!(!lean_plain(d));
             assert_eq!(fast(d), typed(d));
+            assert_eq!(facts_agree(d), Ok(()));
             assert_eq!(
                 SignedTargets::check_json(d).is_ok(),
                 SignedTargets::from_json(d).is_ok()
             );
+        }
+    }
+
+    #[test]
+    fn read_facts_summarizes_plain_documents_in_one_reading() {
+        let t = |custom: &str| format!(r#"{{"hashes":{{"sha256":"ab"}},"length":3{custom}}}"#);
+        let doc = format!(
+            r#"{{"signatures":[{{"keyid":"abababababababababababababababababababababababababababababababab","method":"ed25519","sig":"c2ln"}}],"signed":{{"_type":"Targets","expires":"2027-01-01T00:00:00Z","targets":{{"a":{},"b":{},"c":{},"d":{},"e":{}}},"version":7}}}}"#,
+            t(r#","custom":{"version":"12","name":"x"}"#),
+            t(r#","custom":{"version":12}"#),
+            t(r#","custom":{"version":"9","tags":["main"]}"#),
+            t(r#","custom":{"version":"12"}"#),
+            t(""),
+        );
+        let d = doc.as_bytes();
+        let facts = SignedTargets::read_facts(d).unwrap();
+        assert!(facts.plain_signed.is_some());
+        assert_eq!(facts.summary.version, 7);
+        assert_eq!(facts.summary.targets, 5);
+        assert_eq!(facts.summary.signatures.len(), 1);
+        assert_eq!(
+            facts.summary.build_versions.iter().collect::<Vec<_>>(),
+            ["12", "9"]
+        );
+        assert_eq!(facts_agree(d), Ok(()));
+        // Not the fast path, same answers: no signatures, `null` ones, a string `custom`.
+        for other in [
+            doc.replace(r#""signatures":[{"keyid":"abababababababababababababababababababababababababababababababab","method":"ed25519","sig":"c2ln"}],"#, ""),
+            doc.replace(r#"[{"keyid":"abababababababababababababababababababababababababababababababab","method":"ed25519","sig":"c2ln"}]"#, "null"),
+            doc.replace(r#"{"version":12}"#, r#""v12""#),
+        ] {
+            let d = other.as_bytes();
+            assert!(SignedTargets::read_facts(d).map_or(true, |f| f.plain_signed.is_none()));
+            assert_eq!(facts_agree(d), Ok(()), "{other}");
         }
     }
 
@@ -841,7 +1036,7 @@ mod tests {
         ])
         .prop_map(str::to_string);
         leaf.prop_recursive(3, 24, 4, |inner| {
-            let key = prop::sample::select(vec!["a", "b", "custom", "expires"]);
+            let key = prop::sample::select(vec!["a", "b", "custom", "expires", "version"]);
             prop_oneof![
                 prop::collection::vec(inner.clone(), 0..4)
                     .prop_map(|v| format!("[{}]", v.join(","))),
@@ -888,6 +1083,7 @@ mod tests {
                 SignedTargets::from_json(d).is_ok(),
                 "{}", doc
             );
+            proptest::prop_assert_eq!(facts_agree(d), Ok(()), "{}", doc);
         }
     }
 

@@ -20,8 +20,10 @@
 //!
 //! [`record`] refuses to append to a log that does not match its head (the evidence would
 //! be overwritten); `signer audit verify` says what is wrong and where. The one tolerated
-//! mismatch is a head exactly one record behind: a run interrupted between appending the
-//! record and updating the head.
+//! mismatch is a head behind the log by the records of one run: the records a run makes
+//! together (e.g. one per document signed, [`record_all`]) are appended in one write, then
+//! the head is updated once, and a run interrupted in between leaves the head naming the
+//! record before them; those records all carry the run's time.
 //!
 //! This makes tampering *evident* to anyone who compares the log with itself and its head;
 //! it does not stop someone with write access to the state directory from rewriting both.
@@ -352,7 +354,13 @@ fn lines_of<'a>(path: &Path, content: &'a [u8]) -> Result<Vec<&'a [u8]>, AuditEr
     if content.is_empty() {
         return Ok(Vec::new());
     }
-    let mut lines: Vec<&[u8]> = content.split(|b| *b == b'\n').collect();
+    let mut lines = Vec::with_capacity(content.len() / 256);
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'\n', content) {
+        lines.push(&content[start..end]);
+        start = end + 1;
+    }
+    lines.push(&content[start..]);
     // A complete log ends with '\n', which leaves one empty piece at the end.
     if lines.last().is_some_and(|l| l.is_empty()) {
         lines.pop();
@@ -464,10 +472,19 @@ fn check_head(
         Some(h) if h.seq == n => Err(mismatch(format!(
             "the last record (line {n}) differs from the one the head pins: it was edited"
         ))),
-        Some(h) if h.seq + 1 == n && hash_of(h.seq).as_deref() == Some(h.sha256.as_str()) => {
+        Some(h)
+            if h.seq < n
+                && hash_of(h.seq).as_deref() == Some(h.sha256.as_str())
+                && one_run(lines, h.seq) =>
+        {
             Ok(vec![format!(
-                "record {n} was written but {AUDIT_HEAD} still names record {} (an interrupted \
-                 run); it will be brought up to date by the next record",
+                "{} written but {AUDIT_HEAD} still names record {} (an interrupted run); it \
+                 will be brought up to date by the next record",
+                if h.seq + 1 == n {
+                    format!("record {n} was")
+                } else {
+                    format!("records {}-{n} were", h.seq + 1)
+                },
                 h.seq
             )])
         }
@@ -484,16 +501,45 @@ fn check_head(
     }
 }
 
+/// Whether the records after the first `from` of `lines` are one run's: all carry the time
+/// of the last record (a run records everything at its start time).
+fn one_run(lines: &[&[u8]], from: u64) -> bool {
+    let time = |l: &[u8]| serde_json::from_slice::<ChainView>(l).ok().map(|v| v.time);
+    let Some(last) = lines.last().and_then(|l| time(l)) else {
+        return false;
+    };
+    usize::try_from(from)
+        .ok()
+        .and_then(|from| lines.get(from..))
+        .is_some_and(|after| after.iter().all(|l| time(l).as_ref() == Some(&last)))
+}
+
 /// Appends `event`, which happened at `time`, to the audit log in `state_dir` and returns
-/// the record written.
-///
-/// The state directory is created (0700) if needed. Refuses to append to a log that does
-/// not verify against its head.
+/// the record written (see [`record_all`]).
 pub fn record(
     state_dir: &Path,
     time: &Timestamp,
     event: AuditEvent,
 ) -> Result<AuditRecord, AuditError> {
+    let mut written = record_all(state_dir, time, vec![event])?;
+    Ok(written.remove(0))
+}
+
+/// Appends `events`, which happened at `time`, in order, to the audit log in `state_dir`
+/// and returns the records written: one write and one `fsync` of the log, then one update
+/// of the head, however many records (a run that signs a thousand documents reads the log
+/// once and syncs it once, not a thousand times).
+///
+/// The state directory is created (0700) if needed. Refuses to append to a log that does
+/// not verify against its head. Nothing is written for no events.
+pub fn record_all(
+    state_dir: &Path,
+    time: &Timestamp,
+    events: Vec<AuditEvent>,
+) -> Result<Vec<AuditRecord>, AuditError> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
     crate::identity::ensure_state_dir(state_dir).map_err(|source| AuditError::StateDir {
         path: state_dir.to_path_buf(),
         source,
@@ -525,7 +571,7 @@ pub fn record(
     // appending would overwrite the head that proves the truncation.
     let head = read_head(state_dir)?;
     check_head(&path, &lines, head.as_ref())?;
-    let (seq, prev) = match lines.last() {
+    let (mut seq, mut prev) = match lines.last() {
         None => (1, GENESIS_PREV.to_string()),
         Some(last) => {
             let view: ChainView = serde_json::from_slice(last).map_err(|_| AuditError::Broken {
@@ -536,34 +582,41 @@ pub fn record(
             (view.seq + 1, sha256_hex(last))
         }
     };
-    let rec = AuditRecord {
-        seq,
-        time: time.to_string(),
-        signer_version: env!("CARGO_PKG_VERSION").to_string(),
-        prev,
-        event,
-    };
-    let mut line = serde_json::to_vec(&rec).map_err(|e| AuditError::Io {
-        action: "encode a record for",
-        path: path.clone(),
-        source: std::io::Error::other(e),
-    })?;
-    let line_hash = sha256_hex(&line);
-    line.push(b'\n');
-    // One write with O_APPEND: the record lands at the end as a whole. A write that fails
+    let mut records = Vec::with_capacity(events.len());
+    let mut appended = Vec::new();
+    for event in events {
+        let rec = AuditRecord {
+            seq,
+            time: time.to_string(),
+            signer_version: env!("CARGO_PKG_VERSION").to_string(),
+            prev,
+            event,
+        };
+        let line = serde_json::to_vec(&rec).map_err(|e| AuditError::Io {
+            action: "encode a record for",
+            path: path.clone(),
+            source: std::io::Error::other(e),
+        })?;
+        prev = sha256_hex(&line);
+        appended.extend_from_slice(&line);
+        appended.push(b'\n');
+        records.push(rec);
+        seq += 1;
+    }
+    // One write with O_APPEND: the records land at the end as a whole. A write that fails
     // part way (a full disk writes what fits) is cut off again, so that the log stays whole
     // and the next run can append; shrinking a file needs no space.
     let old_len = file.metadata().map_err(io("read"))?.len();
     let cut_back = |file: &std::fs::File| {
         let _ = file.set_len(old_len).and_then(|()| file.sync_all());
     };
-    if let Err(e) = file.write_all(&line).and_then(|()| file.sync_all()) {
+    if let Err(e) = file.write_all(&appended).and_then(|()| file.sync_all()) {
         cut_back(&file);
         return Err(io("append to")(e));
     }
     let head = AuditHead {
-        seq,
-        sha256: line_hash,
+        seq: seq - 1,
+        sha256: prev,
     };
     let head_bytes = serde_json::to_vec(&head).unwrap_or_default();
     // A head that cannot be written (a full disk, a read-only directory) takes the record
@@ -576,7 +629,7 @@ pub fn record(
         }
         return Err(e.into());
     }
-    Ok(rec)
+    Ok(records)
 }
 
 /// Verifies the log in `state_dir` against its chain and head.
@@ -1008,6 +1061,48 @@ mod tests {
         let err = verify(dir.path()).unwrap_err();
         assert!(err.to_string().contains("incomplete"), "{err}");
         assert!(record(dir.path(), &test_time(), sample(4)).is_err());
+    }
+
+    #[test]
+    fn a_run_appends_its_records_at_once_and_an_interrupted_one_is_told() {
+        let dir = tempfile::tempdir().unwrap();
+        record(dir.path(), &test_time(), sample(1)).unwrap();
+        let head_after_one = std::fs::read(head_path(dir.path())).unwrap();
+        let later = test_time().plus_days(1);
+        let written =
+            record_all(dir.path(), &later, vec![sample(2), sample(3), sample(4)]).unwrap();
+        assert_eq!(written.iter().map(|r| r.seq).collect::<Vec<_>>(), [2, 3, 4]);
+        let report = verify(dir.path()).unwrap();
+        assert_eq!(report.records, 4);
+        assert!(report.notes.is_empty(), "{:?}", report.notes);
+        assert!(record_all(dir.path(), &later, Vec::new())
+            .unwrap()
+            .is_empty());
+        assert_eq!(verify(dir.path()).unwrap().records, 4);
+
+        // A crash after the append, before the head update: the head names record 1 and the
+        // three records after it are one run's (the same time).
+        std::fs::write(head_path(dir.path()), &head_after_one).unwrap();
+        let report = verify(dir.path()).unwrap();
+        assert_eq!(report.notes.len(), 1, "{:?}", report.notes);
+        assert!(
+            report.notes[0].contains("records 2-4 were written"),
+            "{:?}",
+            report.notes
+        );
+        record(dir.path(), &later, sample(5)).unwrap();
+        assert!(verify(dir.path()).unwrap().notes.is_empty());
+
+        // Records of two runs after the head are not an interrupted run: refused.
+        let dir = tempfile::tempdir().unwrap();
+        record(dir.path(), &test_time(), sample(1)).unwrap();
+        let head_after_one = std::fs::read(head_path(dir.path())).unwrap();
+        record(dir.path(), &test_time(), sample(2)).unwrap();
+        record(dir.path(), &later, sample(3)).unwrap();
+        std::fs::write(head_path(dir.path()), &head_after_one).unwrap();
+        let err = verify(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("do not continue from it"), "{err}");
+        assert!(record(dir.path(), &later, sample(4)).is_err());
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    shared::cli::tune_allocator();
     let cli = match signer::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => match signer::habits::explain(&e) {

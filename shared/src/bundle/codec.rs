@@ -35,7 +35,7 @@ use super::validate::{
 use crate::archive::{self, Compression, Limits, MemberRef, TarStream};
 use crate::canonical;
 use crate::fsutil::{self, FsError, IfExists};
-use crate::metadata::{SignedRoot, SignedTargets, TargetsSummary};
+use crate::metadata::{SignedRoot, SignedTargets, TargetsFacts, TargetsSummary};
 use crate::transaction::{ParsedTransaction, Transaction};
 
 /// Mode bits stored for every member.
@@ -109,8 +109,9 @@ pub struct TransferBundle {
     /// reading a response, [`targets_signed`](Self::targets_signed) or
     /// [`respond`](Self::respond)), so that each document is canonicalized once.
     signed_digests: Mutex<BTreeMap<String, Sha256Digest>>,
-    /// Summaries of targets members made while reading (by member name).
-    summaries: Arc<BTreeMap<String, TargetsSummary>>,
+    /// What reading targets members learned of them (by member name): summaries, and where
+    /// `signed` is in a plain document's text.
+    summaries: Arc<BTreeMap<String, TargetsFacts>>,
 }
 
 impl Clone for TransferBundle {
@@ -199,10 +200,15 @@ pub(super) fn signed_digest<T: Serialize>(
 /// [`SignedTargets::canonical_signed_from_json`]), with the errors of parsing it and of
 /// [`signed_digest`].
 pub(super) fn targets_signed_bytes(member: &str, data: &[u8]) -> Result<Vec<u8>, BundleError> {
-    SignedTargets::canonical_signed_from_json(data).map_err(|e| match e {
+    SignedTargets::canonical_signed_from_json(data).map_err(|e| targets_signed_err(member, e))
+}
+
+/// The error of canonicalizing the targets member `member`.
+fn targets_signed_err(member: &str, e: crate::metadata::MetadataError) -> BundleError {
+    match e {
         crate::metadata::MetadataError::Parse { .. } => member_err(member, e),
         other => BundleError::Invalid(format!("{member}: {other}")),
-    })
+    }
 }
 
 /// A bundle whose content is validated and whose manifest is sealed, before its stream is
@@ -407,7 +413,13 @@ impl TransferBundle {
             .get(member)
             .ok_or_else(|| BundleError::MissingMember(member.to_string()))?
             .load(member)?;
-        let bytes = targets_signed_bytes(member, &data)?;
+        // The text is the one read (a member left in the file is checked against its digest
+        // as it is loaded), so what reading it learned holds.
+        let bytes = match self.summaries.get(member) {
+            Some(facts) => SignedTargets::canonical_signed_of(&data, facts)
+                .map_err(|e| targets_signed_err(member, e))?,
+            None => targets_signed_bytes(member, &data)?,
+        };
         let digest = Sha256Digest::of(&bytes);
         if let Ok(mut memo) = self.signed_digests.lock() {
             memo.insert(member.to_string(), digest);
@@ -825,7 +837,10 @@ impl TransferBundle {
         let docs = self.docs(dir);
         let known: Option<BTreeMap<String, TargetsSummary>> = docs
             .values()
-            .map(|d| Some((d.name.to_string(), self.summaries.get(d.name)?.clone())))
+            .map(|d| {
+                let facts = self.summaries.get(d.name)?;
+                Some((d.name.to_string(), facts.summary.clone()))
+            })
             .collect();
         match known {
             Some(all) => Ok(all

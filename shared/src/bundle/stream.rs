@@ -41,7 +41,7 @@ use super::schema::*;
 use super::validate::{doc_name, member_rank};
 use crate::archive::{self, ArchiveError, EntryProblem, Limits};
 use crate::fsutil::FsError;
-use crate::metadata::{SignedTargets, TargetsSummary};
+use crate::metadata::{SignedTargets, TargetsFacts};
 
 /// Chunk size for copying members between files.
 const COPY_CHUNK: usize = 1 << 20;
@@ -374,8 +374,9 @@ pub(super) struct Scanned {
     pub(super) members: Members,
     /// SHA-256 of the whole stream.
     pub(super) digest: Sha256Digest,
-    /// The summary of every targets document, by member name (made while checking it).
-    pub(super) summaries: BTreeMap<String, TargetsSummary>,
+    /// What checking every targets document learned of it (its summary, where its `signed`
+    /// text is), by member name.
+    pub(super) summaries: BTreeMap<String, TargetsFacts>,
 }
 
 /// Reads a plain-tar bundle file in one pass, holding one member at a time: every header
@@ -409,9 +410,8 @@ pub(super) fn scan_file(path: &Path, limits: &Limits) -> Result<Scanned, BundleE
                             .map_err(|_| ())
                             .and_then(|r| r.recv().map_err(|_| ()));
                         let Ok((name, data)) = next else { break };
-                        let summary = SignedTargets::check_json(&data)
-                            .and_then(|()| TargetsSummary::from_json(&data))
-                            .map_err(|e| member_err(&name, e));
+                        let summary =
+                            SignedTargets::read_facts(&data).map_err(|e| member_err(&name, e));
                         done.push((name, summary));
                     }
                     done
@@ -420,7 +420,7 @@ pub(super) fn scan_file(path: &Path, limits: &Limits) -> Result<Scanned, BundleE
             .collect();
         let scanned = scan_members(path, limits, &to_check);
         drop(to_check);
-        let mut checked: Vec<(String, Result<TargetsSummary, BundleError>)> = checkers
+        let mut checked: Vec<(String, Result<TargetsFacts, BundleError>)> = checkers
             .into_iter()
             .flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
             .collect();

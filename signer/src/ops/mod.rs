@@ -369,27 +369,23 @@ fn finish(
         Err(e) => return Err(discard_created_keys(ctx, &work.tarballs, e)),
     };
     fsutil::crash_point("signer:after-response-write");
+    // One append for the run's signatures and the response (one read and one sync of the
+    // log, however many documents were signed).
+    let mut events = Vec::with_capacity(work.signed.len() + 1);
     for s in &work.signed {
-        audit::record(
-            &state,
-            &ctx.now,
-            AuditEvent::SignatureMade {
-                operation: work.opname.clone(),
-                document: s.document.clone(),
-                keyids: s.keyids.clone(),
-                sha256: s.sha256.clone(),
-            },
-        )?;
+        events.push(AuditEvent::SignatureMade {
+            operation: work.opname.clone(),
+            document: s.document.clone(),
+            keyids: s.keyids.clone(),
+            sha256: s.sha256.clone(),
+        });
         outcome.signed.push((s.document.clone(), s.keyids.clone()));
     }
-    audit::record(
-        &state,
-        &ctx.now,
-        AuditEvent::BundleWritten {
-            path: out.display().to_string(),
-            sha256: file_sha256,
-        },
-    )?;
+    events.push(AuditEvent::BundleWritten {
+        path: out.display().to_string(),
+        sha256: file_sha256,
+    });
+    audit::record_all(&state, &ctx.now, events)?;
     outcome.fingerprint = response.fingerprint();
     ctx.ui.line(format!(
         "Wrote the response {} (fingerprint {})",
