@@ -4,14 +4,18 @@
 //!
 //! A kept copy is an extra check, not a requirement: when a response comes back to the
 //! machine that wrote its request, `courier updates push` compares the response's request
-//! part with the copy byte for byte ([`crate::push::response`]); any online machine can push.
+//! part with it ([`crate::push::response`]); any online machine can push. What is kept is
+//! the request's manifest: it lists every member's size and SHA-256 digest, so comparing
+//! it is comparing the members byte for byte, without a second copy of a bundle that can
+//! be a gigabyte (earlier versions kept the whole bundle, `<sha256>.tufbundle`; such copies
+//! are still read).
 //!
 //! Layout under the state directory (every file written by [`keep`]: atomically, through
 //! `shared::fsutil`, mode 0600):
 //!
 //! ```text
 //! requests/<sha256 of the request>.json       one RequestRecord per request bundle written
-//! requests/<sha256 of the request>.tufbundle  the request bundle as written
+//! requests/<sha256 of the request>.manifest.json  its manifest.json, as written in the bundle
 //! transactions/<factory>.json                 the txid returned by the last `init` of this courier
 //! secrets/<factory>.first-root.{sec.age,pub}  the initial root key, encrypted to the signer
 //! ```
@@ -19,9 +23,21 @@
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use shared::bundle::{self, TransferBundle};
+use shared::bundle::TransferBundle;
 
 use crate::error::{CourierError, Result};
+
+/// Extension of a kept request manifest.
+const MANIFEST_EXT: &str = "manifest.json";
+
+/// What is kept of a request bundle written here ([`StateStore::request_copy`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeptRequest {
+    /// Its manifest (what this version keeps).
+    Manifest(PathBuf),
+    /// The whole bundle (what earlier versions kept).
+    Bundle(PathBuf),
+}
 
 /// Unix mode of every file the courier keeps (readable by the owner only).
 pub const PRIVATE_MODE: u32 = 0o600;
@@ -154,29 +170,30 @@ impl StateStore {
         keep(&self.request_path(&rec.digest), &bytes)
     }
 
-    fn request_bundle_path(&self, digest: &str) -> PathBuf {
-        self.dir
-            .join("requests")
-            .join(format!("{digest}.tufbundle"))
+    fn request_copy_path(&self, digest: &str, ext: &str) -> PathBuf {
+        self.dir.join("requests").join(format!("{digest}.{ext}"))
     }
 
-    /// Keeps a copy of a request bundle (so a response can be checked against it), streamed
-    /// to the file like the bundle itself.
-    pub fn save_request_bundle(&self, bundle: &TransferBundle) -> Result<()> {
-        let path = self.request_bundle_path(&bundle.digest().to_string());
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| CourierError::io("cannot create directory", dir, e))?;
-        }
-        Ok(bundle.write_atomic(&path, bundle::WRITE_COMPRESSION)?)
+    /// Keeps the manifest of a request bundle written here (so that a response can be
+    /// checked against it).
+    pub fn save_request_manifest(&self, bundle: &TransferBundle) -> Result<()> {
+        let path = self.request_copy_path(&bundle.digest().to_string(), MANIFEST_EXT);
+        keep(&path, bundle.manifest_bytes())
     }
 
-    /// The file of the kept copy of a request bundle, if there is one.
-    pub fn request_bundle(&self, digest: &str) -> Option<PathBuf> {
+    /// What is kept of the request with this digest, if anything: its manifest, or the
+    /// whole bundle an earlier version kept.
+    pub fn request_copy(&self, digest: &str) -> Option<KeptRequest> {
         if !is_digest(digest) {
             return None;
         }
-        Some(self.request_bundle_path(digest)).filter(|p| p.is_file())
+        let manifest = self.request_copy_path(digest, MANIFEST_EXT);
+        if manifest.is_file() {
+            return Some(KeptRequest::Manifest(manifest));
+        }
+        Some(self.request_copy_path(digest, "tufbundle"))
+            .filter(|p| p.is_file())
+            .map(KeptRequest::Bundle)
     }
 
     /// The record of the request with this digest, if this courier wrote it.
@@ -280,13 +297,22 @@ mod tests {
             wave: None,
         };
         store.record_request(&rec).unwrap();
-        keep(&store.request_bundle_path(&rec.digest), b"bundle").unwrap();
+        // A whole bundle kept by an earlier version is found; a manifest kept by this one
+        // is preferred.
+        let bundle_path = store.request_copy_path(&rec.digest, "tufbundle");
+        keep(&bundle_path, b"bundle").unwrap();
         assert_eq!(
-            store.request_bundle(&rec.digest),
-            Some(store.request_bundle_path(&rec.digest))
+            store.request_copy(&rec.digest),
+            Some(KeptRequest::Bundle(bundle_path))
         );
-        assert_eq!(store.request_bundle(&"cd".repeat(32)), None);
-        assert_eq!(store.request_bundle("../../etc/passwd"), None);
+        let manifest_path = store.request_copy_path(&rec.digest, MANIFEST_EXT);
+        keep(&manifest_path, b"{}").unwrap();
+        assert_eq!(
+            store.request_copy(&rec.digest),
+            Some(KeptRequest::Manifest(manifest_path))
+        );
+        assert_eq!(store.request_copy(&"cd".repeat(32)), None);
+        assert_eq!(store.request_copy("../../etc/passwd"), None);
         assert_eq!(store.find_request(&rec.digest).unwrap(), Some(rec.clone()));
         assert_eq!(store.find_request(&"cd".repeat(32)).unwrap(), None);
         assert_eq!(store.find_request("../../etc/passwd").unwrap(), None);

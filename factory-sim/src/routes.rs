@@ -25,7 +25,7 @@ use tokio_util::io::ReaderStream;
 use super::error::{ApiError, SimError};
 use super::faults::{FaultConfig, FaultKind, Faults};
 use super::reply::Reply;
-use super::state::{lock, Caller, Factory, Registry, UserRecord};
+use super::state::{lock, lock_read, Caller, Factory, Registry, UserRecord};
 use super::{repo, updates, waves};
 
 /// Shared server state.
@@ -123,6 +123,23 @@ where
     }
 }
 
+/// Like [`run`] for a request that only reads the factory (shared with other readers).
+async fn run_read<F>(caller: Caller, op: F) -> Response
+where
+    F: FnOnce(&Factory, &Timestamp) -> Result<Reply, ApiError> + Send + 'static,
+{
+    let result = tokio::task::spawn_blocking(move || {
+        let f = lock_read(&caller.factory);
+        op(&f, &Timestamp::now())
+    })
+    .await;
+    match result {
+        Ok(Ok(reply)) => reply.into_response(),
+        Ok(Err(e)) => e.into_response(),
+        Err(e) => ApiError::internal(format!("request handler failed: {e}")).into_response(),
+    }
+}
+
 /// Builds the router with all endpoints and middleware.
 pub(crate) fn router(sim: AppState) -> Router {
     let r = "/ota/repo/{factory}/api/v1/user_repo";
@@ -167,11 +184,11 @@ async fn root_file(caller: Caller, Path(p): Path<HashMap<String, String>>, uri: 
         Ok(q) => q.get("production").is_some_and(|v| v == "1" || v == "true"),
         Err(e) => return e.into_response(),
     };
-    run(caller, move |f, _, _| repo::root_file(f, &file, production)).await
+    run_read(caller, move |f, _| repo::root_file(f, &file, production)).await
 }
 
 async fn updates_get(caller: Caller) -> Response {
-    run(caller, |f, _, now| updates::get(f, now)).await
+    run_read(caller, updates::get).await
 }
 
 async fn updates_init(caller: Caller, body: Bytes) -> Response {
@@ -211,25 +228,25 @@ async fn users_self(caller: Caller) -> Response {
 
 async fn prod_targets(caller: Caller, uri: Uri) -> Response {
     match query(&uri) {
-        Ok(q) => run(caller, move |f, _, _| repo::prod_targets(f, &q)).await,
+        Ok(q) => run_read(caller, move |f, _| repo::prod_targets(f, &q)).await,
         Err(e) => e.into_response(),
     }
 }
 
 async fn wave_targets(caller: Caller, uri: Uri) -> Response {
     match query(&uri) {
-        Ok(q) => run(caller, move |f, _, _| repo::wave_targets(f, &q)).await,
+        Ok(q) => run_read(caller, move |f, _| repo::wave_targets(f, &q)).await,
         Err(e) => e.into_response(),
     }
 }
 
 async fn ci_targets_pub(caller: Caller) -> Response {
-    run(caller, |f, _, _| repo::ci_targets_pub(f)).await
+    run_read(caller, |f, _| repo::ci_targets_pub(f)).await
 }
 
 async fn ci_targets(caller: Caller, uri: Uri) -> Response {
     match query(&uri) {
-        Ok(q) => run(caller, move |f, _, _| repo::ci_targets(f, &q)).await,
+        Ok(q) => run_read(caller, move |f, _| repo::ci_targets(f, &q)).await,
         Err(e) => e.into_response(),
     }
 }
@@ -237,7 +254,7 @@ async fn ci_targets(caller: Caller, uri: Uri) -> Response {
 async fn waves_list(caller: Caller, uri: Uri) -> Response {
     let path = uri.path().to_string();
     match query(&uri) {
-        Ok(q) => run(caller, move |f, _, _| waves::list(f, &q, &path)).await,
+        Ok(q) => run_read(caller, move |f, _| waves::list(f, &q, &path)).await,
         Err(e) => e.into_response(),
     }
 }
@@ -255,7 +272,7 @@ async fn wave_get(caller: Caller, Path(p): Path<HashMap<String, String>>, uri: U
     match query(&uri) {
         Ok(q) => {
             let show = truthy(&q, "show-targets");
-            run(caller, move |f, _, _| waves::get(f, &name, show)).await
+            run_read(caller, move |f, _| waves::get(f, &name, show)).await
         }
         Err(e) => e.into_response(),
     }

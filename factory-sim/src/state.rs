@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 
 use axum::http::{HeaderMap, StatusCode};
 use base64::Engine as _;
@@ -395,8 +395,10 @@ pub(crate) fn check_factory_name(name: &str) -> Result<(), SimError> {
     }
 }
 
-/// A shared handle to one loaded factory.
-pub(crate) type FactorySlot = Arc<Mutex<Factory>>;
+/// A shared handle to one loaded factory: requests that only read it (every GET) share it,
+/// a change has it alone — like a real server, a slow read (a review of the staged roots)
+/// does not hold up the other reads.
+pub(crate) type FactorySlot = Arc<RwLock<Factory>>;
 
 /// All factories of a state directory, loaded in memory, with their tokens.
 #[derive(Debug)]
@@ -425,7 +427,7 @@ impl Registry {
             for u in &f.rec.users {
                 tokens.insert(u.token_sha256.clone(), (name.clone(), u.clone()));
             }
-            factories.insert(name, Arc::new(Mutex::new(f)));
+            factories.insert(name, Arc::new(RwLock::new(f)));
         }
         Ok(Registry { factories, tokens })
     }
@@ -462,10 +464,16 @@ impl Registry {
     }
 }
 
-/// Locks a factory; a poisoned lock (a panic in another request) is still usable because
-/// every change is committed atomically before the in-memory record is replaced.
-pub(crate) fn lock(slot: &FactorySlot) -> std::sync::MutexGuard<'_, Factory> {
-    slot.lock().unwrap_or_else(|p| p.into_inner())
+/// Locks a factory for a change; a poisoned lock (a panic in another request) is still
+/// usable because every change is committed atomically before the in-memory record is
+/// replaced.
+pub(crate) fn lock(slot: &FactorySlot) -> std::sync::RwLockWriteGuard<'_, Factory> {
+    slot.write().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Locks a factory for reading (shared with other readers), like [`lock`].
+pub(crate) fn lock_read(slot: &FactorySlot) -> std::sync::RwLockReadGuard<'_, Factory> {
+    slot.read().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The API token of a request: `OSF-TOKEN` (or the header named by `TOKEN_HEADER`, as fioctl

@@ -2,8 +2,8 @@
 //!
 //! Every key created, restored or exported, every signature made and every bundle written
 //! on the offline machine is recorded in `<state dir>/audit.log`: one JSON object per line
-//! (mode 0600, opened with `O_APPEND`, `fsync`ed after each record). Nothing secret is ever
-//! recorded: keyids, file paths and SHA-256 digests only.
+//! (mode 0600, opened with `O_APPEND`, `fsync`ed after each append of a run's records).
+//! Nothing secret is ever recorded: keyids, file paths and SHA-256 digests only.
 //!
 //! Each record carries
 //!

@@ -16,10 +16,10 @@
 
 use std::path::Path;
 
-use shared::bundle::{BundleKind, StepAuth, TransferBundle};
+use shared::bundle::{BundleKind, Manifest, Sha256Digest, StepAuth, TransferBundle};
 
 use crate::error::{CourierError, Result};
-use crate::state::RequestRecord;
+use crate::state::{KeptRequest, RequestRecord};
 use crate::{sniff, Ctx};
 
 /// What the kept copy of the request said about a response.
@@ -169,17 +169,32 @@ fn compare_with_local_copy(ctx: &Ctx, resp: &TransferBundle, factory: &str) -> R
     let Some(record) = store.find_request(&digest)? else {
         return Ok(LocalCopy::Absent);
     };
-    let Some(kept) = store.request_bundle(&digest) else {
+    let Some(kept) = store.request_copy(&digest) else {
         return Ok(LocalCopy::RecordOnly(record));
     };
-    let request = TransferBundle::read(&kept).map_err(|e| {
+    let damaged = |path: &std::path::Path, e: String| {
         CourierError::Bundle(format!(
-            "the kept copy of request {} in {} is damaged: {e}",
+            "the kept copy of request {} ({}) is damaged: {e}",
             record.fingerprint,
-            store.dir().display()
+            path.display()
         ))
-    })?;
-    resp.check_answers(&request).map_err(|e| {
+    };
+    let answers = match &kept {
+        KeptRequest::Manifest(path) => {
+            let bytes = std::fs::read(path).map_err(|e| damaged(path, e.to_string()))?;
+            let manifest =
+                Manifest::from_bytes(&bytes).map_err(|e| damaged(path, e.to_string()))?;
+            let digest = digest
+                .parse::<Sha256Digest>()
+                .map_err(|e| damaged(path, e.to_string()))?;
+            resp.check_answers_manifest(&digest, &manifest)
+        }
+        KeptRequest::Bundle(path) => {
+            let request = TransferBundle::read(path).map_err(|e| damaged(path, e.to_string()))?;
+            resp.check_answers(&request)
+        }
+    };
+    answers.map_err(|e| {
         CourierError::Bundle(format!(
             "the response does not answer request {} as this machine wrote it: {e}; nothing was uploaded",
             record.fingerprint

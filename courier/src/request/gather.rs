@@ -4,6 +4,7 @@
 //! must pass before a request is written.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use shared::bundle::{self, MemberData, Operation, RequestInput, Spool};
 use shared::keys::PublicKey;
@@ -76,6 +77,7 @@ fn fetch_docs(
     required: bool,
     waves: bool,
     spool: &mut Spool,
+    stop: &AtomicBool,
 ) -> Result<BTreeMap<String, MemberData>> {
     let Some(names) = names else {
         return Ok(BTreeMap::new());
@@ -107,6 +109,11 @@ fn fetch_docs(
             Ok(out)
         });
         let found = client.docs_each::<CourierError>(waves, names, &mut |name, text| {
+            if stop.load(Ordering::Relaxed) {
+                return Err(CourierError::Other(
+                    "the documents were not needed any more".into(),
+                ));
+            }
             if !names.is_empty() && !names.contains(&name) {
                 return Ok(());
             }
@@ -161,6 +168,10 @@ fn online_key_roles(txn: &ParsedTransaction) -> Vec<Role> {
 /// the documents to sign), the chain and documents, the kept initial root key.
 ///
 /// The documents go to `spool` (a scratch file beside the bundle to write) as they arrive.
+/// Which documents a plan takes does not depend on the transaction, so they are fetched
+/// (GETs: nothing changes on the server) while the transaction and the root chain are read
+/// and checked on this thread, and used only once those checks pass; when one fails, the
+/// transfer of documents is stopped and its error is the one told.
 pub fn gather_request(
     ctx: &Ctx,
     client: &Client,
@@ -168,6 +179,86 @@ pub fn gather_request(
     txid: &str,
     spool: &mut Spool,
 ) -> Result<RequestInput> {
+    let stop = AtomicBool::new(false);
+    let (checked, docs) = std::thread::scope(|scope| {
+        let docs = scope.spawn(|| {
+            let prod = fetch_docs(
+                client,
+                &plan.docs.tags,
+                plan.docs.tags_required,
+                false,
+                spool,
+                &stop,
+            )?;
+            let waves = fetch_docs(
+                client,
+                &plan.docs.waves,
+                plan.docs.waves_required,
+                true,
+                spool,
+                &stop,
+            )?;
+            Ok::<_, CourierError>((prod, waves))
+        });
+        let checked = read_transaction(ctx, client, plan);
+        if checked.is_err() {
+            stop.store(true, Ordering::Relaxed);
+        }
+        let docs = docs.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (checked, docs)
+    });
+    let Checked {
+        txn,
+        mut ops,
+        first_root_secret,
+        chain,
+    } = checked?;
+    let (prod_targets, wave_docs) = docs?;
+    if plan.ops.contains(&OpArg::SignProdTargets) {
+        if !prod_targets.is_empty() {
+            ops.push(Operation::SignProdTargets {
+                tags: prod_targets.keys().cloned().collect(),
+            });
+        }
+        for name in wave_docs.keys() {
+            ops.push(Operation::SignWave { name: name.clone() });
+        }
+        if prod_targets.is_empty() && wave_docs.is_empty() {
+            return Err(CourierError::Other(
+                "there are no production or wave targets to sign".into(),
+            ));
+        }
+    }
+    if ops.is_empty() {
+        ops.push(Operation::SignRoot);
+    }
+    Ok(RequestInput {
+        factory: client.factory().to_string(),
+        txid: txid.to_string(),
+        writer: writer(),
+        created: ctx.now,
+        operations: ops,
+        transaction: txn.raw.clone(),
+        chain,
+        prod_targets,
+        waves: wave_docs,
+        docs_checked: true,
+        first_root_secret,
+    })
+}
+
+/// What [`read_transaction`] read and checked.
+struct Checked {
+    txn: ParsedTransaction,
+    /// The operations so far (without those the documents complete).
+    ops: Vec<Operation>,
+    first_root_secret: Option<Vec<u8>>,
+    chain: Vec<Vec<u8>>,
+}
+
+/// The transaction (it must be started), the operations of `plan` completed from it, the
+/// kept initial root key of a first-time rotation, and the root chain, checked.
+fn read_transaction(ctx: &Ctx, client: &Client, plan: &Plan) -> Result<Checked> {
     let txn = client.updates()?;
     require_started(&txn)?;
     let factory = client.factory().to_string();
@@ -301,49 +392,10 @@ pub fn gather_request(
     let n = txn.current_ci.signed.version;
     let chain = fetch_chain(client, n)?;
     check_chain(ctx, &chain, &txn.current_ci)?;
-    let prod_targets = fetch_docs(
-        client,
-        &plan.docs.tags,
-        plan.docs.tags_required,
-        false,
-        spool,
-    )?;
-    let wave_docs = fetch_docs(
-        client,
-        &plan.docs.waves,
-        plan.docs.waves_required,
-        true,
-        spool,
-    )?;
-    if plan.ops.contains(&OpArg::SignProdTargets) {
-        if !prod_targets.is_empty() {
-            ops.push(Operation::SignProdTargets {
-                tags: prod_targets.keys().cloned().collect(),
-            });
-        }
-        for name in wave_docs.keys() {
-            ops.push(Operation::SignWave { name: name.clone() });
-        }
-        if prod_targets.is_empty() && wave_docs.is_empty() {
-            return Err(CourierError::Other(
-                "there are no production or wave targets to sign".into(),
-            ));
-        }
-    }
-    if ops.is_empty() {
-        ops.push(Operation::SignRoot);
-    }
-    Ok(RequestInput {
-        factory,
-        txid: txid.to_string(),
-        writer: writer(),
-        created: ctx.now,
-        operations: ops,
-        transaction: txn.raw.clone(),
-        chain,
-        prod_targets,
-        waves: wave_docs,
-        docs_checked: true,
+    Ok(Checked {
+        txn,
+        ops,
         first_root_secret,
+        chain,
     })
 }

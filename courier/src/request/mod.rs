@@ -65,7 +65,7 @@ pub fn write_request(
     let store = ctx.state()?;
     let digest = b.digest().to_string();
     // Keep the copy and the record first: a bundle on disk that push would not accept is useless.
-    store.save_request_bundle(&b)?;
+    store.save_request_manifest(&b)?;
     store.record_request(&RequestRecord {
         digest: digest.clone(),
         fingerprint: b.fingerprint(),

@@ -58,6 +58,13 @@ pub const MAX_FILE_SIZE: u64 = 256 * 1024 * 1024;
 pub const LIMITS: Limits = Limits::new(10_000, 32 * 1024 * 1024, 256 * 1024 * 1024);
 
 impl Manifest {
+    /// Reads a manifest kept on its own (e.g. the courier's record of a request it wrote):
+    /// the checks of a bundle's `manifest.json` — format, version, kind, canonical form and
+    /// checksum.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Manifest, BundleError> {
+        parse_manifest(bytes)
+    }
+
     /// The checksum over the canonical manifest without `manifest-checksum`.
     fn compute_checksum(&self) -> Result<Sha256Digest, BundleError> {
         let mut copy = self.clone();
@@ -634,6 +641,7 @@ impl TransferBundle {
                     known,
                 )?;
                 bundle.summaries = Arc::new(scan.summaries);
+                stream::change_after_read(&bundle.members);
                 Ok(bundle)
             }
             // The precise reason, from the strict reader, when the file fits in memory.
@@ -720,6 +728,11 @@ impl TransferBundle {
     /// The manifest.
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
+    }
+
+    /// `manifest.json` as it is stored in the bundle (canonical, sealed by its checksum).
+    pub fn manifest_bytes(&self) -> &[u8] {
+        &self.manifest_bytes
     }
 
     /// Request or response.
@@ -893,16 +906,15 @@ fn write_file(
     if_exists: IfExists,
     mut hasher: Option<&mut sha2::Sha256>,
 ) -> Result<(), BundleError> {
-    use sha2::Digest as _;
     let mut failure = None;
     let written = fsutil::write_atomic_with(path, FILE_MODE, if_exists, |file| {
-        let mut tee = |out: &mut dyn Write| {
-            stream::encode_stream(manifest_bytes, order, members, &mut |piece| {
-                if let Some(h) = hasher.as_mut() {
-                    h.update(piece);
-                }
+        let mut tee = |out: &mut (dyn Write + Send)| match hasher.as_deref_mut() {
+            None => stream::encode_stream(manifest_bytes, order, members, &mut |piece| {
                 out.write_all(piece)
-            })
+            }),
+            // Hashing what is written and writing it run on a second thread, while this one
+            // reads (and checks) the members: the two SHA-256 passes overlap.
+            Some(h) => stream::encode_stream_hashed(manifest_bytes, order, members, h, out),
         };
         let result = match compression {
             Compression::None => {

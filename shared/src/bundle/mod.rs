@@ -90,5 +90,5 @@ pub use schema::{
     FIRST_ROOT_SECRET, FORMAT_NAME, FORMAT_VERSION, MANIFEST, PROD_TARGETS_DIR, READABLE_VERSIONS,
     RECORD, REQUEST_FORMAT_VERSION, TRANSACTION, UPLOAD, WAVES_DIR,
 };
-pub use stream::{MemberData, Spool};
+pub use stream::{MemberData, Spool, CHANGE_AFTER_READ_ENV};
 pub use validate::{validate_doc_name, MAX_DOC_NAME};

@@ -278,24 +278,36 @@ impl TransferBundle {
     /// Checks that this response answers `request`: same request digest, factory, txid and
     /// operations, and byte-identical request members.
     pub fn check_answers(&self, request: &TransferBundle) -> Result<(), BundleError> {
+        self.check_answers_manifest(&request.digest(), request.manifest())
+    }
+
+    /// [`check_answers`](Self::check_answers) against what stands for the whole request:
+    /// its digest and its manifest (which lists every member's size and SHA-256 digest, so
+    /// that equal entries are byte-identical members — this bundle's members were checked
+    /// against its own manifest when it was read).
+    pub fn check_answers_manifest(
+        &self,
+        request_digest: &Sha256Digest,
+        request: &Manifest,
+    ) -> Result<(), BundleError> {
         if self.kind() != BundleKind::Response {
             return Err(BundleError::Mismatch(
                 "this bundle is not a response".into(),
             ));
         }
-        if request.kind() != BundleKind::Request {
+        if request.kind != BundleKind::Request {
             return Err(BundleError::Mismatch(
                 "the other bundle is not a request".into(),
             ));
         }
-        if self.request_digest() != request.digest() {
+        if self.request_digest() != *request_digest {
             return Err(BundleError::Mismatch(format!(
                 "the response answers request {} but this request is {}",
                 self.request_digest().fingerprint(),
-                request.fingerprint()
+                request_digest.fingerprint()
             )));
         }
-        same_request_part(self, request)
+        same_request_part(&self.manifest, request)
     }
 }
 
@@ -316,7 +328,7 @@ pub fn combine(a: &TransferBundle, b: &TransferBundle) -> Result<TransferBundle,
             b.request_digest().fingerprint()
         )));
     }
-    same_request_part(a, b)?;
+    same_request_part(&a.manifest, &b.manifest)?;
     let mut upload = ua.clone();
     for (what, x, y, out) in [
         ("ci-root", &ua.ci_root, &ub.ci_root, 0),
@@ -353,30 +365,27 @@ pub fn combine(a: &TransferBundle, b: &TransferBundle) -> Result<TransferBundle,
 }
 
 /// Same factory, txid, operations and request members.
-fn same_request_part(a: &TransferBundle, b: &TransferBundle) -> Result<(), BundleError> {
-    if a.factory() != b.factory() {
+fn same_request_part(a: &Manifest, b: &Manifest) -> Result<(), BundleError> {
+    if a.factory != b.factory {
         return Err(BundleError::Mismatch(format!(
             "factory {:?} vs {:?}",
-            a.factory(),
-            b.factory()
+            a.factory, b.factory
         )));
     }
-    if a.txid() != b.txid() {
+    if a.txid != b.txid {
         return Err(BundleError::Mismatch(format!(
             "transaction {:?} vs {:?}",
-            a.txid(),
-            b.txid()
+            a.txid, b.txid
         )));
     }
-    if a.operations() != b.operations() {
+    if a.operations != b.operations {
         return Err(BundleError::Mismatch(
             "the requested operations differ".into(),
         ));
     }
     // Both bundles were validated: each member's bytes are the size and digest listed.
-    fn request_part(t: &TransferBundle) -> BTreeMap<&str, (u64, Sha256Digest)> {
-        t.manifest
-            .members
+    fn request_part(m: &Manifest) -> BTreeMap<&str, (u64, Sha256Digest)> {
+        m.members
             .iter()
             .filter(|m| m.name != UPLOAD && m.name != RECORD)
             .map(|m| (m.name.as_str(), (m.size, m.sha256)))

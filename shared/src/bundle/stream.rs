@@ -220,6 +220,46 @@ impl MemberBytes {
     }
 }
 
+/// The environment variable of [`change_after_read`] (test builds only).
+pub const CHANGE_AFTER_READ_ENV: &str = "OFFLINE_TUF_CHANGE_AFTER_READ";
+
+/// A seam of test builds (feature `test-hooks`, like [`crate::fsutil::crash_point`]): when
+/// `OFFLINE_TUF_CHANGE_AFTER_READ` names a member of `members` left in the bundle file
+/// just read, one byte in the middle of it is changed in the file — what a failing or
+/// hostile medium (or another process) does to a file under its reader. Shipped builds do
+/// nothing here.
+pub(super) fn change_after_read(members: &Members) {
+    #[cfg(all(unix, any(test, feature = "test-hooks")))]
+    if let Some(MemberBytes::File {
+        src, offset, len, ..
+    }) = std::env::var(CHANGE_AFTER_READ_ENV)
+        .ok()
+        .and_then(|name| members.get(&name))
+    {
+        use std::os::unix::fs::FileExt;
+        let at = offset + (*len as u64) / 2;
+        let change = || -> io::Result<()> {
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&src.path)?;
+            let mut byte = [0u8; 1];
+            file.read_exact_at(&mut byte, at)?;
+            byte[0] ^= 0x01;
+            file.write_all_at(&byte, at)?;
+            file.sync_all()
+        };
+        if let Err(e) = change() {
+            eprintln!(
+                "{CHANGE_AFTER_READ_ENV}: cannot change {}: {e}",
+                src.path.display()
+            );
+        }
+    }
+    #[cfg(not(all(unix, any(test, feature = "test-hooks"))))]
+    let _ = members;
+}
+
 fn changed(name: &str, src: &FileSource) -> BundleError {
     BundleError::ChangedOnMedium {
         name: name.to_string(),
@@ -346,6 +386,57 @@ pub(super) fn encode_stream(
         piece(name, data)?;
     }
     emit(&ZEROS).map_err(write_err)
+}
+
+/// [`encode_stream`] into `out`, with `hasher` updated with every byte written: the stream
+/// is made on this thread (members read and checked against their digests) and hashed and
+/// written on another, in pieces of [`COPY_CHUNK`], a few of which wait between the two.
+/// The bytes and their order are those of [`encode_stream`]. On a failure of either side the
+/// other stops; the error told is the first cause (a member that changed, a write that
+/// failed), and what was written must be discarded by the caller.
+pub(super) fn encode_stream_hashed(
+    manifest: &[u8],
+    order: &[&str],
+    members: &Members,
+    hasher: &mut Sha256,
+    out: &mut (dyn Write + Send),
+) -> Result<(), BundleError> {
+    /// Said by the making side when the writing side stopped (its error is the one told).
+    const WRITER_STOPPED: &str = "the bundle writer stopped";
+    std::thread::scope(|scope| {
+        let (pieces, received) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+        let writer = scope.spawn(move || -> io::Result<()> {
+            for piece in received {
+                hasher.update(&piece);
+                out.write_all(&piece)?;
+            }
+            Ok(())
+        });
+        let mut buf = Vec::with_capacity(COPY_CHUNK);
+        let send = |buf: &mut Vec<u8>| {
+            let full = std::mem::replace(buf, Vec::with_capacity(COPY_CHUNK));
+            pieces
+                .send(full)
+                .map_err(|_| io::Error::other(WRITER_STOPPED))
+        };
+        let made = encode_stream(manifest, order, members, &mut |piece| {
+            buf.extend_from_slice(piece);
+            if buf.len() >= COPY_CHUNK {
+                send(&mut buf)?;
+            }
+            Ok(())
+        })
+        .and_then(|()| send(&mut buf).map_err(write_err));
+        drop(pieces);
+        let written = writer
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        match (made, written) {
+            (_, Err(e)) => Err(write_err(e)),
+            (Err(e), Ok(())) => Err(e),
+            (Ok(()), Ok(())) => Ok(()),
+        }
+    })
 }
 
 /// SHA-256 of the canonical tar stream of a bundle (see [`encode_stream`]).

@@ -251,6 +251,74 @@ fn only_responses_for_this_factory_and_transaction_are_accepted() {
 }
 
 #[test]
+fn the_kept_manifest_checks_responses_and_a_damaged_one_is_said() {
+    let env = Env::new();
+    let root_key = take_root_offline(&env);
+    env.ok(&["updates", "init", "-m", "sign"]);
+    let req = env.path("req.tufbundle");
+    env.ok(&["updates", "pull", "--bundle", s(&req)]);
+    let b = TransferBundle::read(&req).unwrap();
+    let resp = env.path("resp.tufbundle");
+    respond(
+        &b,
+        vec![Operation::SignRoot],
+        sign_staged(&b, &[&root_key]),
+        &resp,
+    );
+    // What pull kept: the record and the manifest as written in the bundle, not a second
+    // copy of the bundle.
+    let requests = env.home.join(".local/state/offline-tuf/courier/requests");
+    let digest = b.digest().to_string();
+    let kept = requests.join(format!("{digest}.manifest.json"));
+    assert_eq!(std::fs::read(&kept).unwrap(), b.manifest_bytes());
+    let mut names: Vec<String> = std::fs::read_dir(&requests)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&digest))
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [format!("{digest}.json"), format!("{digest}.manifest.json")]
+    );
+    assert!(
+        std::fs::read_dir(&requests).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".tufbundle")),
+        "no request bundle is kept twice"
+    );
+
+    // A kept manifest changed on this machine: said, nothing uploaded.
+    let staged = env.view().transaction().unwrap();
+    let good = std::fs::read(&kept).unwrap();
+    let mut bad = good.clone();
+    let at = bad.len() / 2;
+    bad[at] ^= 0x01;
+    std::fs::write(&kept, &bad).unwrap();
+    let err = env.fails(&["updates", "push", s(&resp)], 1);
+    assert!(
+        err.contains("kept copy of request") && err.contains("is damaged"),
+        "{err}"
+    );
+    assert_eq!(
+        env.view().transaction().unwrap(),
+        staged,
+        "nothing uploaded"
+    );
+
+    // A whole bundle kept by an earlier version is still read.
+    std::fs::remove_file(&kept).unwrap();
+    std::fs::copy(&req, requests.join(format!("{digest}.tufbundle"))).unwrap();
+    let out = env.ok(&["updates", "push", s(&resp)]);
+    assert!(
+        out.contains("byte-identical to the copy kept here"),
+        "{out}"
+    );
+}
+
+#[test]
 fn signatures_are_verified_before_upload() {
     let env = Env::new();
     let root_key = take_root_offline(&env);

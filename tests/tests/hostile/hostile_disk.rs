@@ -202,3 +202,85 @@ fn read_only_directories_fail_before_any_change() {
         "hostile_disk: {cases} read-only directories refused before any change; retries completed"
     );
 }
+
+/// A request that changes on its medium after the signer read and checked it (a failing
+/// stick, or something writing to the file while the signer works): documents are left in
+/// the file when it is read, and every later read of one is checked against the digest
+/// the first read found, so the signer notices when it reads a document again to sign it.
+/// It signs nothing, writes no response and no keys file, and says which member of which
+/// file changed. The change is made by a seam of test builds (`OFFLINE_TUF_CHANGE_AFTER_READ`,
+/// `shared`'s feature `test-hooks`, like the crash points) right after the bundle was read;
+/// one case per production targets document of the request (the first one signed and the
+/// last: a change is noticed wherever it is). The unchanged request is then signed (the
+/// control).
+#[test]
+fn a_request_changed_on_its_medium_after_reading_is_refused() {
+    use shared::bundle::{TransferBundle, CHANGE_AFTER_READ_ENV};
+    use tests::harness::{bin_path, path_str, History, World, WorldOptions};
+
+    let w = World::new(WorldOptions {
+        tags: 3,
+        history: History::Offline,
+        ..WorldOptions::default()
+    });
+    w.pin_trust(&w.offline, &[]);
+    let req = w.usb("targets.req.tufbundle");
+    w.request_rotation("targets", &req);
+    let b = TransferBundle::read(&req).expect("request");
+    let all: Vec<&str> = b
+        .member_names()
+        .into_iter()
+        .filter(|m| m.starts_with("prod-targets/"))
+        .collect();
+    assert_eq!(all.len(), 3, "{all:?}");
+    let docs = [all[0].to_string(), all[2].to_string()];
+    let keys = w.offline.path("root.keys.tgz");
+    let targets = w.offline.path("targets.keys.tgz");
+    let resp = w.usb("targets.resp.tufbundle");
+    let cases: Vec<Case<String>> = docs
+        .iter()
+        .map(|m| Case::new(format!("{m} changed after reading"), m.clone()))
+        .collect();
+    run_cases(
+        "hostile_disk changed on the medium",
+        &cases,
+        |label, member| {
+            let changed = w.usb("changed.req.tufbundle");
+            std::fs::copy(&req, &changed).expect("copy the request");
+            let watch = w.watch(&[&keys, &targets, &resp]);
+            let home = &w.offline.home;
+            let mut cmd = Command::new(bin_path("signer"));
+            cmd.args(["--yes", "rotate-offline-key", "--role", "targets", "--keys"])
+                .args([path_str(&keys), "--targets-keys", path_str(&targets)])
+                .args([path_str(&changed), "-o", path_str(&resp)])
+                .current_dir(home)
+                .env("HOME", home)
+                .env("XDG_CONFIG_HOME", home.join(".config"))
+                .env("XDG_DATA_HOME", home.join(".local/share"))
+                .env("XDG_STATE_HOME", home.join(".local/state"))
+                .env("SIGNER_HOME", w.offline.signer_home())
+                .env("NO_COLOR", "1")
+                .env(CHANGE_AFTER_READ_ENV, member)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null());
+            let out = output(cmd);
+            let line = one_error_line(&out, label);
+            assert!(
+                line.contains("changed after the bundle was checked")
+                    && line.contains(member.as_str())
+                    && line.contains(path_str(&changed)),
+                "{label}: {line}"
+            );
+            assert_ne!(
+                std::fs::read(&changed).expect("read"),
+                std::fs::read(&req).expect("read"),
+                "{label}: the seam did not change the file"
+            );
+            assert!(!resp.exists(), "{label}: a response was written");
+            watch.assert_unchanged();
+            std::fs::remove_file(&changed).expect("remove");
+        },
+    );
+    w.rotate_targets(&w.offline, &keys, &targets, &req, &resp);
+    assert!(resp.exists());
+}
