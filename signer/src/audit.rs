@@ -30,7 +30,7 @@
 //! Keep a copy of `audit.head` (or note its hash) with your backups to pin a point in time.
 
 use std::fs::OpenOptions;
-use std::io::{Read, Write};
+use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
@@ -366,13 +366,7 @@ fn lines_of<'a>(path: &Path, content: &'a [u8]) -> Result<Vec<&'a [u8]>, AuditEr
         lines.pop();
         Ok(lines)
     } else {
-        Err(AuditError::Broken {
-            path: path.to_path_buf(),
-            line: lines.len() as u64,
-            reason: "the last record is incomplete (no newline at the end): a write was \
-                     interrupted or the file was cut"
-                .to_string(),
-        })
+        Err(incomplete(path, lines.len() as u64))
     }
 }
 
@@ -441,24 +435,61 @@ fn read_head(state_dir: &Path) -> Result<Option<AuditHead>, AuditError> {
     }
 }
 
-/// Compares the log's lines with the head; returns notes for the tolerated case.
-fn check_head(
+/// What [`check_head`] needs to know of a log.
+trait LogView {
+    /// How many records it holds.
+    fn records(&self) -> u64;
+    /// The SHA-256 (hex) of record `seq` (counted from 1), when known.
+    fn hash_of(&self, seq: u64) -> Option<String>;
+    /// Whether the records after the first `from` are one run's: all carry the time of the
+    /// last record (a run records everything at its start time).
+    fn one_run_after(&self, from: u64) -> bool;
+}
+
+/// A whole log read in memory (`signer audit verify`).
+impl LogView for [&[u8]] {
+    fn records(&self) -> u64 {
+        self.len() as u64
+    }
+
+    fn hash_of(&self, seq: u64) -> Option<String> {
+        usize::try_from(seq)
+            .ok()
+            .and_then(|s| s.checked_sub(1))
+            .and_then(|i| self.get(i))
+            .map(|l| sha256_hex(l))
+    }
+
+    fn one_run_after(&self, from: u64) -> bool {
+        let Some(last) = self.last().and_then(|l| record_time(l)) else {
+            return false;
+        };
+        usize::try_from(from)
+            .ok()
+            .and_then(|from| self.get(from..))
+            .is_some_and(|after| after.iter().all(|l| record_time(l).as_ref() == Some(&last)))
+    }
+}
+
+/// The `time` of a record line.
+fn record_time(line: &[u8]) -> Option<String> {
+    serde_json::from_slice::<ChainView>(line)
+        .ok()
+        .map(|v| v.time)
+}
+
+/// Compares the log with the head; returns notes for the tolerated case.
+fn check_head<L: LogView + ?Sized>(
     path: &Path,
-    lines: &[&[u8]],
+    log: &L,
     head: Option<&AuditHead>,
 ) -> Result<Vec<String>, AuditError> {
     let mismatch = |reason: String| AuditError::HeadMismatch {
         path: path.to_path_buf(),
         reason,
     };
-    let n = lines.len() as u64;
-    let hash_of = |seq: u64| -> Option<String> {
-        usize::try_from(seq)
-            .ok()
-            .and_then(|s| s.checked_sub(1))
-            .and_then(|i| lines.get(i))
-            .map(|l| sha256_hex(l))
-    };
+    let n = log.records();
+    let hash_of = |seq: u64| log.hash_of(seq);
     match head {
         None if n == 0 => Ok(Vec::new()),
         None if n == 1 => Ok(vec![format!(
@@ -475,7 +506,7 @@ fn check_head(
         Some(h)
             if h.seq < n
                 && hash_of(h.seq).as_deref() == Some(h.sha256.as_str())
-                && one_run(lines, h.seq) =>
+                && log.one_run_after(h.seq) =>
         {
             Ok(vec![format!(
                 "{} written but {AUDIT_HEAD} still names record {} (an interrupted run); it \
@@ -501,17 +532,98 @@ fn check_head(
     }
 }
 
-/// Whether the records after the first `from` of `lines` are one run's: all carry the time
-/// of the last record (a run records everything at its start time).
-fn one_run(lines: &[&[u8]], from: u64) -> bool {
-    let time = |l: &[u8]| serde_json::from_slice::<ChainView>(l).ok().map(|v| v.time);
-    let Some(last) = lines.last().and_then(|l| time(l)) else {
-        return false;
-    };
-    usize::try_from(from)
-        .ok()
-        .and_then(|from| lines.get(from..))
-        .is_some_and(|after| after.iter().all(|l| time(l).as_ref() == Some(&last)))
+/// What appending needs of the log, read in one pass in pieces (memory does not grow with
+/// the log): the number of records, the last one, the hash of the one the head names, and
+/// whether the records after it are one run's.
+struct LogTail {
+    records: u64,
+    last: Option<Vec<u8>>,
+    /// `(seq, hash)` of the record the head names.
+    pinned: Option<(u64, String)>,
+    /// Whether every record after the one the head names carries the same time (and parses).
+    same_time_after_pinned: bool,
+}
+
+impl LogTail {
+    /// Reads `file` (the log at `path`) from its start; `head` says which record to hash.
+    fn read(
+        path: &Path,
+        file: &std::fs::File,
+        head: Option<&AuditHead>,
+    ) -> Result<LogTail, AuditError> {
+        let mut reader = std::io::BufReader::with_capacity(1 << 16, file);
+        let mut tail = LogTail {
+            records: 0,
+            last: None,
+            pinned: None,
+            same_time_after_pinned: true,
+        };
+        let pinned_seq = head.map(|h| h.seq);
+        let mut time_after_pinned: Option<String> = None;
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            let read = reader
+                .read_until(b'\n', &mut line)
+                .map_err(|source| AuditError::Io {
+                    action: "read",
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+            if read == 0 {
+                break;
+            }
+            if line.pop() != Some(b'\n') {
+                return Err(incomplete(path, tail.records + 1));
+            }
+            tail.records += 1;
+            match pinned_seq {
+                Some(seq) if seq == tail.records => {
+                    tail.pinned = Some((seq, sha256_hex(&line)));
+                }
+                Some(seq) if seq < tail.records && tail.same_time_after_pinned => {
+                    let time = record_time(&line);
+                    match (&time_after_pinned, time) {
+                        (_, None) => tail.same_time_after_pinned = false,
+                        (None, Some(t)) => time_after_pinned = Some(t),
+                        (Some(first), Some(t)) => tail.same_time_after_pinned = *first == t,
+                    }
+                }
+                _ => {}
+            }
+            std::mem::swap(tail.last.get_or_insert_with(Vec::new), &mut line);
+        }
+        Ok(tail)
+    }
+}
+
+impl LogView for LogTail {
+    fn records(&self) -> u64 {
+        self.records
+    }
+
+    fn hash_of(&self, seq: u64) -> Option<String> {
+        match (&self.pinned, &self.last) {
+            (Some((pinned, hash)), _) if *pinned == seq => Some(hash.clone()),
+            (_, Some(last)) if seq == self.records => Some(sha256_hex(last)),
+            _ => None,
+        }
+    }
+
+    fn one_run_after(&self, from: u64) -> bool {
+        self.pinned.as_ref().is_some_and(|(seq, _)| *seq == from) && self.same_time_after_pinned
+    }
+}
+
+/// The error of a log whose record `line` has no newline at its end.
+fn incomplete(path: &Path, line: u64) -> AuditError {
+    AuditError::Broken {
+        path: path.to_path_buf(),
+        line,
+        reason: "the last record is incomplete (no newline at the end): a write was \
+                 interrupted or the file was cut"
+            .to_string(),
+    }
 }
 
 /// Appends `event`, which happened at `time`, to the audit log in `state_dir` and returns
@@ -561,22 +673,17 @@ pub fn record_all(
         options.mode(0o600);
     }
     let mut file = options.open(&path).map_err(io("open"))?;
-    let mut content = Vec::new();
-    (&mut file)
-        .take(MAX_LOG)
-        .read_to_end(&mut content)
-        .map_err(io("read"))?;
-    let lines = lines_of(&path, &content)?;
-    // Only the last line's link matters for appending, but a head mismatch must stop us:
-    // appending would overwrite the head that proves the truncation.
+    // A head mismatch must stop us: appending would overwrite the head that proves the
+    // truncation. Only the last record's link matters for appending.
     let head = read_head(state_dir)?;
-    check_head(&path, &lines, head.as_ref())?;
-    let (mut seq, mut prev) = match lines.last() {
+    let tail = LogTail::read(&path, &file, head.as_ref())?;
+    check_head(&path, &tail, head.as_ref())?;
+    let (mut seq, mut prev) = match &tail.last {
         None => (1, GENESIS_PREV.to_string()),
         Some(last) => {
             let view: ChainView = serde_json::from_slice(last).map_err(|_| AuditError::Broken {
                 path: path.clone(),
-                line: lines.len() as u64,
+                line: tail.records,
                 reason: "not a valid audit record".to_string(),
             })?;
             (view.seq + 1, sha256_hex(last))
@@ -647,7 +754,7 @@ pub fn verify(state_dir: &Path) -> Result<VerifyReport, AuditError> {
     let lines = lines_of(&path, &content)?;
     let views = check_chain(&path, &lines)?;
     let head = read_head(state_dir)?;
-    let notes = check_head(&path, &lines, head.as_ref())?;
+    let notes = check_head(&path, lines.as_slice(), head.as_ref())?;
     Ok(VerifyReport {
         records: views.len() as u64,
         last_time: views.last().map(|v| v.time.clone()),
