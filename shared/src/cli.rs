@@ -117,16 +117,17 @@ fn write_pages(
 /// glibc's defaults, each such buffer above its dynamic threshold is a fresh `mmap` whose
 /// pages the kernel zeroes on first touch, and the heap is trimmed back after each; measured
 /// on the signer's re-signing of 213 MB of targets, that was a quarter of its time (system
-/// time 1.2 s → 0.2 s with the thresholds below, peak RSS unchanged at ~30 MB: memory is
-/// still a few documents, it is just reused). Call it first in `main`, before any thread
-/// starts. Elsewhere than glibc it does nothing.
+/// time 1.2 s → 0.2 s with the thresholds below). The price is memory the heap keeps between
+/// documents: the signer's peak RSS went from 29 to 35–40 MB at 213 MB of documents and from
+/// 40 to 59 MB at 855 MB (BENCHMARKS.md). Call it first in `main`, before any thread starts.
+/// Elsewhere than glibc it does nothing.
 pub fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         /// Allocations up to this size come from the heap (glibc's largest allowed value).
         const MMAP_THRESHOLD: libc::c_int = 32 << 20;
         /// Free memory at the top of the heap is returned to the system beyond this.
-        const TRIM_THRESHOLD: libc::c_int = 128 << 20;
+        const TRIM_THRESHOLD: libc::c_int = 16 << 20;
         // SAFETY: `mallopt` only sets parameters of the allocator; called before any other
         // thread exists, so no allocation races with the change. A refused value (0) leaves
         // glibc's default, which is correct, only slower.
