@@ -165,18 +165,7 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 #[test]
 fn stale_bundles_are_refused_and_nothing_is_uploaded() {
     let env = Env::new();
-    let root_key = take_root_offline(&env);
-    env.ok(&["updates", "init", "-m", "sign"]);
-    let req = env.path("req.tufbundle");
-    env.ok(&["updates", "pull", "--op", "sign-root", "--bundle", s(&req)]);
-    let b = TransferBundle::read(&req).unwrap();
-    let resp = env.path("resp.tufbundle");
-    respond(
-        &b,
-        vec![Operation::SignRoot],
-        sign_staged(&b, &[&root_key]),
-        &resp,
-    );
+    let (_, resp) = root_signed_response(&env);
 
     // Someone stages another change meanwhile.
     env.ok(&["updates", "rotate-online-key", "--role", "timestamp"]);
@@ -203,18 +192,8 @@ fn stale_bundles_are_refused_and_nothing_is_uploaded() {
 #[test]
 fn only_responses_for_this_factory_and_transaction_are_accepted() {
     let env = Env::new();
-    let root_key = take_root_offline(&env);
-    env.ok(&["updates", "init", "-m", "sign"]);
+    let (_, resp) = root_signed_response(&env);
     let req = env.path("req.tufbundle");
-    env.ok(&["updates", "pull", "--bundle", s(&req)]);
-    let b = TransferBundle::read(&req).unwrap();
-    let resp = env.path("resp.tufbundle");
-    respond(
-        &b,
-        vec![Operation::SignRoot],
-        sign_staged(&b, &[&root_key]),
-        &resp,
-    );
 
     // A request is not a response.
     let err = env.fails(&["updates", "push", s(&req)], 1);
@@ -253,18 +232,8 @@ fn only_responses_for_this_factory_and_transaction_are_accepted() {
 #[test]
 fn the_kept_manifest_checks_responses_and_a_damaged_one_is_said() {
     let env = Env::new();
-    let root_key = take_root_offline(&env);
-    env.ok(&["updates", "init", "-m", "sign"]);
+    let (b, resp) = root_signed_response(&env);
     let req = env.path("req.tufbundle");
-    env.ok(&["updates", "pull", "--bundle", s(&req)]);
-    let b = TransferBundle::read(&req).unwrap();
-    let resp = env.path("resp.tufbundle");
-    respond(
-        &b,
-        vec![Operation::SignRoot],
-        sign_staged(&b, &[&root_key]),
-        &resp,
-    );
     // What pull kept: the record and the manifest as written in the bundle, not a second
     // copy of the bundle.
     let requests = env.home.join(".local/state/offline-tuf/courier/requests");
@@ -386,14 +355,7 @@ fn network_faults_are_survived_or_reported() {
     env.server
         .inject_fault(FaultKind::Reset, Some("/root/updates"));
     env.ok(&["updates", "pull", "--bundle", s(&req)]);
-    let b = TransferBundle::read(&req).unwrap();
-    let resp = env.path("resp.tufbundle");
-    respond(
-        &b,
-        vec![Operation::SignRoot],
-        sign_staged(&b, &[&root_key]),
-        &resp,
-    );
+    let (_, resp) = root_response(&env, &req, &root_key);
 
     // The PUT is lost before the server handles it: reported (exit 4), nothing changed.
     env.server

@@ -364,6 +364,31 @@ pub fn take_root_offline(env: &Env) -> PrivateKey {
     signed.created.into_iter().next().unwrap()
 }
 
+/// A factory taken offline, a transaction started, its `sign-root` request pulled to
+/// `req.tufbundle` and answered by the root key (see [`root_response`]; not pushed).
+pub fn root_signed_response(env: &Env) -> (TransferBundle, PathBuf) {
+    let root_key = take_root_offline(env);
+    env.ok(&["updates", "init", "-m", "sign"]);
+    let req = env.path("req.tufbundle");
+    let pull = ["updates", "pull", "--op", "sign-root", "--bundle"];
+    env.ok(&[&pull[..], &[req.to_str().unwrap()]].concat());
+    root_response(env, &req, &root_key)
+}
+
+/// The `sign-root` request `req`, read back, and the path of its answer signed by
+/// `root_key`, written to `resp.tufbundle`.
+pub fn root_response(env: &Env, req: &Path, root_key: &PrivateKey) -> (TransferBundle, PathBuf) {
+    let b = TransferBundle::read(req).unwrap();
+    let resp = env.path("resp.tufbundle");
+    respond(
+        &b,
+        vec![Operation::SignRoot],
+        sign_staged(&b, &[root_key]),
+        &resp,
+    );
+    (b, resp)
+}
+
 /// Creates the first offline targets key through the courier; returns it.
 pub fn add_targets_key(env: &Env, root_key: &PrivateKey) -> PrivateKey {
     let req = env.path("targets.req.tufbundle");
