@@ -318,21 +318,23 @@ impl<'a> Parser<'a> {
         self.pos += 1;
         let start = self.pos;
         let input = self.input;
-        // Fast path: no escapes.
-        while let Some(&b) = input.get(self.pos) {
-            match b {
-                b'"' => {
-                    let s = &input[start..self.pos];
-                    self.pos += 1;
-                    check_utf8(s, start)?;
-                    return Ok(Cow::Borrowed(s));
-                }
-                b'\\' => break,
-                0..=0x1f => return Err(self.err("raw control character in a string")),
-                _ => self.pos += 1,
-            }
+        // Fast path: no escapes. The first quote or backslash is found a word at a time; a
+        // raw control character before it is an error at its own offset.
+        let rest = &input[start..];
+        let stop = memchr::memchr2(b'"', b'\\', rest).unwrap_or(rest.len());
+        let span = &rest[..stop];
+        if span.iter().fold(false, |seen, &b| seen | (b < 0x20)) {
+            self.pos = start + span.iter().position(|&b| b < 0x20).unwrap_or(0);
+            return Err(self.err("raw control character in a string"));
         }
-        let mut owned = input[start..self.pos].to_vec();
+        self.pos = start + stop;
+        if rest.get(stop) == Some(&b'"') {
+            self.pos += 1;
+            check_utf8(span, start)?;
+            return Ok(Cow::Borrowed(span));
+        }
+        // A backslash (or the end of the input, which the loop below reports).
+        let mut owned = span.to_vec();
         loop {
             let Some(&b) = input.get(self.pos) else {
                 return Err(self.err("unterminated string"));
@@ -688,6 +690,43 @@ mod tests {
             canonicalize(b"1e-3"),
             Err(CanonicalError::NotAnInteger { .. })
         ));
+    }
+
+    #[test]
+    fn strings_are_scanned_to_their_end_with_each_error_at_its_offset() {
+        let syntax = |input: &[u8]| match canonicalize(input) {
+            Err(CanonicalError::Syntax { offset, reason }) => (offset, reason),
+            other => panic!("{:?}: {other:?}", String::from_utf8_lossy(input)),
+        };
+        // Raw control characters, before a quote or a backslash, or with neither after.
+        assert_eq!(
+            syntax(b"[\"ab\tc\"]"),
+            (4, "raw control character in a string")
+        );
+        assert_eq!(
+            syntax(b"[\"ab\x01\\n\"]"),
+            (4, "raw control character in a string")
+        );
+        assert_eq!(
+            syntax(b"\"abc\x1f"),
+            (4, "raw control character in a string")
+        );
+        assert_eq!(
+            syntax(b"\"a\\nb\x02\""),
+            (5, "raw control character in a string")
+        );
+        // Unterminated, with and without an escape.
+        assert_eq!(syntax(b"\"abc"), (4, "unterminated string"));
+        assert_eq!(syntax(b"\"a\\n"), (4, "unterminated string"));
+        assert_eq!(syntax(b"\"a\\"), (3, "unterminated escape"));
+        // Not UTF-8: the offset of the string's first byte.
+        assert_eq!(syntax(b"[1,\"a\xff\"]"), (4, "string is not valid UTF-8"));
+        // Long strings with and without escapes (past a word of the scanner).
+        let long = "x".repeat(100);
+        assert_eq!(
+            canonicalize(format!("[\"{long}\",\"{long}\\n{long}\\u00e9\"]").as_bytes()).unwrap(),
+            format!("[\"{long}\",\"{long}\\n{long}\u{e9}\"]").into_bytes()
+        );
     }
 
     #[test]
