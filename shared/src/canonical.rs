@@ -145,6 +145,16 @@ pub fn to_canonical<T: serde::Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, 
 /// Writes `s` as a canonical JSON string (with quotes) into `out`.
 pub fn write_string(s: &[u8], out: &mut Vec<u8>) {
     out.push(b'"');
+    // Most strings (hashes, names, versions) need no escape: one pass that can run a word
+    // at a time tells, and they are copied whole.
+    let escapes = s.iter().fold(false, |seen, &b| {
+        seen | matches!(b, b'"' | b'\\' | b'\n' | b'\r' | b'\t')
+    });
+    if !escapes {
+        out.extend_from_slice(s);
+        out.push(b'"');
+        return;
+    }
     let mut start = 0;
     for (i, &b) in s.iter().enumerate() {
         let esc: &[u8] = match b {
