@@ -16,7 +16,7 @@
 
 use std::path::Path;
 
-use shared::bundle::{BundleKind, Manifest, Sha256Digest, StepAuth, TransferBundle};
+use shared::bundle::{BundleKind, Manifest, StepAuth, TransferBundle};
 
 use crate::error::{CourierError, Result};
 use crate::state::{KeptRequest, RequestRecord};
@@ -184,10 +184,8 @@ fn compare_with_local_copy(ctx: &Ctx, resp: &TransferBundle, factory: &str) -> R
             let bytes = std::fs::read(path).map_err(|e| damaged(path, e.to_string()))?;
             let manifest =
                 Manifest::from_bytes(&bytes).map_err(|e| damaged(path, e.to_string()))?;
-            let digest = digest
-                .parse::<Sha256Digest>()
-                .map_err(|e| damaged(path, e.to_string()))?;
-            resp.check_answers_manifest(&digest, &manifest)
+            // Found by the digest the response names: the manifest is what is compared.
+            resp.check_answers_manifest(&resp.request_digest(), &manifest)
         }
         KeptRequest::Bundle(path) => {
             let request = TransferBundle::read(path).map_err(|e| damaged(path, e.to_string()))?;

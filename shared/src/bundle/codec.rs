@@ -118,7 +118,7 @@ pub struct TransferBundle {
     signed_digests: Mutex<BTreeMap<String, Sha256Digest>>,
     /// What reading targets members learned of them (by member name): summaries, and where
     /// `signed` is in a plain document's text.
-    summaries: Arc<BTreeMap<String, TargetsFacts>>,
+    doc_facts: Arc<BTreeMap<String, TargetsFacts>>,
 }
 
 impl Clone for TransferBundle {
@@ -131,7 +131,7 @@ impl Clone for TransferBundle {
             record: self.record.clone(),
             digest: self.digest,
             signed_digests: Mutex::new(self.known_digests()),
-            summaries: Arc::clone(&self.summaries),
+            doc_facts: Arc::clone(&self.doc_facts),
         }
     }
 }
@@ -393,7 +393,7 @@ impl TransferBundle {
             upload,
             record,
             signed_digests: Mutex::new(known.signed_digests),
-            summaries: Arc::new(BTreeMap::new()),
+            doc_facts: Arc::new(BTreeMap::new()),
         }
     }
 
@@ -422,7 +422,7 @@ impl TransferBundle {
             .load(member)?;
         // The text is the one read (a member left in the file is checked against its digest
         // as it is loaded), so what reading it learned holds.
-        let bytes = match self.summaries.get(member) {
+        let bytes = match self.doc_facts.get(member) {
             Some(facts) => SignedTargets::canonical_signed_of(&data, facts)
                 .map_err(|e| targets_signed_err(member, e))?,
             None => targets_signed_bytes(member, &data)?,
@@ -640,7 +640,7 @@ impl TransferBundle {
                     scan.digest,
                     known,
                 )?;
-                bundle.summaries = Arc::new(scan.summaries);
+                bundle.doc_facts = Arc::new(scan.doc_facts);
                 stream::change_after_read(&bundle.members);
                 Ok(bundle)
             }
@@ -851,7 +851,7 @@ impl TransferBundle {
         let known: Option<BTreeMap<String, TargetsSummary>> = docs
             .values()
             .map(|d| {
-                let facts = self.summaries.get(d.name)?;
+                let facts = self.doc_facts.get(d.name)?;
                 Some((d.name.to_string(), facts.summary.clone()))
             })
             .collect();

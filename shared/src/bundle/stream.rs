@@ -467,7 +467,7 @@ pub(super) struct Scanned {
     pub(super) digest: Sha256Digest,
     /// What checking every targets document learned of it (its summary, where its `signed`
     /// text is), by member name.
-    pub(super) summaries: BTreeMap<String, TargetsFacts>,
+    pub(super) doc_facts: BTreeMap<String, TargetsFacts>,
 }
 
 /// Reads a plain-tar bundle file in one pass, holding one member at a time: every header
@@ -501,9 +501,9 @@ pub(super) fn scan_file(path: &Path, limits: &Limits) -> Result<Scanned, BundleE
                             .map_err(|_| ())
                             .and_then(|r| r.recv().map_err(|_| ()));
                         let Ok((name, data)) = next else { break };
-                        let summary =
+                        let facts =
                             SignedTargets::read_facts(&data).map_err(|e| member_err(&name, e));
-                        done.push((name, summary));
+                        done.push((name, facts));
                     }
                     done
                 })
@@ -519,8 +519,8 @@ pub(super) fn scan_file(path: &Path, limits: &Limits) -> Result<Scanned, BundleE
         // The first refused document in archive order, whatever thread checked it.
         let rank = |n: &str| scanned.order.iter().position(|o| o == n);
         checked.sort_by_key(|(n, _)| rank(n));
-        for (name, summary) in checked {
-            scanned.summaries.insert(name, summary?);
+        for (name, facts) in checked {
+            scanned.doc_facts.insert(name, facts?);
         }
         Ok(scanned)
     })
@@ -704,7 +704,7 @@ fn scan_members(
         order,
         members,
         digest: Sha256Digest(reader.hasher.finalize().into()),
-        summaries: BTreeMap::new(),
+        doc_facts: BTreeMap::new(),
     })
 }
 
